@@ -1,0 +1,344 @@
+//! DMN models: the compiled decision requirement graph and its evaluation.
+//!
+//! A model is parsed and compiled once ([`DecisionModel::parse`]); each
+//! evaluation then walks the graph: required decisions first (each evaluated
+//! at most once per call), business knowledge models and decision services
+//! bound as functions, results coerced to their declared types.
+
+pub mod boxed;
+pub mod table;
+pub mod types;
+mod xml;
+
+use std::sync::Arc;
+
+use boxed::{Boxed, FunctionDef, call_def};
+use types::{Type, TypeRegistry, coerce};
+
+use crate::feel::temporal::DateTime;
+use crate::feel::value::{Callable, Context, Function, Value};
+use crate::feel::{Evaluator, FeelError, Host};
+use crate::json::{from_json, to_json};
+use crate::trace::{DecisionTrace, InputTrace, RuleRef, TableTrace, Trace};
+
+/// Errors from parsing or evaluating a model. Each names what and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DmnError {
+    /// `BATON-DMN-001`: the document is not well-formed DMN XML.
+    #[error("BATON-DMN-001: invalid DMN XML: {message}")]
+    Xml { message: String },
+    /// `BATON-DMN-002`: a FEEL expression does not parse.
+    #[error("BATON-DMN-002: element `{element}`: FEEL expression `{expression}`: {error}")]
+    Feel { element: String, expression: String, error: FeelError },
+    /// `BATON-DMN-003`: a structural problem in the model.
+    #[error("BATON-DMN-003: element `{element}`: {message}")]
+    Model { element: String, message: String },
+    /// `BATON-DMN-004`: no decision (or service) with that name.
+    #[error("BATON-DMN-004: no decision named `{name}` in model `{model}`")]
+    UnknownDecision { name: String, model: String },
+    /// `BATON-DMN-005`: the evaluation input is not a JSON object.
+    #[error("BATON-DMN-005: input must be a JSON object of input data values, found {found}")]
+    Input { found: String },
+}
+
+pub(crate) struct InputData {
+    pub name: Arc<str>,
+    pub ty: Option<Type>,
+}
+
+pub(crate) struct Decision {
+    pub id: Arc<str>,
+    pub name: Arc<str>,
+    pub ty: Option<Type>,
+    pub req_decisions: Vec<usize>,
+    #[allow(dead_code)]
+    pub req_inputs: Vec<usize>,
+    pub body: Boxed,
+}
+
+pub(crate) struct Bkm {
+    pub name: Arc<str>,
+    pub def: Arc<FunctionDef>,
+}
+
+pub(crate) struct Service {
+    pub name: Arc<str>,
+    pub outputs: Vec<usize>,
+    pub input_decisions: Vec<usize>,
+    pub input_data: Vec<usize>,
+    pub params: Vec<Arc<str>>,
+}
+
+pub(crate) struct ModelInner {
+    pub name: String,
+    #[allow(dead_code)]
+    pub namespace: String,
+    pub decisions: Vec<Decision>,
+    pub inputs: Vec<InputData>,
+    pub bkms: Vec<Bkm>,
+    pub services: Vec<Service>,
+    pub types: TypeRegistry,
+    pub diagnostics: Vec<DmnError>,
+}
+
+/// A compiled DMN model. Cheap to clone and safe to share between threads.
+#[derive(Clone)]
+pub struct DecisionModel {
+    inner: Arc<ModelInner>,
+}
+
+/// The result of [`DecisionModel::evaluate`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    pub output: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+/// Per-call options: the clock for `now()` / `today()` is an input.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    pub now: Option<DateTime>,
+    pub trace: bool,
+}
+
+struct ModelHost<'m> {
+    model: &'m ModelInner,
+    now: Option<DateTime>,
+}
+
+impl Host for ModelHost<'_> {
+    fn instance_of(&self, name: &str, v: &Value) -> Option<bool> {
+        self.model.types.instance_of(name, v)
+    }
+    fn now(&self) -> Option<DateTime> {
+        self.now.clone()
+    }
+}
+
+/// Evaluation state of one call: memoised decision results and traces.
+struct Run {
+    values: Vec<Option<Value>>,
+    visiting: Vec<bool>,
+    traces: Option<Vec<DecisionTrace>>,
+}
+
+impl DecisionModel {
+    /// Parses and compiles a DMN XML document. FEEL errors inside the model
+    /// do not fail the parse; they are listed by [`DecisionModel::diagnostics`]
+    /// and the affected expressions evaluate to null.
+    pub fn parse(xml: &str) -> Result<DecisionModel, DmnError> {
+        Ok(DecisionModel { inner: Arc::new(xml::parse_model(xml)?) })
+    }
+
+    /// Like [`DecisionModel::parse`], but any diagnostic is an error.
+    pub fn parse_strict(xml: &str) -> Result<DecisionModel, DmnError> {
+        let m = Self::parse(xml)?;
+        match m.inner.diagnostics.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(m),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Problems found while compiling (bad FEEL, malformed tables).
+    pub fn diagnostics(&self) -> &[DmnError] {
+        &self.inner.diagnostics
+    }
+
+    /// Names of the decisions in the model, in document order.
+    pub fn decision_names(&self) -> Vec<&str> {
+        self.inner.decisions.iter().map(|d| &*d.name).collect()
+    }
+
+    /// Evaluates `decision` with input data given as a JSON object.
+    pub fn evaluate(&self, decision: &str, input: &serde_json::Value, with_trace: bool) -> Result<Evaluation, DmnError> {
+        let serde_json::Value::Object(_) = input else {
+            return Err(DmnError::Input { found: json_kind(input).into() });
+        };
+        let Value::Context(ctx) = from_json(input) else { return Err(DmnError::Input { found: json_kind(input).into() }) };
+        let (v, trace) = self.evaluate_feel(decision, &ctx, &EvalOptions { now: None, trace: with_trace })?;
+        Ok(Evaluation { output: to_json(&v), trace })
+    }
+
+    /// Evaluates a decision (or a decision service) with FEEL input values.
+    pub fn evaluate_feel(&self, decision: &str, input: &Context, opts: &EvalOptions) -> Result<(Value, Option<Trace>), DmnError> {
+        let m = &*self.inner;
+        let host = ModelHost { model: m, now: opts.now.clone() };
+        let mut ev = Evaluator::new(&host);
+        if let Some(idx) = m.decisions.iter().position(|d| &*d.name == decision) {
+            let mut run = Run { values: vec![None; m.decisions.len()], visiting: vec![false; m.decisions.len()], traces: opts.trace.then(Vec::new) };
+            if opts.trace {
+                ev.trace = Some(Vec::new());
+            }
+            let v = self.eval_decision(&mut ev, idx, input, &mut run);
+            let trace = run.traces.map(|decisions| Trace { decision: decision.to_string(), decisions });
+            return Ok((v, trace));
+        }
+        if let Some(s) = m.services.iter().position(|s| &*s.name == decision) {
+            let args: Vec<Value> = m.services[s].params.iter().map(|p| input.get(p).cloned().unwrap_or(Value::Null)).collect();
+            let v = ServiceFn { model: self.clone(), idx: s }.call(&mut ev, args);
+            return Ok((v, None));
+        }
+        Err(DmnError::UnknownDecision { name: decision.to_string(), model: m.name.clone() })
+    }
+
+    /// Invokes a business knowledge model directly with named arguments.
+    pub fn invoke_bkm(&self, name: &str, args: &Context) -> Result<Value, DmnError> {
+        let m = &*self.inner;
+        let b = m.bkms.iter().find(|b| &*b.name == name).ok_or_else(|| DmnError::UnknownDecision { name: name.to_string(), model: m.name.clone() })?;
+        let host = ModelHost { model: m, now: None };
+        let mut ev = Evaluator::new(&host);
+        let vals = b.def.names.iter().map(|n| args.get(n).cloned().unwrap_or(Value::Null)).collect();
+        Ok(call_def(&b.def, self.globals(), &mut ev, vals))
+    }
+
+    /// Functions visible everywhere: business knowledge models and services.
+    fn globals(&self) -> Vec<(Arc<str>, Value)> {
+        let m = &*self.inner;
+        let mut g = Vec::with_capacity(m.bkms.len() + m.services.len());
+        for (i, b) in m.bkms.iter().enumerate() {
+            g.push((b.name.clone(), Value::Function(Arc::new(Function::External(Arc::new(BkmFn { model: self.clone(), idx: i }))))));
+        }
+        for (i, s) in m.services.iter().enumerate() {
+            g.push((s.name.clone(), Value::Function(Arc::new(Function::External(Arc::new(ServiceFn { model: self.clone(), idx: i }))))));
+        }
+        g
+    }
+
+    fn input_scope(&self, input: &Context) -> Vec<(Arc<str>, Value)> {
+        let m = &*self.inner;
+        let mut scope = self.globals();
+        for (k, v) in &input.entries {
+            let v = match m.inputs.iter().find(|i| i.name == *k).and_then(|i| i.ty.as_ref()) {
+                Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
+                None => v.clone(),
+            };
+            scope.push((k.clone(), v));
+        }
+        scope
+    }
+
+    fn eval_decision(&self, ev: &mut Evaluator<'_>, idx: usize, input: &Context, run: &mut Run) -> Value {
+        if let Some(v) = &run.values[idx] {
+            return v.clone();
+        }
+        if run.visiting[idx] {
+            // A cycle in the requirement graph: the decision cannot be known.
+            return Value::Null;
+        }
+        run.visiting[idx] = true;
+        let d = &self.inner.decisions[idx];
+        let mut scope = self.input_scope(input);
+        for &r in &d.req_decisions {
+            let v = self.eval_decision(ev, r, input, run);
+            scope.push((self.inner.decisions[r].name.clone(), v));
+        }
+        let start = ev.trace.as_ref().map(Vec::len).unwrap_or(0);
+        let mut v = ev.with_scope(scope, |ev| d.body.eval(ev)).unwrap_or(Value::Null);
+        if let Some(t) = &d.ty {
+            v = coerce(t, v, false).unwrap_or(Value::Null);
+        }
+        if let (Some(traces), Some(records)) = (run.traces.as_mut(), ev.trace.as_mut()) {
+            let tables = records.drain(start..).map(table_trace).collect();
+            traces.push(DecisionTrace { id: d.id.to_string(), name: d.name.to_string(), output: to_json(&v), tables });
+        }
+        run.visiting[idx] = false;
+        run.values[idx] = Some(v.clone());
+        v
+    }
+}
+
+fn table_trace(r: table::TableRecord) -> TableTrace {
+    let rule = |i: &u32| RuleRef { index: *i as usize + 1, id: r.rule_ids.get(*i as usize).map(|s| s.to_string()).unwrap_or_default() };
+    TableTrace {
+        id: r.id.to_string(),
+        hit_policy: r.hit_policy.to_string(),
+        inputs: r.input_names.iter().zip(&r.inputs).map(|(n, v)| InputTrace { input: n.to_string(), value: to_json(v) }).collect(),
+        matched: r.matched.iter().map(rule).collect(),
+        fired: r.fired.iter().map(rule).collect(),
+        defaulted: r.defaulted,
+        output: to_json(&r.output),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A business knowledge model as a FEEL function value.
+struct BkmFn {
+    model: DecisionModel,
+    idx: usize,
+}
+
+impl std::fmt::Debug for BkmFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bkm {}", self.model.inner.bkms[self.idx].name)
+    }
+}
+
+impl Callable for BkmFn {
+    fn params(&self) -> &[Arc<str>] {
+        &self.model.inner.bkms[self.idx].def.names
+    }
+    fn call(&self, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
+        let def = self.model.inner.bkms[self.idx].def.clone();
+        call_def(&def, self.model.globals(), ev, args)
+    }
+}
+
+/// A decision service as a FEEL function value: its parameters are the
+/// input decisions and input data; its result the output decision(s).
+struct ServiceFn {
+    model: DecisionModel,
+    idx: usize,
+}
+
+impl std::fmt::Debug for ServiceFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decision service {}", self.model.inner.services[self.idx].name)
+    }
+}
+
+impl Callable for ServiceFn {
+    fn params(&self) -> &[Arc<str>] {
+        &self.model.inner.services[self.idx].params
+    }
+    fn call(&self, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
+        let m = &*self.model.inner;
+        let s = &m.services[self.idx];
+        let mut run = Run { values: vec![None; m.decisions.len()], visiting: vec![false; m.decisions.len()], traces: None };
+        let mut input = Context::default();
+        let mut args = args.into_iter();
+        for &d in &s.input_decisions {
+            let mut v = args.next().unwrap_or(Value::Null);
+            if let Some(t) = &m.decisions[d].ty {
+                v = coerce(t, v, false).unwrap_or(Value::Null);
+            }
+            run.values[d] = Some(v);
+        }
+        for &i in &s.input_data {
+            input.put(m.inputs[i].name.clone(), args.next().unwrap_or(Value::Null));
+        }
+        let saved = ev.trace.take();
+        let outs: Vec<(Arc<str>, Value)> =
+            s.outputs.iter().map(|&d| (m.decisions[d].name.clone(), self.model.eval_decision(ev, d, &input, &mut run))).collect();
+        ev.trace = saved;
+        match outs.len() {
+            1 => outs.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
+            _ => Value::context(outs),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Mapping between FEEL values and JSON, for the public API and traces.
+//!
+//! JSON to FEEL: numbers become decimals (parsed from their text, so no
+//! binary floating point is involved), objects become contexts, arrays
+//! lists. FEEL to JSON: integers that fit `i64` stay integers, other numbers
+//! become JSON numbers via `f64` (JSON has no decimal type), and temporal
+//! values, durations and ranges become their ISO 8601 / FEEL strings.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::feel::Value;
+use crate::feel::value::fmt_number;
+
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Number(n) => number_to_json(n),
+        Value::String(s) => J::String(s.to_string()),
+        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Context(c) => J::Object(c.entries.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        Value::Function(_) => J::Null,
+        other => J::String(other.to_string()),
+    }
+}
+
+fn number_to_json(n: &Decimal) -> serde_json::Value {
+    if n.fract().is_zero() {
+        if let Some(i) = n.to_i64() {
+            return serde_json::Value::from(i);
+        }
+    }
+    // Prefer the shortest float that reads back as the same decimal text.
+    match fmt_number(n).parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        Some(f) => serde_json::Value::Number(f),
+        None => serde_json::Value::String(fmt_number(n)),
+    }
+}
+
+pub fn from_json(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => {
+            let text = n.to_string();
+            let parsed = if text.contains(['e', 'E']) { Decimal::from_scientific(&text).ok() } else { Decimal::from_str(&text).ok() };
+            parsed.map(Value::Number).unwrap_or(Value::Null)
+        }
+        J::String(s) => Value::str(s),
+        J::Array(a) => Value::list(a.iter().map(from_json).collect()),
+        J::Object(o) => Value::context(o.iter().map(|(k, v)| (Arc::from(k.as_str()), from_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_plain_json() {
+        let j = serde_json::json!({"a": 1, "b": [true, null, "x"], "c": 2.5});
+        assert_eq!(to_json(&from_json(&j)), j);
+    }
+}
