@@ -1,0 +1,19 @@
+//! The sans-IO core: a flow's instance as a state machine that takes effect outcomes and returns
+//! journal entries and effects to perform. No IO, no clock, no threads (see ARCHITECTURE.md).
+
+pub mod effect;
+pub mod http;
+mod interp;
+pub mod journal;
+pub mod listen;
+mod machine;
+pub mod problem;
+pub mod program;
+pub mod time;
+
+pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, idempotency_key};
+pub use interp::{TaskEvent, TaskPhase};
+pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
+pub use machine::{Instance, RecoverError, Step};
+pub use problem::{ErrorKind, Problem};
+pub use program::{BASE_VARS, Env, FlowResolver, Limits, NoFlows, Program, flow_hash};

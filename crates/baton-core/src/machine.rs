@@ -1,0 +1,291 @@
+//! [`Instance`]: the sans-IO state machine of one workflow run.
+//!
+//! The driver calls [`Instance::start`] or [`Instance::recover`], then alternates
+//! [`Instance::step`] (append the returned entries durably, then perform the returned effects) and
+//! [`Instance::deliver`] (an effect's outcome). The instance never blocks, never reads a clock and
+//! never does IO.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use serde_json::Value;
+
+use crate::effect::EffectCall;
+use crate::interp::{BoxFut, Ctx, Frame, Shared, TaskEvent, workflow_descriptor};
+use crate::journal::{EffectKey, InstanceId, JournalEntry, Outcome, Status};
+use crate::problem::Problem;
+use crate::program::{Env, Program};
+
+/// What the driver must do after a step.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Append these to the journal; they must be durable before any effect below is performed
+    /// and before the instance's end is acknowledged.
+    pub entries: Vec<JournalEntry>,
+    /// Effects to start.
+    pub start: Vec<EffectCall>,
+    /// Effects no longer awaited (a lost race, a timeout): stop them if possible; their results
+    /// will be ignored.
+    pub cancel: Vec<EffectKey>,
+    /// Task progress since the last step (for live display; not journaled).
+    pub events: Vec<TaskEvent>,
+    pub status: Status,
+}
+
+/// Why a journal could not be replayed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoverError {
+    #[error("the journal is empty or does not begin with `started`")]
+    NoStart,
+    #[error("journal entry {index} ({kind}) does not fit the flow: {why}")]
+    Diverged { index: usize, kind: &'static str, why: String },
+    #[error("the journal belongs to flow {found}, not {expected}")]
+    WrongFlow { expected: String, found: String },
+}
+
+type Root = BoxFut<'static, Result<Value, Problem>>;
+
+/// One running instance.
+pub struct Instance {
+    id: InstanceId,
+    program: Arc<Program>,
+    ctx: Arc<Ctx>,
+    root: Option<Root>,
+    status: Status,
+    entries: Vec<JournalEntry>,
+    journal_len: usize,
+    cancel_reason: Option<String>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).field("status", &self.status).finish()
+    }
+}
+
+impl Instance {
+    /// Starts a new instance; the first step returns the `started` entry.
+    pub fn start(id: InstanceId, program: Arc<Program>, env: Env, input: Value, now_ms: u64) -> Instance {
+        let entry = JournalEntry::Started { at_ms: now_ms, flow: program.flow.clone(), input: input.clone() };
+        let mut inst = Instance::build(id, program, env, input, now_ms);
+        inst.entries.push(entry);
+        inst.journal_len = 1;
+        inst.poll();
+        inst
+    }
+
+    fn build(id: InstanceId, program: Arc<Program>, env: Env, input: Value, now_ms: u64) -> Instance {
+        let shared = Arc::new(Mutex::new(Shared { now_ms, context: Value::Object(Default::default()), ..Shared::default() }));
+        let ctx = Arc::new(Ctx { instance: id.clone(), shared, env, started_at_ms: now_ms, workflow_input: input.clone() });
+        let root = Self::root_future(ctx.clone(), program.clone(), input);
+        Instance {
+            id,
+            program,
+            ctx,
+            root: Some(root),
+            status: Status::Running,
+            entries: Vec::new(),
+            journal_len: 0,
+            cancel_reason: None,
+        }
+    }
+
+    fn root_future(ctx: Arc<Ctx>, program: Arc<Program>, input: Value) -> Root {
+        Box::pin(async move {
+            let descriptor = workflow_descriptor(&ctx.instance, &program, &ctx.workflow_input, ctx.started_at_ms);
+            let frame = Frame { program: &program, descriptor, depth: 0 };
+            ctx.run_workflow(&frame, input, "").await
+        })
+    }
+
+    /// Rebuilds an instance from its journal. The returned instance's next [`Instance::step`]
+    /// returns every effect that was outstanding at the end of the journal (to be re-sent with the
+    /// same idempotency keys) and no entries already journaled.
+    pub fn recover(id: InstanceId, program: Arc<Program>, env: Env, journal: &[JournalEntry]) -> Result<Instance, RecoverError> {
+        let Some(JournalEntry::Started { at_ms, flow, input }) = journal.first() else {
+            return Err(RecoverError::NoStart);
+        };
+        if flow.hash != program.flow.hash {
+            return Err(RecoverError::WrongFlow { expected: program.flow.hash.clone(), found: flow.hash.clone() });
+        }
+        let mut inst = Instance::build(id, program, env, input.clone(), *at_ms);
+        inst.poll();
+        for (index, entry) in journal.iter().enumerate().skip(1) {
+            inst.set_now(entry.at_ms());
+            match entry {
+                JournalEntry::EffectCompleted { key, outcome, .. } => {
+                    if !inst.accept(key, outcome.clone()) {
+                        return Err(RecoverError::Diverged {
+                            index,
+                            kind: entry.kind(),
+                            why: format!("effect `{key}` was not outstanding"),
+                        });
+                    }
+                    inst.poll();
+                }
+                JournalEntry::CancelRequested { reason, .. } => {
+                    inst.cancel_reason = Some(reason.clone());
+                }
+                JournalEntry::Completed { .. } | JournalEntry::Faulted { .. } | JournalEntry::Cancelled { .. } => {
+                    inst.finish_from(entry);
+                }
+                JournalEntry::Started { .. } => {
+                    return Err(RecoverError::Diverged { index, kind: entry.kind(), why: "a second `started`".into() });
+                }
+            }
+        }
+        // Entries the replay produced are already in the journal when it has an end; without
+        // one (the end was not yet durable at the crash) they are the missing end.
+        if journal.last().is_some_and(JournalEntry::is_terminal) {
+            inst.entries.clear();
+        }
+        // Everything outstanding now must be (re)started by the driver; what was requested and
+        // cancelled during replay already happened.
+        {
+            let mut shared = inst.ctx.lock();
+            shared.cancelled.clear();
+            shared.events.clear();
+            let outstanding: Vec<EffectCall> = shared
+                .outstanding
+                .iter()
+                .map(|(k, r)| EffectCall::new(&inst.id, k.clone(), r.clone()))
+                .collect();
+            shared.new_requests = outstanding;
+        }
+        inst.journal_len = journal.len();
+        Ok(inst)
+    }
+
+    fn finish_from(&mut self, entry: &JournalEntry) {
+        self.root = None;
+        self.status = match entry {
+            JournalEntry::Completed { .. } => Status::Completed,
+            JournalEntry::Faulted { .. } => Status::Faulted,
+            _ => Status::Cancelled,
+        };
+    }
+
+    pub fn id(&self) -> &InstanceId {
+        &self.id
+    }
+
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Number of journal entries produced so far (including ones not yet returned by `step`).
+    pub fn journal_len(&self) -> usize {
+        self.journal_len
+    }
+
+    fn set_now(&self, now_ms: u64) {
+        let mut s = self.ctx.lock();
+        // The clock of the journal never goes backwards, even if the driver's clock jumps back.
+        if now_ms > s.now_ms {
+            s.now_ms = now_ms;
+        }
+    }
+
+    fn accept(&mut self, key: &EffectKey, outcome: Outcome) -> bool {
+        let mut s = self.ctx.lock();
+        if !s.outstanding.contains_key(key) || s.results.contains_key(key) {
+            return false;
+        }
+        s.results.insert(key.clone(), outcome);
+        true
+    }
+
+    /// Delivers an effect's outcome. Returns false (and changes nothing) for an effect that is not
+    /// outstanding: a duplicate, a late answer to a cancelled effect, or a stranger.
+    pub fn deliver(&mut self, key: &EffectKey, outcome: Outcome, now_ms: u64) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.set_now(now_ms);
+        let at_ms = self.ctx.lock().now_ms;
+        if !self.accept(key, outcome.clone()) {
+            return false;
+        }
+        self.entries.push(JournalEntry::EffectCompleted { at_ms, key: key.clone(), outcome, facts: Vec::new() });
+        self.journal_len += 1;
+        self.poll();
+        true
+    }
+
+    /// Asks the instance to stop: outstanding effects are cancelled and it ends `cancelled`.
+    pub fn cancel(&mut self, reason: &str, now_ms: u64) {
+        if self.status.is_terminal() {
+            return;
+        }
+        self.set_now(now_ms);
+        let at_ms = self.ctx.lock().now_ms;
+        self.entries.push(JournalEntry::CancelRequested { at_ms, reason: reason.to_string() });
+        self.entries.push(JournalEntry::Cancelled { at_ms, reason: reason.to_string() });
+        self.journal_len += 2;
+        self.root = None; // dropping the future cancels every outstanding effect
+        self.status = Status::Cancelled;
+    }
+
+    /// Polls the workflow future once; records the end if it finished.
+    fn poll(&mut self) {
+        if self.cancel_reason.is_some() && self.root.is_some() {
+            self.root = None;
+            self.status = Status::Cancelled;
+            return;
+        }
+        let Some(root) = self.root.as_mut() else { return };
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(result) = Pin::as_mut(root).poll(&mut cx) {
+            self.root = None;
+            let at_ms = self.ctx.lock().now_ms;
+            let entry = match result {
+                Ok(output) => {
+                    self.status = Status::Completed;
+                    JournalEntry::Completed { at_ms, output }
+                }
+                Err(problem) => {
+                    self.status = Status::Faulted;
+                    JournalEntry::Faulted { at_ms, problem }
+                }
+            };
+            self.entries.push(entry);
+            self.journal_len += 1;
+        }
+    }
+
+    /// Runs the instance as far as it can go without the outside world, and says what to do.
+    pub fn step(&mut self) -> Step {
+        let mut shared = self.ctx.lock();
+        let start = std::mem::take(&mut shared.new_requests);
+        let cancel = std::mem::take(&mut shared.cancelled);
+        let events = std::mem::take(&mut shared.events);
+        let status = if self.status.is_terminal() {
+            self.status
+        } else if !shared.outstanding.is_empty() && shared.outstanding.values().all(|r| r.is_wait()) {
+            Status::Waiting
+        } else {
+            Status::Running
+        };
+        drop(shared);
+        Step { entries: std::mem::take(&mut self.entries), start, cancel, events, status }
+    }
+
+    /// Effects requested and not yet answered.
+    pub fn outstanding(&self) -> Vec<EffectKey> {
+        self.ctx.lock().outstanding.keys().cloned().collect()
+    }
+}
+
+// The driver moves instances between threads.
+#[allow(dead_code)]
+fn assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Instance>();
+}
+

@@ -1,0 +1,183 @@
+//! A program: a validated flow ready to run, with its expressions and schemas compiled once and
+//! cached, and the environment (secrets, sub-flow resolver, budgets) instances run in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use baton_expr::{Budget, Expr, Template};
+use baton_flow::Workflow;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::journal::FlowRef;
+use crate::problem::{ErrorKind, Problem};
+
+/// The variables every runtime expression may use, in the order values are passed to jaq.
+pub const BASE_VARS: [&str; 8] =
+    ["context", "input", "output", "secrets", "task", "workflow", "runtime", "authorization"];
+
+/// Limits on one instance's execution (TIGER_STYLE: a limit on everything, units in names).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub expression: Budget,
+    pub for_iterations_max: u64,
+    pub retry_attempts_max: u32,
+    pub listen_events_max: u32,
+    pub subflow_depth_max: u32,
+    pub effects_per_instance_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            expression: Budget::default(),
+            for_iterations_max: 100_000,
+            retry_attempts_max: 1000,
+            listen_events_max: 10_000,
+            subflow_depth_max: 16,
+            effects_per_instance_max: 1_000_000,
+        }
+    }
+}
+
+/// Finds the program of a sub-flow (`run: workflow`).
+pub trait FlowResolver: Send + Sync {
+    fn resolve(&self, namespace: &str, name: &str, version: &str) -> Option<Arc<Program>>;
+}
+
+/// A resolver that knows no flows.
+pub struct NoFlows;
+impl FlowResolver for NoFlows {
+    fn resolve(&self, _: &str, _: &str, _: &str) -> Option<Arc<Program>> {
+        None
+    }
+}
+
+/// What the outside world gives every instance.
+#[derive(Clone)]
+pub struct Env {
+    /// `$secrets`: only bound in `input.from` expressions (the spec keeps them out of the rest).
+    pub secrets: Value,
+    /// `$runtime`.
+    pub runtime: Value,
+    pub flows: Arc<dyn FlowResolver>,
+    pub limits: Limits,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            secrets: Value::Object(Default::default()),
+            runtime: serde_json::json!({"name": "baton", "version": env!("CARGO_PKG_VERSION")}),
+            flows: Arc::new(NoFlows),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A compiled flow.
+pub struct Program {
+    pub flow: FlowRef,
+    pub workflow: Workflow,
+    /// The definition as parsed JSON (`$workflow.definition`, `$task.definition`).
+    pub definition: Value,
+    exprs: Mutex<HashMap<String, Result<Expr, String>>>,
+    templates: Mutex<HashMap<String, Result<Template, String>>>,
+    schemas: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").field("flow", &self.flow).finish()
+    }
+}
+
+/// Content hash of a flow definition's source text.
+pub fn flow_hash(source: &str) -> String {
+    let d = Sha256::digest(source.as_bytes());
+    hex::encode(&d[..16])
+}
+
+impl Program {
+    /// Builds a program from a validated workflow. `source` is the text it came from (hashed to
+    /// identify the version); `definition` the parsed JSON.
+    pub fn new(workflow: Workflow, definition: Value, source: &str) -> Program {
+        let flow = FlowRef {
+            namespace: workflow.document.namespace.clone(),
+            name: workflow.document.name.clone(),
+            version: workflow.document.version.clone(),
+            hash: flow_hash(source),
+        };
+        Program {
+            flow,
+            workflow,
+            definition,
+            exprs: Mutex::default(),
+            templates: Mutex::default(),
+            schemas: Mutex::default(),
+        }
+    }
+
+    /// Builds a program from JSON (tests and the simulator).
+    pub fn from_json(definition: Value) -> Result<Program, String> {
+        let workflow: Workflow = serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
+        let source = definition.to_string();
+        Ok(Program::new(workflow, definition, &source))
+    }
+
+    /// The compiled expression for `src` with the given local variable names.
+    pub fn expr(&self, src: &str, locals: &[&str]) -> Result<Expr, Problem> {
+        let key = cache_key(src, locals);
+        let mut cache = self.exprs.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.entry(key).or_insert_with(|| {
+            let mut vars: Vec<&str> = BASE_VARS.to_vec();
+            vars.extend_from_slice(locals);
+            Expr::compile(src, &vars).map_err(|e| e.to_string())
+        });
+        entry.clone().map_err(|msg| {
+            Problem::new(ErrorKind::Expression, "Expression does not compile")
+                .with_detail(format!("`{}`: {msg}", src.trim()))
+        })
+    }
+
+    /// The compiled template for the value at `pointer` with the given local variable names.
+    pub fn template(&self, pointer: &str, value: &Value, locals: &[&str]) -> Result<Template, Problem> {
+        let key = cache_key(pointer, locals);
+        let mut cache = self.templates.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.entry(key).or_insert_with(|| {
+            let mut vars: Vec<&str> = BASE_VARS.to_vec();
+            vars.extend_from_slice(locals);
+            Template::compile(value, &vars).map_err(|errs| {
+                errs.into_iter()
+                    .map(|(p, e)| format!("at {pointer}{p}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        });
+        entry.clone().map_err(|msg| {
+            Problem::new(ErrorKind::Expression, "Expression does not compile").with_detail(msg)
+        })
+    }
+
+    /// The compiled JSON Schema at `pointer`.
+    pub fn schema(&self, pointer: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, Problem> {
+        let mut cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.entry(pointer.to_string()).or_insert_with(|| {
+            jsonschema::validator_for(schema).map(Arc::new).map_err(|e| e.to_string())
+        });
+        entry.clone().map_err(|msg| {
+            Problem::new(ErrorKind::Configuration, "Invalid JSON Schema").with_detail(msg).at(pointer)
+        })
+    }
+}
+
+fn cache_key(a: &str, locals: &[&str]) -> String {
+    let mut k = String::with_capacity(a.len() + 16);
+    for l in locals {
+        k.push_str(l);
+        k.push(',');
+    }
+    k.push('|');
+    k.push_str(a);
+    k
+}

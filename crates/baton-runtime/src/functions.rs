@@ -1,0 +1,57 @@
+//! The registry of custom `call:` functions. Later features (decisions, approvals, providers,
+//! facts) register here; flows name them in `call:`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use baton_core::Outcome;
+use serde_json::Value;
+
+pub type FunctionResult = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// A custom function.
+pub trait Function: Send + Sync + 'static {
+    /// True when the function has no effect outside this process (it may then run between two
+    /// durability barriers; see the crate's write-ahead invariant).
+    fn is_local(&self) -> bool;
+    /// Runs the function. `idempotency_key` is stable across retries and crashes.
+    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult;
+}
+
+#[derive(Clone, Default)]
+pub struct FunctionRegistry {
+    map: Arc<RwLock<BTreeMap<String, Arc<dyn Function>>>>,
+}
+
+/// `call: noop`: returns its arguments. The benchmark's "trivial durable step".
+struct Noop;
+impl Function for Noop {
+    fn is_local(&self) -> bool {
+        true
+    }
+    fn call(&self, args: Value, _key: &str) -> FunctionResult {
+        Box::pin(async move { Outcome::ok(args) })
+    }
+}
+
+impl FunctionRegistry {
+    pub fn with_builtins() -> FunctionRegistry {
+        let r = FunctionRegistry::default();
+        r.register("noop", Noop);
+        r
+    }
+
+    pub fn register(&self, name: &str, f: impl Function) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), Arc::new(f));
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Function>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}

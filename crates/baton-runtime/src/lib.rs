@@ -1,0 +1,217 @@
+//! The runtime: drives core instances against a store, performs their effects (HTTP, timers,
+//! events, registered functions) and resumes unfinished instances after a crash.
+//!
+//! Architecture invariant (write-ahead): an instance's journal entries are durable before any
+//! effect that depends on them is performed outside the process, and before its end is reported.
+//! Registered *local* functions (no effect outside the process, like `noop`) run inline between
+//! two barriers; their results are journaled in order with everything else.
+
+mod catalog;
+mod clock;
+mod driver;
+mod events;
+mod functions;
+mod http;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use baton_core::{Env, InstanceId, Problem, Program, Status, TaskEvent};
+use baton_store::{Store, StoreError};
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub use catalog::FlowCatalog;
+pub use clock::{Clock, SystemClock};
+pub use functions::{Function, FunctionRegistry, FunctionResult};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid flow:\n{}", .0.join("\n"))]
+    InvalidFlow(Vec<String>),
+    #[error("the flow {0} needed to resume this instance is not in the store")]
+    MissingFlow(String),
+    #[error("cannot resume instance {id}: {why}")]
+    Recover { id: String, why: String },
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("unknown instance {0}")]
+    UnknownInstance(String),
+}
+
+/// Knobs of a runtime.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Wait for durability after every step, even between local functions (slower; for
+    /// measuring the strict mode).
+    pub barrier_every_step: bool,
+    /// Per-request timeout of HTTP calls.
+    pub http_timeout_ms: u64,
+    /// Re-sends of a request whose outcome is unknown, with the same idempotency key.
+    pub unknown_resends_max: u32,
+    /// When set, outbound HTTP calls may only go to URLs starting with one of these prefixes.
+    pub allowed_url_prefixes: Option<Vec<String>>,
+    pub env: Env,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            barrier_every_step: false,
+            http_timeout_ms: 30_000,
+            unknown_resends_max: 3,
+            allowed_url_prefixes: None,
+            env: Env::default(),
+        }
+    }
+}
+
+/// How an instance ended (or where it stands).
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub id: InstanceId,
+    pub status: Status,
+    pub output: Option<Value>,
+    pub error: Option<Problem>,
+    /// Task progress seen by this process (after a resume, only what ran after it).
+    pub events: Vec<TaskEvent>,
+}
+
+pub(crate) struct Shared<S: Store> {
+    pub store: Arc<S>,
+    pub clock: Arc<dyn Clock>,
+    pub options: RuntimeOptions,
+    pub functions: FunctionRegistry,
+    pub catalog: Arc<FlowCatalog>,
+    pub http: http::HttpClients,
+    pub events: events::EventBus,
+    pub running: Mutex<HashMap<InstanceId, watch::Receiver<Option<RunResult>>>>,
+    /// Called with each task event of every instance (progress display).
+    pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
+}
+
+/// A Baton runtime over a store. Cheap to clone.
+pub struct Runtime<S: Store> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Store> Clone for Runtime<S> {
+    fn clone(&self) -> Self {
+        Runtime { shared: self.shared.clone() }
+    }
+}
+
+impl<S: Store> Runtime<S> {
+    pub fn new(store: Arc<S>, options: RuntimeOptions) -> Runtime<S> {
+        Self::with_clock(store, options, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Arc<S>, mut options: RuntimeOptions, clock: Arc<dyn Clock>) -> Runtime<S> {
+        let catalog = Arc::new(FlowCatalog::default());
+        options.env.flows = catalog.clone();
+        let http = http::HttpClients::new(options.http_timeout_ms);
+        Runtime {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                functions: FunctionRegistry::with_builtins(),
+                catalog,
+                http,
+                events: events::EventBus::default(),
+                running: Mutex::new(HashMap::new()),
+                progress: Mutex::new(None),
+                options,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.shared.store
+    }
+
+    pub fn catalog(&self) -> &Arc<FlowCatalog> {
+        &self.shared.catalog
+    }
+
+    pub fn functions(&self) -> &FunctionRegistry {
+        &self.shared.functions
+    }
+
+    /// Names of the registered custom functions (for flow validation).
+    pub fn function_names(&self) -> Vec<String> {
+        self.shared.functions.names()
+    }
+
+    /// Reports every task event of every instance to `f` (e.g. progress on stderr).
+    pub fn on_progress(&self, f: impl Fn(&InstanceId, &TaskEvent) + Send + Sync + 'static) {
+        *self.shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
+    }
+
+    /// Parses, validates and registers a flow (also making it available to `run: workflow`),
+    /// and stores its source so instances can be resumed.
+    pub async fn register_flow(&self, text: &str) -> Result<Arc<Program>, RuntimeError> {
+        let opts = baton_flow::ValidateOptions { known_functions: self.function_names() };
+        let loaded = baton_flow::load_flow(text, &opts)
+            .map_err(|ds| RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect()))?;
+        let program = Arc::new(Program::new(loaded.workflow, loaded.raw, text));
+        self.shared.store.put_flow(&program.flow, text).await?;
+        self.shared.catalog.insert(program.clone());
+        Ok(program)
+    }
+
+    /// Starts an instance; returns once its start is durable. The instance runs in the
+    /// background; [`Runtime::wait`] waits for its end.
+    pub async fn start(&self, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
+        driver::start(self.shared.clone(), program, input, None).await
+    }
+
+    /// Like [`Runtime::start`] with a caller-chosen id (idempotent starts use it).
+    pub async fn start_with_id(&self, id: InstanceId, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
+        driver::start(self.shared.clone(), program, input, Some(id)).await
+    }
+
+    /// Starts an instance and waits for its end.
+    pub async fn run(&self, program: Arc<Program>, input: Value) -> Result<RunResult, RuntimeError> {
+        let id = self.start(program, input).await?;
+        self.wait(&id).await
+    }
+
+    /// Waits until the instance ends (or reports where it stands if it is not running here).
+    pub async fn wait(&self, id: &InstanceId) -> Result<RunResult, RuntimeError> {
+        let rx = self.shared.running.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        if let Some(mut rx) = rx {
+            loop {
+                if let Some(r) = rx.borrow().clone() {
+                    return Ok(r);
+                }
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        let rec = self.shared.store.instance(id).await?.ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
+        Ok(RunResult { id: id.clone(), status: rec.status, output: rec.output, error: rec.error, events: Vec::new() })
+    }
+
+    /// Resumes every unfinished instance in the store; returns their ids.
+    pub async fn resume_all(&self) -> Result<Vec<InstanceId>, RuntimeError> {
+        let mut ids = Vec::new();
+        for rec in self.shared.store.unfinished().await? {
+            driver::resume(self.shared.clone(), rec.id.clone(), rec.flow).await?;
+            ids.push(rec.id);
+        }
+        Ok(ids)
+    }
+
+    /// Delivers a CloudEvent (structured JSON) to the runtime: stored durably (deduplicated by
+    /// `source` + `id`), then offered to listening instances. Returns false for a duplicate.
+    pub async fn publish_event(&self, event: Value) -> Result<bool, RuntimeError> {
+        events::validate_cloud_event(&event).map_err(RuntimeError::InvalidEvent)?;
+        let fresh = self.shared.store.put_event(&event).await?;
+        self.shared.events.notify();
+        Ok(fresh)
+    }
+}

@@ -1,0 +1,423 @@
+//! The embedded store: SQLite on disk in WAL mode, one writer thread doing group commit, one
+//! reader connection.
+//!
+//! Why a dedicated writer thread: SQLite has one writer anyway; funnelling every write through one
+//! thread lets it take everything queued, write it in one transaction and commit once, which is
+//! what makes thousands of durable steps per second possible on one disk. Callers wait on a
+//! oneshot that fires after the commit: nothing is acknowledged before it is durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use baton_core::{FlowRef, InstanceId, JournalEntry, Problem, Status};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::{Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields};
+
+/// How many queued writes one transaction takes at most.
+const GROUP_COMMIT_BATCH_MAX: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (fsync at every commit: survives power loss) when true;
+    /// `NORMAL` (survives a process crash, may lose the last commits on power loss) when false.
+    pub fsync_every_commit: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { fsync_every_commit: true }
+    }
+}
+
+enum Write {
+    Append(Append, oneshot::Sender<Result<(), StoreError>>),
+    Flow(FlowRef, String, oneshot::Sender<Result<(), StoreError>>),
+    Event(Value, oneshot::Sender<Result<bool, StoreError>>),
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Write>>>,
+    reader: Arc<Mutex<Connection>>,
+    writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS flows (
+    hash TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    flow_hash TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+    journal_len INTEGER NOT NULL,
+    output TEXT, error TEXT,
+    created_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_by_status ON instances(status, created_seq);
+CREATE INDEX IF NOT EXISTS instances_by_created ON instances(created_seq);
+CREATE TABLE IF NOT EXISTS journal (
+    instance_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (source, id)
+);
+";
+
+fn open(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(io)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(io)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
+    conn.pragma_update(None, "synchronous", if opts.fsync_every_commit { "FULL" } else { "NORMAL" }).map_err(io)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(io)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer_conn = open(&path, &opts)?;
+        writer_conn.execute_batch(SCHEMA).map_err(io)?;
+        let reader = open(&path, &opts)?;
+        let (tx, rx) = mpsc::channel::<Write>();
+        let handle = thread::Builder::new()
+            .name("baton-store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(io)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(Some(tx)),
+            reader: Arc::new(Mutex::new(reader)),
+            writer_thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, w: Write) -> Result<(), StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().ok_or(StoreError::Closed)?.send(w).map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs a read on the reader connection off the async threads.
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(io)?
+    }
+
+    /// Stops the writer after it has committed everything queued.
+    pub fn close(&self) {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let results = write_batch(&mut conn, &batch);
+        for (w, r) in batch.into_iter().zip(results) {
+            match (w, r) {
+                (Write::Append(_, tx), r) => {
+                    let _ = tx.send(r.map(|_| ()));
+                }
+                (Write::Flow(_, _, tx), r) => {
+                    let _ = tx.send(r.map(|_| ()));
+                }
+                (Write::Event(_, tx), r) => {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch in one transaction. Each write runs under a savepoint so that one bad write
+/// (a sequence conflict) fails alone; a failed commit fails them all.
+fn write_batch(conn: &mut Connection, batch: &[Write]) -> Vec<Result<bool, StoreError>> {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(t) => t,
+        Err(e) => return batch.iter().map(|_| Err(io(&e))).collect(),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for w in batch {
+        let r = match tx.savepoint() {
+            Ok(mut sp) => {
+                let r = apply(&sp, w);
+                let end = if r.is_ok() { sp.commit() } else { sp.rollback() };
+                match end {
+                    Ok(()) => r,
+                    Err(e) => Err(io(e)),
+                }
+            }
+            Err(e) => Err(io(e)),
+        };
+        results.push(r);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => batch.iter().map(|_| Err(io(&e))).collect(),
+    }
+}
+
+fn apply(conn: &Connection, w: &Write) -> Result<bool, StoreError> {
+    match w {
+        Write::Flow(flow, source, _) => {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO flows (hash, namespace, name, version, source) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(io)?
+            .execute(params![flow.hash, flow.namespace, flow.name, flow.version, source])
+            .map_err(io)?;
+            Ok(true)
+        }
+        Write::Event(event, _) => {
+            let (source, id) = event_identity(event);
+            let n = conn
+                .prepare_cached("INSERT OR IGNORE INTO events (source, id, body) VALUES (?1, ?2, ?3)")
+                .map_err(io)?
+                .execute(params![source, id, event.to_string()])
+                .map_err(io)?;
+            Ok(n == 1)
+        }
+        Write::Append(a, _) => {
+            append(conn, a)?;
+            Ok(true)
+        }
+    }
+}
+
+fn append(conn: &Connection, a: &Append) -> Result<(), StoreError> {
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT journal_len FROM instances WHERE id = ?1")
+        .map_err(io)?
+        .query_row([&a.instance.0], |r| r.get(0))
+        .optional()
+        .map_err(io)?;
+    let now = a.entries.last().map(JournalEntry::at_ms).unwrap_or(0) as i64;
+    let (output, error) = terminal_fields(&a.entries);
+    match current {
+        Some(len) => {
+            if len as u64 != a.first_seq {
+                return Err(StoreError::Conflict { instance: a.instance.0.clone(), expected: a.first_seq, found: len as u64 });
+            }
+        }
+        None => {
+            let Some(JournalEntry::Started { at_ms, flow, .. }) = a.entries.first() else {
+                return Err(StoreError::UnknownInstance(a.instance.0.clone()));
+            };
+            if a.first_seq != 0 {
+                return Err(StoreError::Conflict { instance: a.instance.0.clone(), expected: a.first_seq, found: 0 });
+            }
+            conn.prepare_cached(
+                "INSERT INTO instances (id, flow_hash, namespace, name, version, status, created_at_ms, updated_at_ms, journal_len, created_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 0, (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM instances))",
+            )
+            .map_err(io)?
+            .execute(params![a.instance.0, flow.hash, flow.namespace, flow.name, flow.version, a.status.as_str(), *at_ms as i64])
+            .map_err(io)?;
+        }
+    }
+    {
+        let mut ins = conn.prepare_cached("INSERT INTO journal (instance_id, seq, body) VALUES (?1, ?2, ?3)").map_err(io)?;
+        for (i, e) in a.entries.iter().enumerate() {
+            let body = serde_json::to_string(e).map_err(io)?;
+            ins.execute(params![a.instance.0, (a.first_seq + i as u64) as i64, body]).map_err(io)?;
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE instances SET status = ?2, updated_at_ms = ?3, journal_len = ?4,
+            output = COALESCE(?5, output), error = COALESCE(?6, error) WHERE id = ?1",
+    )
+    .map_err(io)?
+    .execute(params![
+        a.instance.0,
+        a.status.as_str(),
+        now,
+        (a.first_seq + a.entries.len() as u64) as i64,
+        output.map(|o| o.to_string()),
+        error.map(|e| e.to_value().to_string()),
+    ])
+    .map_err(io)?;
+    Ok(())
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String)> {
+    let status: String = r.get(5)?;
+    let output: Option<String> = r.get(9)?;
+    let error: Option<String> = r.get(10)?;
+    Ok((
+        InstanceRecord {
+            id: InstanceId(r.get(0)?),
+            flow: FlowRef { hash: r.get(1)?, namespace: r.get(2)?, name: r.get(3)?, version: r.get(4)? },
+            status: Status::Pending,
+            created_at_ms: r.get::<_, i64>(6)? as u64,
+            updated_at_ms: r.get::<_, i64>(7)? as u64,
+            journal_len: r.get::<_, i64>(8)? as u64,
+            output: output.and_then(|s| serde_json::from_str(&s).ok()),
+            error: error.and_then(|s| serde_json::from_str::<Problem>(&s).ok()),
+        },
+        status,
+    ))
+}
+
+fn finish_record((mut rec, status): (InstanceRecord, String)) -> Result<InstanceRecord, StoreError> {
+    rec.status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{status}`")))?;
+    Ok(rec)
+}
+
+const RECORD_COLUMNS: &str =
+    "id, flow_hash, namespace, name, version, status, created_at_ms, updated_at_ms, journal_len, output, error";
+
+impl Store for SqliteStore {
+    async fn put_flow(&self, flow: &FlowRef, source: &str) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::Flow(flow.clone(), source.to_string(), tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn flow_source(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            c.query_row("SELECT source FROM flows WHERE hash = ?1", [hash], |r| r.get(0)).optional().map_err(io)
+        })
+        .await
+    }
+
+    async fn append(&self, batch: Append) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::Append(batch, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn journal(&self, id: &InstanceId) -> Result<Vec<JournalEntry>, StoreError> {
+        let id = id.0.clone();
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT body FROM journal WHERE instance_id = ?1 ORDER BY seq").map_err(io)?;
+            let rows = st.query_map([id], |r| r.get::<_, String>(0)).map_err(io)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let body = row.map_err(io)?;
+                out.push(serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn instance(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
+        let id = id.0.clone();
+        self.read(move |c| {
+            let row = c
+                .query_row(&format!("SELECT {RECORD_COLUMNS} FROM instances WHERE id = ?1"), [id], record_from_row)
+                .optional()
+                .map_err(io)?;
+            row.map(finish_record).transpose()
+        })
+        .await
+    }
+
+    async fn instances(&self, status: Option<Status>, limit: usize) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.read(move |c| {
+            let limit = limit as i64;
+            let mut out = Vec::new();
+            match status {
+                Some(s) => {
+                    let mut st = c
+                        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM instances WHERE status = ?1 ORDER BY created_seq DESC LIMIT ?2"))
+                        .map_err(io)?;
+                    for r in st.query_map(params![s.as_str(), limit], record_from_row).map_err(io)? {
+                        out.push(finish_record(r.map_err(io)?)?);
+                    }
+                }
+                None => {
+                    let mut st = c
+                        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM instances ORDER BY created_seq DESC LIMIT ?1"))
+                        .map_err(io)?;
+                    for r in st.query_map(params![limit], record_from_row).map_err(io)? {
+                        out.push(finish_record(r.map_err(io)?)?);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unfinished(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM instances WHERE status NOT IN ('completed', 'faulted', 'cancelled') ORDER BY created_seq"
+                ))
+                .map_err(io)?;
+            let mut out = Vec::new();
+            for r in st.query_map([], record_from_row).map_err(io)? {
+                out.push(finish_record(r.map_err(io)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_event(&self, event: &Value) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::Event(event.clone(), tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(io)?;
+            let mut out = Vec::new();
+            for r in st
+                .query_map(params![after as i64, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(io)?
+            {
+                let (seq, body) = r.map_err(io)?;
+                out.push(StoredEvent { seq: seq as u64, event: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

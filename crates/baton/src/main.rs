@@ -1,0 +1,379 @@
+//! `baton`: the command-line interface. Thin: every verb parses its flags, calls the library
+//! crates and prints. Data goes to stdout, progress and diagnostics to stderr.
+//!
+//! Exit codes: 0 success; 1 the flow faulted, a validation error, a failed check; 2 bad usage or an
+//! internal error (store unreadable, …).
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use baton_core::{InstanceId, JournalEntry, Status, TaskPhase};
+use baton_runtime::{Runtime, RuntimeOptions};
+use baton_store::{SqliteOptions, SqliteStore, Store};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+const DEFAULT_STORE: &str = "baton.db";
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Durable decision orchestration: Serverless Workflow flows that survive crashes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct StoreArg {
+    /// The embedded store (SQLite file).
+    #[arg(long, default_value = DEFAULT_STORE, env = "BATON_STORE")]
+    store: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check flows; diagnostics on stderr as FILE:LINE:COL: error[CODE]: message.
+    Validate {
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+    },
+    /// Run one instance of a flow to completion; the output JSON on stdout.
+    Run {
+        flow: PathBuf,
+        /// Input as JSON text, or @FILE.
+        #[arg(long)]
+        input: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Directory of flows that `run: workflow` may call (default: the flow's own directory).
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        /// Do not print task progress on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Resume every unfinished instance in the store and wait for them; prints `ID STATUS`.
+    Resume {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List instances.
+    Instances {
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        json: bool,
+        /// Only instances with this status.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show an instance: status, output and journal.
+    Show {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a CloudEvent (structured JSON, or @FILE) to the store, for listening instances.
+    Event {
+        event: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Run a conformance suite.
+    Conformance {
+        #[command(subcommand)]
+        suite: Suite,
+    },
+    /// Serve the fake providers used by the examples and tests (petstore, httpbin, ledger).
+    FakeServer {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: String,
+    },
+    /// Benchmarks (release build): W1 local durable steps, W2 HTTP steps.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum Suite {
+    /// The Serverless Workflow CTK plus Baton's own scenarios.
+    ServerlessWorkflow {
+        /// Feature directories (default: the CTK and ./conformance/features).
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BATON_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Validate { flows } => Ok(validate(&flows)),
+        Command::Run { flow, input, store, flows, quiet } => run(&flow, input.as_deref(), &store.store, flows.as_deref(), quiet).await,
+        Command::Resume { store } => resume(&store.store).await,
+        Command::Instances { store, json, status, limit } => instances(&store.store, json, status.as_deref(), limit).await,
+        Command::Show { id, store, json } => show(&id, &store.store, json).await,
+        Command::Event { event, store } => publish_event(&event, &store.store).await,
+        Command::Conformance { suite: Suite::ServerlessWorkflow { dirs } } => {
+            let dirs = if dirs.is_empty() { default_feature_dirs() } else { dirs };
+            let ok = baton_conformance::run_cli(&dirs).await;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::FakeServer { listen } => {
+            let addr = listen.parse().with_context(|| format!("invalid address `{listen}`"))?;
+            eprintln!("fake providers on http://{listen} (petstore: /petstore/v2, httpbin: /httpbin, ledger: /ledger)");
+            baton_testkit::serve_forever(addr).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+fn standards_dir() -> PathBuf {
+    std::env::var_os("BATON_STANDARDS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/standards"))
+}
+
+fn default_feature_dirs() -> Vec<PathBuf> {
+    vec![standards_dir().join("sw-spec/ctk/features"), PathBuf::from("conformance/features")]
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn validate(flows: &[PathBuf]) -> ExitCode {
+    let opts = baton_flow::ValidateOptions { known_functions: baton_runtime::FunctionRegistry::with_builtins().names() };
+    let mut failed = false;
+    for path in flows {
+        let text = match read(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}:1:1: error[BATON-IO-001]: {e:#}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        match baton_flow::load_flow(&text, &opts) {
+            Ok(_) => eprintln!("{}: ok", path.display()),
+            Err(diags) => {
+                failed = true;
+                for d in diags {
+                    eprintln!("{}", d.render(&path.display().to_string()));
+                }
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+async fn open_store(path: &Path) -> Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(path, SqliteOptions::default()).with_context(|| format!("cannot open the store {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn progress_printer(rt: &Runtime<SqliteStore>) {
+    rt.on_progress(|_id, ev| {
+        let phase = match ev.phase {
+            TaskPhase::Started => "started",
+            TaskPhase::Completed => "completed",
+            TaskPhase::Skipped => "skipped",
+            TaskPhase::Faulted => "faulted",
+        };
+        eprintln!("  {phase:<9} {}", ev.reference);
+    });
+}
+
+/// Registers every flow in `dir` (for `run: workflow`); files that fail to load are reported and
+/// skipped, since they are not the flow being run.
+async fn register_dir(rt: &Runtime<SqliteStore>, dir: &Path, except: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        let is_flow = p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
+        if !is_flow || p.canonicalize().ok() == except.canonicalize().ok() {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            if let Err(e) = rt.register_flow(&text).await {
+                tracing::debug!("skipping {} for sub-flows: {e}", p.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_input(input: Option<&str>) -> Result<Value> {
+    match input {
+        None => Ok(Value::Object(Default::default())),
+        Some(s) => {
+            let text = match s.strip_prefix('@') {
+                Some(file) => read(Path::new(file))?,
+                None => s.to_string(),
+            };
+            serde_json::from_str(&text).context("--input is not valid JSON")
+        }
+    }
+}
+
+async fn run(flow: &Path, input: Option<&str>, store: &Path, flows_dir: Option<&Path>, quiet: bool) -> Result<ExitCode> {
+    let text = read(flow)?;
+    let input = parse_input(input)?;
+    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    let dir = flows_dir.map(Path::to_path_buf).or_else(|| flow.parent().map(Path::to_path_buf)).unwrap_or_default();
+    register_dir(&rt, &dir, flow).await?;
+    let program = match rt.register_flow(&text).await {
+        Ok(p) => p,
+        Err(baton_runtime::RuntimeError::InvalidFlow(_)) => {
+            let opts = baton_flow::ValidateOptions { known_functions: rt.function_names() };
+            if let Err(diags) = baton_flow::load_flow(&text, &opts) {
+                for d in diags {
+                    eprintln!("{}", d.render(&flow.display().to_string()));
+                }
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !quiet {
+        progress_printer(&rt);
+    }
+    let id = rt.start(program, input).await?;
+    eprintln!("instance {id} started");
+    let result = rt.wait(&id).await?;
+    eprintln!("instance {id} {}", result.status.as_str());
+    match result.status {
+        Status::Completed => {
+            println!("{}", serde_json::to_string_pretty(&result.output.unwrap_or(Value::Null))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            if let Some(p) = result.error {
+                eprintln!("{}", serde_json::to_string_pretty(&p.to_value())?);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn resume(store: &Path) -> Result<ExitCode> {
+    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    let ids = rt.resume_all().await?;
+    eprintln!("resuming {} instance(s)", ids.len());
+    let mut all_ok = true;
+    for id in ids {
+        let r = rt.wait(&id).await?;
+        all_ok &= r.status == Status::Completed;
+        println!("{} {}", id, r.status.as_str());
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn instances(store: &Path, json: bool, status: Option<&str>, limit: usize) -> Result<ExitCode> {
+    let status = match status {
+        Some(s) => Some(Status::parse(s).with_context(|| format!("unknown status `{s}`"))?),
+        None => None,
+    };
+    let store = open_store(store).await?;
+    let list = store.instances(status, limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for r in list {
+            println!("{} {:<10} {}/{}:{}", r.id, r.status.as_str(), r.flow.namespace, r.flow.name, r.flow.version);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(store).await?;
+    let id = InstanceId(id.to_string());
+    let Some(rec) = store.instance(&id).await? else {
+        bail!("no instance {id} in the store");
+    };
+    let journal = store.journal(&id).await?;
+    if json {
+        let v = serde_json::json!({"instance": rec, "journal": journal});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("instance {}", rec.id);
+    println!("flow     {}/{}:{} ({})", rec.flow.namespace, rec.flow.name, rec.flow.version, rec.flow.hash);
+    println!("status   {}", rec.status.as_str());
+    if let Some(o) = &rec.output {
+        println!("output   {o}");
+    }
+    if let Some(e) = &rec.error {
+        println!("error    {e}");
+    }
+    println!("journal ({} entries):", journal.len());
+    for (i, e) in journal.iter().enumerate() {
+        let at = baton_core::time::iso8601_utc(e.at_ms());
+        let what = match e {
+            JournalEntry::Started { input, .. } => format!("started input={input}"),
+            JournalEntry::EffectCompleted { key, outcome, .. } => {
+                let detail = match outcome {
+                    baton_core::Outcome::Ok { value } => truncate(&value.to_string(), 120),
+                    baton_core::Outcome::Failed { problem } => problem.to_string(),
+                    baton_core::Outcome::Unknown { reason } => reason.clone(),
+                    baton_core::Outcome::Stale { reason, .. } => reason.clone(),
+                };
+                format!("effect {key} {} {detail}", outcome.label())
+            }
+            JournalEntry::CancelRequested { reason, .. } => format!("cancel requested: {reason}"),
+            JournalEntry::Completed { output, .. } => format!("completed output={}", truncate(&output.to_string(), 120)),
+            JournalEntry::Faulted { problem, .. } => format!("faulted {problem}"),
+            JournalEntry::Cancelled { reason, .. } => format!("cancelled: {reason}"),
+        };
+        println!("  {i:>4} {at} {what}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+}
+
+async fn publish_event(event: &str, store: &Path) -> Result<ExitCode> {
+    let text = match event.strip_prefix('@') {
+        Some(f) => read(Path::new(f))?,
+        None => event.to_string(),
+    };
+    let v: Value = serde_json::from_str(&text).context("the event is not valid JSON")?;
+    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    match rt.publish_event(v).await {
+        Ok(true) => eprintln!("event stored"),
+        Ok(false) => eprintln!("duplicate event (same source and id): ignored"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
