@@ -2,9 +2,11 @@
 //! evaluates it, compares results with the expected values, and reports per
 //! compliance level and in the TCK's CSV format.
 //!
-//! Number comparison: Baton computes with 28-digit decimals (see DESIGN.md),
-//! so an expected value written with more significant digits than that is
-//! compared after rounding both sides to 26 significant digits. Every other
+//! Number comparison: exact, except that an expected value written with 15
+//! or more significant digits (the TCK's expected values often come from
+//! binary floating point, and Baton computes with 28-digit decimals, see
+//! DESIGN.md) matches within a relative tolerance of 1e-12, about what a
+//! double-precision computation of the same formula guarantees. Every other
 //! comparison is exact.
 
 use std::collections::HashMap;
@@ -269,11 +271,15 @@ fn same(actual: &Value, expected: &Value) -> bool {
             if a == e {
                 return true;
             }
-            if significant_digits(e) < 26 && significant_digits(a) < 26 {
+            // Expected values with 15+ significant digits were usually
+            // produced by binary floating point (or exceed our 28 digits):
+            // compare at the expected value's own precision.
+            let digits = significant_digits(e);
+            if digits < 15 {
                 return false;
             }
-            let r = |d: &Decimal| d.round_sf(26);
-            r(a).is_some() && r(a) == r(e)
+            let tolerance = e.abs().checked_mul(Decimal::new(1, 12)).unwrap_or(Decimal::ZERO);
+            a.checked_sub(*e).is_some_and(|d| d.abs() <= tolerance)
         }
         (Value::List(a), Value::List(e)) => a.len() == e.len() && a.iter().zip(e.iter()).all(|(x, y)| same(x, y)),
         (Value::Context(a), Value::Context(e)) => {

@@ -12,8 +12,8 @@ fn standards_dir() -> PathBuf {
 }
 
 /// Floors: raise them as conformance improves, never lower them.
-const LEVEL_2_FLOOR: usize = 110;
-const LEVEL_3_FLOOR: usize = 1656;
+const LEVEL_2_FLOOR: usize = 116;
+const LEVEL_3_FLOOR: usize = 1674;
 
 #[test]
 fn dmn_tck_conformance() {

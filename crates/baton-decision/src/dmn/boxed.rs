@@ -118,7 +118,8 @@ impl Boxed {
             Boxed::List(items) => Value::list(items.iter().map(|i| i.eval(ev)).collect()),
             Boxed::Conditional(parts) => match parts[0].eval(ev) {
                 Value::Bool(true) => parts[1].eval(ev),
-                _ => parts[2].eval(ev),
+                Value::Bool(false) | Value::Null => parts[2].eval(ev),
+                _ => Value::Null,
             },
             Boxed::Iterate { kind, var, source, body } => eval_iterate(*kind, var, source, body, ev),
             Boxed::Filter { source, cond } => {
@@ -130,12 +131,12 @@ impl Boxed {
                 let mut out = Vec::new();
                 for item in items.iter() {
                     let mark = ev.mark();
+                    ev.bind(Arc::from("item"), item.clone());
                     if let Value::Context(c) = item {
                         for (k, v) in &c.entries {
                             ev.bind(k.clone(), v.clone());
                         }
                     }
-                    ev.bind(Arc::from("item"), item.clone());
                     let keep = cond.eval(ev);
                     ev.truncate(mark);
                     if matches!(keep, Value::Bool(true)) {

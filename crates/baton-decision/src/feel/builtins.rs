@@ -149,6 +149,13 @@ pub const MULTI_WORD_NAMES: &[&str] = &[
     "days and time duration",
 ];
 
+/// Built-ins that take lists (no singleton unwrapping for them).
+const LIST_FUNCTIONS: &[&str] = &[
+    "string", "list contains", "list replace", "count", "min", "max", "sum", "mean", "median", "stddev", "mode", "product", "all", "any", "and", "or",
+    "sublist", "append", "concatenate", "insert before", "remove", "reverse", "index of", "union", "distinct values", "flatten", "sort", "string join",
+    "context", "context merge", "get value", "context put", "is",
+];
+
 pub fn exists(name: &str) -> bool {
     SIGNATURES.iter().any(|(n, _)| *n == name)
 }
@@ -181,8 +188,19 @@ pub fn bind_named(name: &str, named: Vec<(Arc<str>, Value)>) -> Option<Vec<Value
 }
 
 /// Calls built-in `name` with positional arguments.
-pub fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> Value {
+pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
     use Value::*;
+    // A singleton list passed where a single value is expected stands for
+    // its element (FEEL's implicit conversion).
+    if !LIST_FUNCTIONS.contains(&name) {
+        for a in args.iter_mut() {
+            if let List(l) = a {
+                if l.len() == 1 {
+                    *a = l[0].clone();
+                }
+            }
+        }
+    }
     let a = args.as_slice();
     match (name, a) {
         ("not", [Bool(b)]) => Bool(!b),
@@ -590,7 +608,7 @@ fn substring(a: &[Value]) -> Value {
     }
     let end = match len {
         None => n,
-        Some(l) => match i64::try_from(l.round()) {
+        Some(l) => match i64::try_from(l.trunc()) {
             Ok(l) if l >= 0 => (begin + l).min(n),
             _ => return Value::Null,
         },

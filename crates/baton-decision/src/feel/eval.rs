@@ -93,7 +93,7 @@ impl<'h> Evaluator<'h> {
             Expr::Name(n) => match self.lookup(n) {
                 Some(v) => v.clone(),
                 None if builtins::exists(n) => Value::Function(Arc::new(Function::Builtin(builtins::intern(n)))),
-                None => Value::Null,
+                None => self.dotted_name(n),
             },
             Expr::InputValue => self.input.clone(),
             Expr::Neg(a) => ops::negate(&self.eval(a)),
@@ -167,10 +167,27 @@ impl<'h> Evaluator<'h> {
         }
     }
 
+    /// A declared name such as `Person.Gender` (a parameter in one place, a
+    /// path into `Person` in another) that is not bound: read it as a path.
+    fn dotted_name(&self, n: &str) -> Value {
+        let mut parts = n.split('.');
+        let Some(first) = parts.next().filter(|_| n.contains('.')) else { return Value::Null };
+        let Some(mut v) = self.lookup(first.trim()).cloned() else { return Value::Null };
+        for p in parts {
+            v = path(&v, p.trim());
+        }
+        v
+    }
+
     fn eval_context(&mut self, entries: &[(Arc<str>, Expr)]) -> Value {
         let mark = self.mark();
         let mut ctx = Context::default();
         for (k, e) in entries {
+            if ctx.get(k).is_some() {
+                // Duplicate keys make the context invalid.
+                self.truncate(mark);
+                return Value::Null;
+            }
             let v = self.eval(e);
             // Later entries see earlier ones by name.
             self.bind(k.clone(), v.clone());
@@ -277,12 +294,13 @@ impl<'h> Evaluator<'h> {
         let mut out = Vec::new();
         for item in items.iter() {
             let mark = self.mark();
+            // `item` names the element, unless the element has its own `item` entry.
+            self.bind(Arc::from("item"), item.clone());
             if let Value::Context(c) = item {
                 for (k, v) in &c.entries {
                     self.bind(k.clone(), v.clone());
                 }
             }
-            self.bind(Arc::from("item"), item.clone());
             let r = self.eval(f);
             self.truncate(mark);
             match r {
