@@ -148,7 +148,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::FakeServer { listen } => {
             let addr = listen.parse().with_context(|| format!("invalid address `{listen}`"))?;
             eprintln!("fake providers on http://{listen} (petstore: /petstore/v2, httpbin: /httpbin, ledger: /ledger)");
-            baton_testkit::serve_forever(addr).await;
+            baton_testkit::serve_forever(addr).await.context("the fake server stopped")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run(args).await,
