@@ -2,7 +2,6 @@
 //! `baton resume` finishes the instance, and the fake provider's ledger shows every idempotency
 //! key applied exactly once (the in-flight call was re-sent with the same key).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -47,23 +46,21 @@ do:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (on the process's own progress output, not a timer) until the first step completed and
-    // the second started, then kill it without warning.
-    let stderr = child.stderr.take().unwrap();
-    let mut instance_id = None;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("instance ") {
-            instance_id = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.contains("started") && line.contains("/do/1/second") {
-            break;
-        }
-    }
+    // Wait (on the provider's own request counter, not a timer) until the second request has
+    // reached the provider, which holds its answer for 400 ms; kill the run without warning then.
+    let mut requests = server.ledger_requests();
+    tokio::time::timeout(std::time::Duration::from_secs(60), requests.wait_for(|n| *n >= 2))
+        .await
+        .expect("the run never sent its second request")
+        .unwrap();
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run must have been killed, not finished");
-    let id = instance_id.expect("the run printed its instance id");
+    let out = baton().args(["instances", "--store", db.to_str().unwrap(), "--json"]).output().unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(listed[0]["status"], "running", "the killed instance is unfinished in the store");
 
     let out = baton().args(["resume", "--store", db.to_str().unwrap()]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -75,7 +72,7 @@ do:
     assert_eq!(shown["instance"]["status"], "completed");
     assert_eq!(shown["instance"]["output"], serde_json::json!({"first": 1, "second": 1, "third": 1}));
 
-    let report: Value = reqwest::get(format!("{base}/ledger/report")).await.unwrap().json().await.unwrap();
+    let report: Value = server.ledger_report();
     let keys = report["keys"].as_object().unwrap();
     assert_eq!(keys.len(), 3, "three distinct effects: {report}");
     for (key, v) in keys {
