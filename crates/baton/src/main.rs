@@ -5,6 +5,7 @@
 //! internal error (store unreadable, …).
 
 mod bench;
+mod decide;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -91,6 +92,17 @@ enum Command {
         #[command(subcommand)]
         suite: Suite,
     },
+    /// Evaluate a DMN decision; prints the result (and the trace) as JSON.
+    Decide {
+        model: PathBuf,
+        #[arg(long)]
+        decision: String,
+        /// Input as JSON text, or @FILE.
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        trace: bool,
+    },
     /// Serve the fake providers used by the examples and tests (petstore, httpbin, ledger).
     FakeServer {
         #[arg(long, default_value = "127.0.0.1:8089")]
@@ -102,6 +114,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Suite {
+    /// The DMN TCK: pass counts per compliance level, then `N passed, M failed`.
+    Dmn {
+        /// TCK test cases (default: $BATON_STANDARDS_DIR/dmn-tck/TestCases).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Write the TCK results CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// The Serverless Workflow CTK plus Baton's own scenarios.
     ServerlessWorkflow {
         /// Feature directories (default: the CTK and ./conformance/features).
@@ -145,6 +166,17 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             let ok = baton_conformance::run_cli(&dirs).await;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Conformance { suite: Suite::Dmn { dir, csv } } => {
+            let dir = dir.unwrap_or_else(|| standards_dir().join("dmn-tck/TestCases"));
+            let (_passed, failed) = baton_decision::run_conformance_cli(&dir, csv.as_deref());
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Decide { model, decision, input, trace } => {
+            let input = parse_input(input.as_deref())?;
+            let out = decide::cli(&model, &decision, &input, trace)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::FakeServer { listen } => {
             let addr = listen.parse().with_context(|| format!("invalid address `{listen}`"))?;
             eprintln!("fake providers on http://{listen} (petstore: /petstore/v2, httpbin: /httpbin, ledger: /ledger)");
@@ -167,8 +199,21 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A runtime over the embedded store with Baton's functions registered.
+fn runtime(store: Arc<SqliteStore>) -> Runtime<SqliteStore> {
+    let rt = Runtime::new(store, RuntimeOptions::default());
+    rt.functions().register("decide", decide::Decide::default());
+    rt
+}
+
+fn function_names() -> Vec<String> {
+    let registry = baton_runtime::FunctionRegistry::with_builtins();
+    registry.register("decide", decide::Decide::default());
+    registry.names()
+}
+
 fn validate(flows: &[PathBuf]) -> ExitCode {
-    let opts = baton_flow::ValidateOptions { known_functions: baton_runtime::FunctionRegistry::with_builtins().names() };
+    let opts = baton_flow::ValidateOptions { known_functions: function_names() };
     let mut failed = false;
     for path in flows {
         let text = match read(path) {
@@ -244,7 +289,7 @@ fn parse_input(input: Option<&str>) -> Result<Value> {
 async fn run(flow: &Path, input: Option<&str>, store: &Path, flows_dir: Option<&Path>, quiet: bool) -> Result<ExitCode> {
     let text = read(flow)?;
     let input = parse_input(input)?;
-    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    let rt = runtime(open_store(store).await?);
     let dir = flows_dir.map(Path::to_path_buf).or_else(|| flow.parent().map(Path::to_path_buf)).unwrap_or_default();
     register_dir(&rt, &dir, flow).await?;
     let program = match rt.register_flow(&text).await {
@@ -282,7 +327,7 @@ async fn run(flow: &Path, input: Option<&str>, store: &Path, flows_dir: Option<&
 }
 
 async fn resume(store: &Path) -> Result<ExitCode> {
-    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    let rt = runtime(open_store(store).await?);
     let ids = rt.resume_all().await?;
     eprintln!("resuming {} instance(s)", ids.len());
     let mut all_ok = true;
@@ -366,7 +411,7 @@ async fn publish_event(event: &str, store: &Path) -> Result<ExitCode> {
         None => event.to_string(),
     };
     let v: Value = serde_json::from_str(&text).context("the event is not valid JSON")?;
-    let rt = Runtime::new(open_store(store).await?, RuntimeOptions::default());
+    let rt = runtime(open_store(store).await?);
     match rt.publish_event(v).await {
         Ok(true) => eprintln!("event stored"),
         Ok(false) => eprintln!("duplicate event (same source and id): ignored"),
