@@ -24,12 +24,12 @@ pub(crate) async fn start<S: Store>(
     program: Arc<Program>,
     input: Value,
     id: Option<InstanceId>,
-) -> Result<InstanceId, RuntimeError> {
+) -> Result<(InstanceId, watch::Receiver<Option<RunResult>>), RuntimeError> {
     let id = id.unwrap_or_else(new_instance_id);
     let now = shared.clock.now_ms();
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
-    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), rx);
+    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), rx.clone());
     let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx);
     // The start is acknowledged only once the `started` entry (and whatever the first step
     // produced) is durable.
@@ -37,7 +37,7 @@ pub(crate) async fn start<S: Store>(
     match first {
         Ok(()) => {
             tokio::spawn(driver.run());
-            Ok(id)
+            Ok((id, rx))
         }
         Err(e) => {
             shared.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);

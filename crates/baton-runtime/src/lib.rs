@@ -165,18 +165,27 @@ impl<S: Store> Runtime<S> {
     /// Starts an instance; returns once its start is durable. The instance runs in the
     /// background; [`Runtime::wait`] waits for its end.
     pub async fn start(&self, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
-        driver::start(self.shared.clone(), program, input, None).await
+        Ok(driver::start(self.shared.clone(), program, input, None).await?.0)
     }
 
     /// Like [`Runtime::start`] with a caller-chosen id (idempotent starts use it).
     pub async fn start_with_id(&self, id: InstanceId, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
-        driver::start(self.shared.clone(), program, input, Some(id)).await
+        Ok(driver::start(self.shared.clone(), program, input, Some(id)).await?.0)
     }
 
     /// Starts an instance and waits for its end.
     pub async fn run(&self, program: Arc<Program>, input: Value) -> Result<RunResult, RuntimeError> {
-        let id = self.start(program, input).await?;
-        self.wait(&id).await
+        // Hold the result channel from the start: a fast instance may end before a separate
+        // `wait` could look it up, and its task events would be lost.
+        let (id, mut rx) = driver::start(self.shared.clone(), program, input, None).await?;
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return Ok(r);
+            }
+            if rx.changed().await.is_err() {
+                return self.wait(&id).await;
+            }
+        }
     }
 
     /// Waits until the instance ends (or reports where it stands if it is not running here).
