@@ -146,7 +146,7 @@ fn std_defs() -> &'static [(Def<&'static str>, BTreeSet<&'static str>)] {
 /// expression the whole standard library in memory. A definition can only call earlier
 /// definitions, so one backwards pass finds everything reachable. Matching by name only
 /// (not arity) keeps a few unneeded overloads, which is harmless.
-fn std_prelude<'s>(mut used: BTreeSet<&'s str>) -> Vec<Def<&'s str>> {
+fn std_prelude(mut used: BTreeSet<&str>) -> Vec<Def<&str>> {
     let mut keep = Vec::new();
     for (def, calls) in std_defs().iter().rev() {
         if used.contains(def.name) {
@@ -191,7 +191,9 @@ fn lex_error(src: &str, errs: Vec<lex::Error<&str>>) -> CompileError {
         other => other.as_str().to_owned(),
     };
     // The lexer reports the remaining input; show its first character.
-    let part = rest.get(..rest.chars().next().map_or(0, char::len_utf8)).unwrap_or("");
+    let part = rest
+        .get(..rest.chars().next().map_or(0, char::len_utf8))
+        .unwrap_or("");
     CompileError::Syntax {
         column: column(src, rest),
         expected,

@@ -194,7 +194,7 @@ impl<'a> Guard<'a> {
         let scalar = |bytes| Measure { bytes, depth: 0 };
         match v {
             Val::Null => scalar(4),
-            Val::Bool(_) => scalar(5),
+            Val::Bool(b) => scalar(if *b { 4 } else { 5 }),
             Val::Num(n) => scalar(num_bytes(n)),
             Val::TStr(b) | Val::BStr(b) => scalar(b.len() + 2),
             Val::Arr(a) => self.container(level, Arc::as_ptr(a).addr(), a.len(), || {
@@ -292,7 +292,9 @@ pub(crate) struct Composite {
 
 impl Composite {
     pub fn push(&mut self, m: Measure) {
-        self.bytes = self.bytes.saturating_add(m.bytes + usize::from(self.len > 0));
+        self.bytes = self
+            .bytes
+            .saturating_add(m.bytes + usize::from(self.len > 0));
         self.depth = self.depth.max(m.depth);
         self.len += 1;
     }

@@ -1,79 +1,93 @@
 //! jq runtime expressions for Baton: compilation, evaluation under a [`Budget`], and the
 //! Serverless Workflow `${ ... }` syntax ([`strip_strict`], [`loose_source`], [`Template`]).
 //!
-//! Expressions run on [jaq](https://github.com/01mf02/jaq) (jaq-core, jaq-std, jaq-json)
-//! without `env`, `now`, `halt`, `localtime` and `strflocaltime`: expressions must not read the
-//! host, and must give the same result when a workflow is replayed.
+//! Expressions run on [jaq](https://github.com/01mf02/jaq) (jaq-core, jaq-std, jaq-json) with
+//! its standard library, except `env`, `now`, `halt`, `localtime` and `strflocaltime`, which
+//! fail: expressions must not read the host, and must give the same result when a workflow is
+//! replayed. jaq differs from jq in places; the ones users meet most: assigning below `null`
+//! fails (`{} | .a.b = 1`), `4 / 2` is `2.0`, and `$__loc__`, `input`, `@csv` and
+//! `tostream` do not exist.
 //!
 //! # Budgets
 //!
 //! jaq has no fuel, timeout or cancellation. Flows are written by users, so an expression may
-//! loop, recurse or build huge values, and must then fail quickly with
-//! [`ExprError::Budget`] instead of hanging, overflowing the stack or exhausting memory. The
-//! mechanism has four parts.
+//! loop, recurse or build huge values, and must then fail quickly with [`ExprError::Budget`]
+//! instead of hanging, overflowing the stack or exhausting memory. The mechanism has five
+//! parts.
 //!
 //! 1. **Steps, counted in jaq's own interpreter loop.** jaq is generic over a `DataT` whose
-//!    data provides the program table; jaq fetches the table before evaluating *every* term,
-//!    for running, paths and updates alike. Our data is a per-evaluation guard
-//!    (`guard::Guard`) whose table getter counts a step. Any unbounded computation made of
-//!    jq terms (`def f: f; f`, `repeat(1)`, `limit(1e9; repeat("x"))`, `def f(x): f(x+1)`)
-//!    therefore runs out of `steps_max`. jaq's native `range` loops in Rust without evaluating
-//!    terms, so it is replaced by a version that charges a step per output
-//!    (`[range(1e12)]`, `last(range(1e12))`). Natives whose work grows with the size of their
-//!    arguments (string and array concatenation and repetition, `fromjson`, regex matching,
-//!    `indices`, `contains`) charge one step per 64 bytes or 16 elements of work.
+//!    data provides the program table, and it fetches the table before evaluating *every*
+//!    term (for running, paths and updates alike). Our data is a per-evaluation guard
+//!    (`guard::Guard`) whose table getter counts a step, so any unbounded computation made of
+//!    jq terms (`def f: f; f`, `last(repeat(1))`, `limit(1e9; repeat("x"))`) runs out of
+//!    `steps_max`. jaq's native `range` loops in Rust without evaluating terms, so it is
+//!    replaced by one that charges a step per output (`last(range(1e12))`). Natives whose
+//!    work grows with their inputs (concatenation and repetition of strings and arrays,
+//!    `fromjson`, regex matching, `indices`, `contains`, measuring a new value) charge one
+//!    step per 64 bytes or 16 elements of work.
 //!
 //! 2. **Recursion depth, measured on the stack.** jaq evaluates nested terms and
 //!    non-tail-recursive definitions (`def f: 1 + f; f`) on the Rust stack. The same getter
 //!    compares the address of a local variable with one taken when the evaluation started;
-//!    beyond `depth_max × 4 KiB` (512 KiB by default) the evaluation stops with
-//!    `what = "depth"`. This is a measurement, not a count of jq call levels, so the same
-//!    expression may reach a slightly different recursion depth in debug and release builds.
+//!    beyond `depth_max × 8 KiB` (1 MiB by default) the evaluation stops with
+//!    `what = "depth"`. This measures stack, not jq call levels: the default allows about
+//!    400 levels of `def f: if type == "array" then map(f) else . end` in release builds
+//!    and 60 in debug builds. Two structures can grow without the stack growing, because
+//!    jaq runs tail calls in a loop: the chain of closures bound to filter parameters
+//!    (`def f(x): f(x + 1)`) and, in path mode, the path (`path(recurse(.a))`). Both are
+//!    reference-counted lists whose drop recurses, so a long one would overflow the stack
+//!    when the evaluation ends. Definitions with filter parameters are therefore made
+//!    non-tail-recursive (their recursion is then bounded by the stack check), and other
+//!    definitions, including the loops inside `recurse`, `while` and `until`, check on entry
+//!    that the current path is not longer than `depth_max`.
 //!
 //! 3. **Size and depth of every value built.** jq can grow values exponentially in few steps
-//!    (`"x" * 1e9`, repeated `. + .`, `.a = .`, `[., .]`), and because values share structure,
-//!    a value that is small in memory can still be huge to print, compare or convert. Before
-//!    compiling, the parsed program *and jaq's standard library* are rewritten (module
-//!    `rewrite`) so that arithmetic, array and object construction, string interpolation,
-//!    assignments and the natives that grow values go through native filters that measure
-//!    the value they produce: its approximate JSON size must stay within `output_bytes_max`
-//!    and its nesting within `depth_max`. String repetition and big-integer arithmetic are
-//!    checked *before* jaq allocates. Measures of large arrays and objects are cached per
-//!    evaluation by allocation address (validated with `Weak` references), so accumulating in
-//!    a `reduce` stays linear.
+//!    (`"x" * 1000000000`, repeated `. + .`, `.a = .`, `[., .]`), and because values share
+//!    structure, a value that is small in memory can still be huge to print, compare or
+//!    convert. Before compiling, the parsed program *and jaq's standard library* are
+//!    rewritten (module `rewrite`) so that arithmetic, array and object construction, string
+//!    interpolation, assignments and the natives that grow values go through native filters
+//!    that measure what they produce: its approximate compact-JSON size must stay within
+//!    `output_bytes_max` and its nesting within `depth_max`. String repetition and big-integer
+//!    arithmetic are checked *before* jaq allocates. Measures of large arrays and objects are
+//!    cached per evaluation by allocation address (kept valid by holding `Weak` references),
+//!    so accumulating with `+` in a `reduce` stays linear. Integers beyond 4096 digits and
+//!    JSON text nested deeper than `depth_max` are runtime errors.
 //!
 //! 4. **Aborting.** A table getter cannot return an error, so on exceeding a limit the guard
 //!    unwinds with `std::panic::resume_unwind` and a private payload, and [`Expr::eval`]
-//!    catches it with `catch_unwind`. `resume_unwind` does not invoke the panic hook, so this
-//!    prints nothing; no panic ever leaves this crate (a genuine panic inside jaq becomes
-//!    [`ExprError::Internal`]).
+//!    catches it with `catch_unwind`. `resume_unwind` does not run the panic hook, so nothing
+//!    is printed, `try` cannot catch a budget error, and no panic leaves this crate (a genuine
+//!    panic inside jaq becomes [`ExprError::Internal`]).
 //!
-//! Inputs and variable values deeper than `depth_max` are rejected, outputs are converted
-//! with the size limit applied to all outputs together, and [`Expr::eval_all`] stops after
-//! `outputs_max` outputs. Compilation rejects sources over 64 KiB and numeric literals over 100
-//! characters; sources over 1 KiB compile on a helper thread with a large stack, because
-//! jaq's parser and compiler recurse once per nesting level of the source.
+//! 5. **Edges.** Inputs and variable values nested deeper than `depth_max` are refused.
+//!    Outputs are converted with `output_bytes_max` applying to all of them together, and
+//!    [`Expr::eval_all`] stops after `outputs_max`. Compilation refuses sources over 64 KiB
+//!    and numeric literals over 100 characters; jaq's parser and compiler recurse once per
+//!    nesting level of the source, so sources over 256 bytes compile on a helper thread with a
+//!    large stack, and `a, b, c, ...` lists are rebalanced so that long literal arrays do not
+//!    nest one level per element.
 //!
 //! ## Known gaps
 //!
-//! - **Per-step cost of built-in traversals is not charged.** Comparisons (`==`, `<`),
-//!   `length` on strings, `sort`, `unique`, `group_by`, `tojson`, `..` and `paths` run in Rust
-//!   in time proportional to the size of their input (at most `output_bytes_max`), and count
-//!   as one step. A loop that applies them to a large value is bounded by
-//!   `steps_max × output_bytes_max` work, not by `steps_max` alone; with the defaults and
-//!   inputs of a few KiB that is still well under a second.
-//! - **Assignments re-measure their result's top level.** `.[$k] = $v` in a `reduce` over
-//!   `n` keys costs `O(n²)` measuring; `from_entries` or `+` on objects stay linear.
-//! - **Transient memory before a check.** `[f]` is measured as it is collected, but other
-//!   values are measured after they are built, so a single step can briefly hold up to a
-//!   small multiple (≤ 8×, for `explode`) of `output_bytes_max`; a whole evaluation holds at
-//!   most what `steps_max` steps can allocate.
+//! - **Built-in traversals count as one step.** Comparisons (`==`, `<`), `length` of a
+//!   string, `sort`, `unique`, `group_by`, `tojson`, `..` and `paths` run in Rust in time
+//!   proportional to their input (at most `output_bytes_max`). A loop applying them to a
+//!   large value is bounded by `steps_max × output_bytes_max` work rather than by
+//!   `steps_max` alone.
+//! - **Assignments re-measure their result's top level.** `reduce ... ({}; .[$k] = $v)` over
+//!   `n` keys costs `O(n²)` measuring; `+` on objects and `from_entries` stay linear.
+//! - **Values are measured after they are built**, except `[...]` (measured while collected)
+//!   and repetition, so one step can briefly hold a bounded multiple of `output_bytes_max`
+//!   (`explode` builds 16 bytes of memory per input byte). A whole evaluation holds at most
+//!   what `steps_max` steps allocate.
+//! - **Recursion through filter parameters is not tail-call optimised** (see 2), so such a
+//!   definition recurses at most a few hundred levels deep.
 //! - **Unwinding is required.** With `panic = "abort"` a budget trip would abort the
-//!   process. The workspace does not set it; do not.
-//! - **Stack headroom is assumed.** Evaluate on a thread with at least
-//!   `depth_max × 4 KiB + 256 KiB` of free stack (Rust's and tokio's default 2 MiB stacks
-//!   are fine for the default budget). Raising `depth_max` far above the default raises the
-//!   stack an evaluation may use accordingly.
+//!   process; the workspace does not set it and must not.
+//! - **Stack headroom is assumed.** Evaluate on a thread with at least `depth_max × 8 KiB`
+//!   plus 1 MiB of stack: the default 2 MiB stacks of Rust and tokio threads suffice for the
+//!   default budget. A much larger `depth_max` needs a correspondingly larger stack.
 
 mod compile;
 mod convert;
@@ -101,7 +115,7 @@ pub struct Budget {
     pub steps_max: u64,
     /// Largest approximate JSON size of any value built, and of all outputs together.
     pub output_bytes_max: usize,
-    /// Deepest nesting of any value, and (as `depth_max × 4 KiB` of stack) of evaluation.
+    /// Deepest nesting of any value, and (as `depth_max × 8 KiB` of stack) of evaluation.
     pub depth_max: usize,
     /// Most outputs [`Expr::eval_all`] may return.
     pub outputs_max: usize,
@@ -157,7 +171,12 @@ impl Expr {
 
     /// Evaluate with `input` as `.` and `values[i]` bound to the `i`-th variable. Returns the
     /// first output, or `null` when there is none.
-    pub fn eval(&self, input: &Value, values: &[Value], budget: &Budget) -> Result<Value, ExprError> {
+    pub fn eval(
+        &self,
+        input: &Value,
+        values: &[Value],
+        budget: &Budget,
+    ) -> Result<Value, ExprError> {
         let outcome = self.run(input, values, budget, true)?;
         Ok(outcome.outputs.into_iter().next().unwrap_or(Value::Null))
     }

@@ -68,11 +68,23 @@ pub(crate) const SEARCH: &[(&str, usize)] = &[("indices", 1), ("contains", 1)];
 /// They are replaced by filters that fail, rather than removed, because jaq's own definitions
 /// (e.g. `halt_error`) refer to them.
 const DENIED: &[(&str, usize, &str)] = &[
-    ("env", 0, "`env` is not available: expressions cannot read the host environment"),
-    ("now", 0, "`now` is not available: the time is an input of the workflow"),
+    (
+        "env",
+        0,
+        "`env` is not available: expressions cannot read the host environment",
+    ),
+    (
+        "now",
+        0,
+        "`now` is not available: the time is an input of the workflow",
+    ),
     ("halt", 1, "`halt` is not available in workflow expressions"),
     ("localtime", 0, "`localtime` is not available: use `gmtime`"),
-    ("strflocaltime", 1, "`strflocaltime` is not available: use `strftime`"),
+    (
+        "strflocaltime",
+        1,
+        "`strflocaltime` is not available: use `strftime`",
+    ),
 ];
 
 /// Names of natives implemented here instead of taken from jaq.
@@ -415,27 +427,34 @@ fn add<'a>(g: &'a Guard<'a>, l: Val, r: Val) -> ValR<Val> {
         (Val::Obj(a), Val::Obj(b)) => {
             // Exact size of the merged object: keys of `b` replace those of `a`.
             let mut acc = Composite::unfinish(g.measure(&l), a.len());
+            // Replacing the deepest value by a shallower one lowers the depth by an amount we
+            // only learn by looking at all values; rare, so re-measure in that case.
+            let mut depth_unknown = false;
             for (k, vb) in b.iter() {
                 let (mk, mvb) = (g.measure(k), g.measure(vb));
                 match a.get(k) {
                     Some(va) => {
                         let mva = g.measure(va);
-                        acc.bytes = acc.bytes.saturating_sub(mva.bytes).saturating_add(mvb.bytes);
+                        depth_unknown |= mvb.depth < mva.depth && mva.depth >= acc.depth;
+                        acc.bytes = acc
+                            .bytes
+                            .saturating_sub(mva.bytes)
+                            .saturating_add(mvb.bytes);
                         acc.depth = acc.depth.max(mvb.depth);
                     }
                     None => acc.push_entry(mk, mvb),
                 }
             }
-            // Replacing a deep value by a shallow one can only overestimate the depth, which
-            // the exact re-measure below corrects when it matters.
-            let mut m = acc.finish();
+            let m = acc.finish();
             g.charge(copied_items(Arc::strong_count(a), a.len(), b.len()));
             let out = (l + r)?;
-            if m.depth > g.limits().depth_max {
-                m = g.measure(&out);
+            if depth_unknown {
+                // `out` is a new allocation, so this measures it from its (cached) children.
+                g.admit(&out);
+            } else {
+                g.admit_measure(m);
+                g.record(&out, m);
             }
-            g.admit_measure(m);
-            g.record(&out, m);
             Ok(out)
         }
         _ => l + r,
@@ -508,4 +527,87 @@ fn div<'a>(g: &'a Guard<'a>, l: Val, r: Val) -> ValR<Val> {
 
 fn rem<'a>(_g: &'a Guard<'a>, l: Val, r: Val) -> ValR<Val> {
     l % r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::{Limits, stack_position};
+
+    fn parse(json: &str) -> Val {
+        jaq_json::read::parse_single(json.as_bytes()).expect("valid JSON")
+    }
+
+    fn with_guard(f: impl FnOnce(&Guard<'_>)) {
+        let filter = crate::compile::compile(".", &[]).expect("compiles");
+        let limits = Limits {
+            steps_max: 1_000_000,
+            bytes_max: 1 << 20,
+            depth_max: 64,
+            stack_bytes_max: 1 << 20,
+        };
+        f(&Guard::new(&filter.lut, limits, stack_position()));
+    }
+
+    #[test]
+    fn measures_follow_compact_json() {
+        with_guard(|g| {
+            for (json, depth) in [
+                ("[]", 1),
+                ("[null]", 1),
+                ("[\"ab\",[null,true]]", 2),
+                ("{\"a\":{\"bc\":[]}}", 3),
+                ("{}", 1),
+                ("\"x\"", 0),
+            ] {
+                let m = g.measure(&parse(json));
+                assert_eq!((m.bytes, m.depth), (json.len(), depth), "{json}");
+            }
+            // Machine integers count as 8 bytes whatever their digits; decimals as their text.
+            assert_eq!(g.measure(&parse("[1,2.5]")).bytes, 2 + 8 + 1 + 3);
+        });
+    }
+
+    #[test]
+    fn incremental_measures_of_sums_equal_fresh_measures() {
+        // `P` stands for a long string, so that the sums are large enough to be cached and
+        // the measure recorded by `add` is the one a later check reads.
+        let cases = [
+            ("[\"P\"]", "[]", "[\"P\"]"),
+            ("[]", "[[\"P\"]]", "[[\"P\"]]"),
+            ("[null,\"P\"]", "[[true],{}]", "[null,\"P\",[true],{}]"),
+            ("{}", "{\"a\":\"P\"}", "{\"a\":\"P\"}"),
+            (
+                "{\"a\":[\"P\",null],\"b\":\"P\"}",
+                "{\"a\":false,\"c\":\"x\"}",
+                "{\"a\":false,\"b\":\"P\",\"c\":\"x\"}",
+            ),
+            (
+                "{\"a\":{\"b\":{\"c\":\"P\"}}}",
+                "{\"a\":\"P\"}",
+                "{\"a\":\"P\"}",
+            ),
+        ];
+        let long = "x".repeat(300);
+        for (l, r, sum) in cases {
+            let [l, r, sum] = [l, r, sum].map(|json| parse(&json.replace('P', &long)));
+            with_guard(|g| {
+                let out = add(g, l, r).expect("adds");
+                assert_eq!(g.measure(&out), g.measure(&sum), "{sum}");
+            });
+        }
+    }
+
+    #[test]
+    fn prescan_rejects_deep_nesting_and_long_numbers() {
+        assert!(prescan_json(b"[[[1]]]", 3).is_ok());
+        assert!(prescan_json(b"[[[1]]]", 2).is_err());
+        assert!(prescan_json(b"{\"a\":{\"b\":1}}", 2).is_ok());
+        assert!(prescan_json("\"[[[[\"".as_bytes(), 1).is_ok());
+        assert!(prescan_json(b"\"\\\"[[[\"", 1).is_ok());
+        let long = "9".repeat(INT_DIGITS_MAX + 1);
+        assert!(prescan_json(long.as_bytes(), 8).is_err());
+        assert!(prescan_json(format!("\"{long}\"").as_bytes(), 8).is_ok());
+        assert!(prescan_json(format!("[{}, {}]", &long[1..], &long[1..]).as_bytes(), 8).is_ok());
+    }
 }

@@ -14,6 +14,10 @@
 //! | `{...}`, `"\(f)"`     | `__baton_check({...})`, `__baton_check("\(f)")`    |
 //! | `tojson`, `explode`, ... ([`GROWING`]) | `__baton_check(tojson)`, ...      |
 //! | `test(re; fl)`'s `matches(re; fl)` | `__baton_cost_regex(re; fl), __baton_check(matches(re; fl))` |
+//! | `indices(x)`, `contains(x)` | `__baton_cost_search(x), indices(x)`, ...     |
+//! | `def f(g): body` (a filter parameter) | `def f(g): __baton_frame(body)`          |
+//! | `def f: body`, `def f($x): body` | `def f: __baton_path_guard, body`          |
+//! | `a, b, c, ...`        | the same items as a balanced tree of `,`           |
 //!
 //! The same rewrite is applied to jaq's standard library definitions, so `add`, `join`,
 //! `to_entries` etc. are checked too. Names starting with `__baton` are reserved: user code
@@ -102,7 +106,11 @@ impl<'s> Rewriter<'s> {
         let body = if self.user && def.args.iter().any(|a| !a.starts_with('$')) {
             call(FRAME, vec![body])
         } else if self.user || self.def_depth > 0 {
-            Term::BinOp(call(PATH_GUARD, Vec::new()).into(), BinaryOp::Comma, body.into())
+            Term::BinOp(
+                call(PATH_GUARD, Vec::new()).into(),
+                BinaryOp::Comma,
+                body.into(),
+            )
         } else {
             body
         };
@@ -191,6 +199,17 @@ impl<'s> Rewriter<'s> {
     }
 
     fn binop(&mut self, l: T<'s>, op: BinaryOp<&'s str>, r: T<'s>) -> T<'s> {
+        if let BinaryOp::Comma = op {
+            // The parser nests `a, b, c, ...` (and so `[1, 2, 3, ...]`) one level per item,
+            // and jaq evaluates that nesting on the stack: a literal list of a few hundred
+            // items would exceed the depth budget. `,` is associative, so a balanced tree
+            // yields the same outputs with logarithmic depth.
+            let mut items = Vec::new();
+            flatten_commas(l, &mut items);
+            flatten_commas(r, &mut items);
+            let items = items.into_iter().map(|t| self.term(t)).collect();
+            return balance_commas(items);
+        }
         let (l, r) = (self.term(l), self.term(r));
         match op {
             BinaryOp::Math(op) => call(math_name(op), vec![l, r]),
@@ -263,6 +282,26 @@ impl<'s> Rewriter<'s> {
         });
         Path(parts.collect())
     }
+}
+
+fn flatten_commas<'s>(t: T<'s>, out: &mut Vec<T<'s>>) {
+    match t {
+        Term::BinOp(l, BinaryOp::Comma, r) => {
+            flatten_commas(*l, out);
+            flatten_commas(*r, out);
+        }
+        t => out.push(t),
+    }
+}
+
+/// `items` joined by `,` as a balanced tree; `items` is not empty (it comes from a comma).
+fn balance_commas(mut items: Vec<T<'_>>) -> T<'_> {
+    if items.len() <= 1 {
+        return items.pop().unwrap_or_default();
+    }
+    let right = items.split_off(items.len() / 2);
+    let (l, r) = (balance_commas(items), balance_commas(right));
+    Term::BinOp(l.into(), BinaryOp::Comma, r.into())
 }
 
 /// Names of all filters (and `@format`s) a term may call.

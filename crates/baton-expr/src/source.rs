@@ -38,14 +38,11 @@ fn encloses(inner: &str) -> bool {
         };
         match top {
             Cx::Str => match c {
-                '\\' => {
-                    if chars.next() == Some('(') {
-                        stack.push(Cx::Code {
-                            braces: 0,
-                            parens: 0,
-                        });
-                    }
-                }
+                // An escape; `\(` opens an interpolation, anything else is skipped.
+                '\\' if chars.next() == Some('(') => stack.push(Cx::Code {
+                    braces: 0,
+                    parens: 0,
+                }),
                 '"' => {
                     stack.pop();
                 }
@@ -96,7 +93,10 @@ mod tests {
         assert_eq!(strip_strict("${ {a: 1} }"), Some(" {a: 1} "));
         assert_eq!(strip_strict("${ \"}\" }"), Some(" \"}\" "));
         assert_eq!(strip_strict("${ \"\\(\"}\")\" }"), Some(" \"\\(\"}\")\" "));
-        assert_eq!(strip_strict("${ .a # } comment\n }"), Some(" .a # } comment\n "));
+        assert_eq!(
+            strip_strict("${ .a # } comment\n }"),
+            Some(" .a # } comment\n ")
+        );
     }
 
     #[test]

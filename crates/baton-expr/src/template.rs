@@ -25,10 +25,7 @@ enum Node {
 impl Template {
     /// Compile all expressions in `value`. On failure, returns every bad expression with the
     /// JSON Pointer of its string relative to `value` (`""` for the root, `"/a/0/b"`, ...).
-    pub fn compile(
-        value: &Value,
-        vars: &[&str],
-    ) -> Result<Template, Vec<(String, CompileError)>> {
+    pub fn compile(value: &Value, vars: &[&str]) -> Result<Template, Vec<(String, CompileError)>> {
         let mut errors = Vec::new();
         let mut pointer = String::new();
         let root = node(value, vars, &mut pointer, &mut errors);
