@@ -23,20 +23,29 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Number(n) => number_to_json(n),
         Value::String(s) => J::String(s.to_string()),
         Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Context(c) => J::Object(c.entries.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        Value::Context(c) => J::Object(
+            c.entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect(),
+        ),
         Value::Function(_) => J::Null,
         other => J::String(other.to_string()),
     }
 }
 
 fn number_to_json(n: &Decimal) -> serde_json::Value {
-    if n.fract().is_zero() {
-        if let Some(i) = n.to_i64() {
-            return serde_json::Value::from(i);
-        }
+    if n.fract().is_zero()
+        && let Some(i) = n.to_i64()
+    {
+        return serde_json::Value::from(i);
     }
     // Prefer the shortest float that reads back as the same decimal text.
-    match fmt_number(n).parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+    match fmt_number(n)
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    {
         Some(f) => serde_json::Value::Number(f),
         None => serde_json::Value::String(fmt_number(n)),
     }
@@ -49,12 +58,20 @@ pub fn from_json(j: &serde_json::Value) -> Value {
         J::Bool(b) => Value::Bool(*b),
         J::Number(n) => {
             let text = n.to_string();
-            let parsed = if text.contains(['e', 'E']) { Decimal::from_scientific(&text).ok() } else { Decimal::from_str(&text).ok() };
+            let parsed = if text.contains(['e', 'E']) {
+                Decimal::from_scientific(&text).ok()
+            } else {
+                Decimal::from_str(&text).ok()
+            };
             parsed.map(Value::Number).unwrap_or(Value::Null)
         }
         J::String(s) => Value::str(s),
         J::Array(a) => Value::list(a.iter().map(from_json).collect()),
-        J::Object(o) => Value::context(o.iter().map(|(k, v)| (Arc::from(k.as_str()), from_json(v))).collect()),
+        J::Object(o) => Value::context(
+            o.iter()
+                .map(|(k, v)| (Arc::from(k.as_str()), from_json(v)))
+                .collect(),
+        ),
     }
 }
 

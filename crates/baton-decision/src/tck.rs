@@ -62,7 +62,10 @@ impl TckReport {
     pub fn level(&self, level: &str) -> (usize, usize) {
         let in_level = self.results.iter().filter(|r| r.level == level);
         let total = in_level.clone().count();
-        (in_level.filter(|r| r.outcome == Outcome::Success).count(), total)
+        (
+            in_level.filter(|r| r.outcome == Outcome::Success).count(),
+            total,
+        )
     }
 
     /// Level folder names in sorted order.
@@ -78,7 +81,15 @@ impl TckReport {
         let mut out = String::new();
         for r in &self.results {
             let q = |s: &str| s.replace('"', "\"\"").replace('\n', " ");
-            let _ = writeln!(out, "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"", q(&r.folder), q(&r.file), q(&r.id), r.outcome.as_str(), q(&r.detail));
+            let _ = writeln!(
+                out,
+                "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"",
+                q(&r.folder),
+                q(&r.file),
+                q(&r.id),
+                r.outcome.as_str(),
+                q(&r.detail)
+            );
         }
         out
     }
@@ -95,7 +106,9 @@ fn test_cases_dir(dir: &Path) -> PathBuf {
 }
 
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -106,7 +119,10 @@ pub fn run_tck(dir: &Path) -> TckReport {
     let mut report = TckReport::default();
     for level_dir in sorted_entries(&root).into_iter().filter(|p| p.is_dir()) {
         let level = file_name(&level_dir);
-        for case_dir in sorted_entries(&level_dir).into_iter().filter(|p| p.is_dir()) {
+        for case_dir in sorted_entries(&level_dir)
+            .into_iter()
+            .filter(|p| p.is_dir())
+        {
             run_case_dir(&level, &case_dir, &mut report);
         }
     }
@@ -114,56 +130,104 @@ pub fn run_tck(dir: &Path) -> TckReport {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn run_case_dir(level: &str, case_dir: &Path, report: &mut TckReport) {
     let folder = file_name(case_dir);
     let files = sorted_entries(case_dir);
     let mut models: HashMap<String, Result<DecisionModel, String>> = HashMap::new();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "dmn")) {
-        let parsed = std::fs::read_to_string(f).map_err(|e| e.to_string()).and_then(|x| DecisionModel::parse(&x).map_err(|e| e.to_string()));
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "dmn"))
+    {
+        let parsed = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|x| DecisionModel::parse(&x).map_err(|e| e.to_string()));
         models.insert(file_name(f), parsed);
     }
-    for tf in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml") && file_name(f).contains("-test-")) {
+    for tf in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "xml") && file_name(f).contains("-test-"))
+    {
         let file = file_name(tf);
         let text = match std::fs::read_to_string(tf) {
             Ok(t) => t,
             Err(e) => {
-                report.results.push(CaseResult { level: level.into(), folder: folder.clone(), file, id: String::new(), outcome: Outcome::Error, detail: e.to_string() });
+                report.results.push(CaseResult {
+                    level: level.into(),
+                    folder: folder.clone(),
+                    file,
+                    id: String::new(),
+                    outcome: Outcome::Error,
+                    detail: e.to_string(),
+                });
                 continue;
             }
         };
         let doc = match roxmltree::Document::parse(&text) {
             Ok(d) => d,
             Err(e) => {
-                report.results.push(CaseResult { level: level.into(), folder: folder.clone(), file, id: String::new(), outcome: Outcome::Error, detail: e.to_string() });
+                report.results.push(CaseResult {
+                    level: level.into(),
+                    folder: folder.clone(),
+                    file,
+                    id: String::new(),
+                    outcome: Outcome::Error,
+                    detail: e.to_string(),
+                });
                 continue;
             }
         };
         let root = doc.root_element();
-        let model_name = elements(root, "modelName").next().and_then(|n| n.text()).unwrap_or("").trim().to_string();
-        let model = models.get(&model_name).cloned().unwrap_or_else(|| Err(format!("model file `{model_name}` not found")));
+        let model_name = elements(root, "modelName")
+            .next()
+            .and_then(|n| n.text())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let model = models
+            .get(&model_name)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("model file `{model_name}` not found")));
         for (i, tc) in elements(root, "testCase").enumerate() {
-            let id = tc.attribute("id").map(str::to_string).unwrap_or_else(|| (i + 1).to_string());
+            let id = tc
+                .attribute("id")
+                .map(str::to_string)
+                .unwrap_or_else(|| (i + 1).to_string());
             let (outcome, detail) = match &model {
                 Ok(m) => run_test_case(m, tc),
                 Err(e) => (Outcome::Error, e.clone()),
             };
-            report.results.push(CaseResult { level: level.into(), folder: folder.clone(), file: file.clone(), id, outcome, detail });
+            report.results.push(CaseResult {
+                level: level.into(),
+                folder: folder.clone(),
+                file: file.clone(),
+                id,
+                outcome,
+                detail,
+            });
         }
     }
 }
 
-fn elements<'a, 'i: 'a>(n: Node<'a, 'i>, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> + Clone + 'a {
-    n.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
+fn elements<'a, 'i: 'a>(
+    n: Node<'a, 'i>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> + Clone + 'a {
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
 }
 
 /// The real clock: the TCK runner is an outer layer (like the CLI), and the
 /// `now()` / `today()` test cases need the actual time.
 #[allow(clippy::disallowed_methods)]
 fn wall_clock() -> Option<DateTime> {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     let n = since.as_nanos() as i128;
     DateTime::from_local_nanos(n, Zone::Offset(0))
 }
@@ -175,7 +239,10 @@ fn run_test_case(model: &DecisionModel, tc: Node<'_, '_>) -> (Outcome, String) {
         input.put(Arc::from(name), read_value(n));
     }
     let kind = tc.attribute("type").unwrap_or("decision");
-    let opts = EvalOptions { now: wall_clock(), trace: false };
+    let opts = EvalOptions {
+        now: wall_clock(),
+        trace: false,
+    };
     let mut failures = Vec::new();
     for rn in elements(tc, "resultNode") {
         let name = rn.attribute("name").unwrap_or("");
@@ -188,9 +255,17 @@ fn run_test_case(model: &DecisionModel, tc: Node<'_, '_>) -> (Outcome, String) {
             }
         };
         let actual = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
-            "bkm" => model.invoke_bkm(tc.attribute("invocableName").unwrap_or(name), &input).map_err(|e| e.to_string()),
-            "decisionService" => model.evaluate_feel(tc.attribute("invocableName").unwrap_or(name), &input, &opts).map(|r| r.0).map_err(|e| e.to_string()),
-            _ => model.evaluate_feel(name, &input, &opts).map(|r| r.0).map_err(|e| e.to_string()),
+            "bkm" => model
+                .invoke_bkm(tc.attribute("invocableName").unwrap_or(name), &input)
+                .map_err(|e| e.to_string()),
+            "decisionService" => model
+                .evaluate_feel(tc.attribute("invocableName").unwrap_or(name), &input, &opts)
+                .map(|r| r.0)
+                .map_err(|e| e.to_string()),
+            _ => model
+                .evaluate_feel(name, &input, &opts)
+                .map(|r| r.0)
+                .map_err(|e| e.to_string()),
         }));
         match actual {
             Ok(Ok(v)) => {
@@ -202,14 +277,23 @@ fn run_test_case(model: &DecisionModel, tc: Node<'_, '_>) -> (Outcome, String) {
             Err(_) => failures.push(format!("{name}: evaluation panicked")),
         }
     }
-    if failures.is_empty() { (Outcome::Success, String::new()) } else { (Outcome::Error, failures.join("; ")) }
+    if failures.is_empty() {
+        (Outcome::Success, String::new())
+    } else {
+        (Outcome::Error, failures.join("; "))
+    }
 }
 
 /// Reads a TCK `valueType` element (`value`, `component`s or `list`).
 fn read_value(n: Node<'_, '_>) -> Value {
     let comps: Vec<Node<'_, '_>> = elements(n, "component").collect();
     if !comps.is_empty() {
-        return Value::context(comps.iter().map(|c| (Arc::from(c.attribute("name").unwrap_or("")), read_value(*c))).collect());
+        return Value::context(
+            comps
+                .iter()
+                .map(|c| (Arc::from(c.attribute("name").unwrap_or("")), read_value(*c)))
+                .collect(),
+        );
     }
     if let Some(l) = elements(n, "list").next() {
         if is_nil(l) {
@@ -224,7 +308,8 @@ fn read_value(n: Node<'_, '_>) -> Value {
 }
 
 fn is_nil(n: Node<'_, '_>) -> bool {
-    n.attributes().any(|a| a.name() == "nil" && a.value() == "true")
+    n.attributes()
+        .any(|a| a.name() == "nil" && a.value() == "true")
 }
 
 fn scalar(v: Node<'_, '_>) -> Value {
@@ -232,19 +317,28 @@ fn scalar(v: Node<'_, '_>) -> Value {
         return Value::Null;
     }
     let text = v.text().unwrap_or("");
-    let ty = v.attributes().find(|a| a.name() == "type").map(|a| a.value().rsplit(':').next().unwrap_or("").to_string());
+    let ty = v
+        .attributes()
+        .find(|a| a.name() == "type")
+        .map(|a| a.value().rsplit(':').next().unwrap_or("").to_string());
     let t = text.trim();
     match ty.as_deref() {
-        Some("decimal" | "double" | "integer" | "int" | "long" | "float" | "short") => read_decimal(t).map(Value::Number).unwrap_or(Value::Null),
+        Some("decimal" | "double" | "integer" | "int" | "long" | "float" | "short") => {
+            read_decimal(t).map(Value::Number).unwrap_or(Value::Null)
+        }
         Some("boolean") => Value::Bool(t == "true"),
         Some("date") => Date::parse(t).map(Value::Date).unwrap_or(Value::Null),
         Some("time") => Time::parse(t).map(Value::Time).unwrap_or(Value::Null),
-        Some("dateTime") => DateTime::parse(t).map(Value::DateTime).unwrap_or(Value::Null),
-        Some("duration" | "dayTimeDuration" | "yearMonthDuration") => match temporal::parse_duration(t) {
-            Some(ParsedDuration::YearsMonths(m)) => Value::YmDuration(m),
-            Some(ParsedDuration::DaysTime(n)) => Value::DtDuration(n),
-            None => Value::Null,
-        },
+        Some("dateTime") => DateTime::parse(t)
+            .map(Value::DateTime)
+            .unwrap_or(Value::Null),
+        Some("duration" | "dayTimeDuration" | "yearMonthDuration") => {
+            match temporal::parse_duration(t) {
+                Some(ParsedDuration::YearsMonths(m)) => Value::YmDuration(m),
+                Some(ParsedDuration::DaysTime(n)) => Value::DtDuration(n),
+                None => Value::Null,
+            }
+        }
         _ => Value::str(text),
     }
 }
@@ -278,15 +372,29 @@ fn same(actual: &Value, expected: &Value) -> bool {
             if digits < 15 {
                 return false;
             }
-            let tolerance = e.abs().checked_mul(Decimal::new(1, 12)).unwrap_or(Decimal::ZERO);
+            let tolerance = e
+                .abs()
+                .checked_mul(Decimal::new(1, 12))
+                .unwrap_or(Decimal::ZERO);
             a.checked_sub(*e).is_some_and(|d| d.abs() <= tolerance)
         }
-        (Value::List(a), Value::List(e)) => a.len() == e.len() && a.iter().zip(e.iter()).all(|(x, y)| same(x, y)),
-        (Value::Context(a), Value::Context(e)) => {
-            a.entries.len() == e.entries.len() && e.entries.iter().all(|(k, ev)| a.get(k).is_some_and(|av| same(av, ev)))
+        (Value::List(a), Value::List(e)) => {
+            a.len() == e.len() && a.iter().zip(e.iter()).all(|(x, y)| same(x, y))
         }
-        (Value::Time(a), Value::Time(e)) => a.to_string() == e.to_string() || (a.zone == e.zone && equals(actual, expected) == Some(true)),
-        (Value::DateTime(a), Value::DateTime(e)) => a.to_string() == e.to_string() || (a.time.zone == e.time.zone && equals(actual, expected) == Some(true)),
+        (Value::Context(a), Value::Context(e)) => {
+            a.entries.len() == e.entries.len()
+                && e.entries
+                    .iter()
+                    .all(|(k, ev)| a.get(k).is_some_and(|av| same(av, ev)))
+        }
+        (Value::Time(a), Value::Time(e)) => {
+            a.to_string() == e.to_string()
+                || (a.zone == e.zone && equals(actual, expected) == Some(true))
+        }
+        (Value::DateTime(a), Value::DateTime(e)) => {
+            a.to_string() == e.to_string()
+                || (a.time.zone == e.time.zone && equals(actual, expected) == Some(true))
+        }
         (a, e) => a.type_name() == e.type_name() && equals(a, e) == Some(true),
     }
 }
@@ -303,10 +411,10 @@ pub fn run_conformance_cli(dir: &Path, csv_out: Option<&Path>) -> (usize, usize)
         passed += p;
         total += t;
     }
-    if let Some(path) = csv_out {
-        if let Err(e) = std::fs::write(path, report.csv()) {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
+    if let Some(path) = csv_out
+        && let Err(e) = std::fs::write(path, report.csv())
+    {
+        eprintln!("cannot write {}: {e}", path.display());
     }
     println!("{passed} passed, {} failed", total - passed);
     (passed, total - passed)

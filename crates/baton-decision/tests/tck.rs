@@ -18,7 +18,11 @@ const LEVEL_3_FLOOR: usize = 1674;
 #[test]
 fn dmn_tck_conformance() {
     let dir = standards_dir();
-    assert!(dir.join("dmn-tck/TestCases").is_dir(), "DMN TCK not found under {}; set BATON_STANDARDS_DIR", dir.display());
+    assert!(
+        dir.join("dmn-tck/TestCases").is_dir(),
+        "DMN TCK not found under {}; set BATON_STANDARDS_DIR",
+        dir.display()
+    );
     let report = baton_decision::run_tck(&dir);
     let (p2, t2) = report.level("compliance-level-2");
     let (p3, t3) = report.level("compliance-level-3");
@@ -28,6 +32,12 @@ fn dmn_tck_conformance() {
     println!("compliance-level-2: {p2}/{t2}");
     println!("compliance-level-3: {p3}/{t3}");
     assert!(t2 > 0 && t3 > 0, "no test cases found");
-    assert!(p2 >= LEVEL_2_FLOOR, "level 2 regressed: {p2} < {LEVEL_2_FLOOR}");
-    assert!(p3 >= LEVEL_3_FLOOR, "level 3 regressed: {p3} < {LEVEL_3_FLOOR}");
+    assert!(
+        p2 >= LEVEL_2_FLOOR,
+        "level 2 regressed: {p2} < {LEVEL_2_FLOOR}"
+    );
+    assert!(
+        p3 >= LEVEL_3_FLOOR,
+        "level 3 regressed: {p3} < {LEVEL_3_FLOOR}"
+    );
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::table::DecisionTable;
 use super::types::{Type, coerce};
+use crate::feel::Evaluator;
 use crate::feel::ast::Expr;
 use crate::feel::value::{Callable, Context, Function, Value};
-use crate::feel::Evaluator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IterKind {
@@ -41,13 +41,27 @@ pub enum Boxed {
     Literal(Expr),
     Table(Box<DecisionTable>),
     Context(Vec<ContextEntry>),
-    Invocation { callee: Expr, bindings: Vec<(Arc<str>, Boxed)> },
+    Invocation {
+        callee: Expr,
+        bindings: Vec<(Arc<str>, Boxed)>,
+    },
     Function(Arc<FunctionDef>),
-    Relation { columns: Vec<Arc<str>>, rows: Vec<Vec<Boxed>> },
+    Relation {
+        columns: Vec<Arc<str>>,
+        rows: Vec<Vec<Boxed>>,
+    },
     List(Vec<Boxed>),
     Conditional(Box<[Boxed; 3]>),
-    Iterate { kind: IterKind, var: Arc<str>, source: Box<Boxed>, body: Box<Boxed> },
-    Filter { source: Box<Boxed>, cond: Box<Boxed> },
+    Iterate {
+        kind: IterKind,
+        var: Arc<str>,
+        source: Box<Boxed>,
+        body: Box<Boxed>,
+    },
+    Filter {
+        source: Box<Boxed>,
+        cond: Box<Boxed>,
+    },
 }
 
 /// A function value backed by a boxed function definition.
@@ -68,7 +82,12 @@ impl Callable for BoxedFn {
 }
 
 /// Binds arguments (coerced to parameter types) and evaluates the body.
-pub fn call_def(def: &FunctionDef, mut scope: Vec<(Arc<str>, Value)>, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
+pub fn call_def(
+    def: &FunctionDef,
+    mut scope: Vec<(Arc<str>, Value)>,
+    ev: &mut Evaluator<'_>,
+    args: Vec<Value>,
+) -> Value {
     if !def.feel {
         return Value::Null;
     }
@@ -82,7 +101,9 @@ pub fn call_def(def: &FunctionDef, mut scope: Vec<(Arc<str>, Value)>, ev: &mut E
         };
         scope.push((name.clone(), v));
     }
-    let r = ev.with_scope(scope, |ev| def.body.eval(ev)).unwrap_or(Value::Null);
+    let r = ev
+        .with_scope(scope, |ev| def.body.eval(ev))
+        .unwrap_or(Value::Null);
     match &def.result {
         Some(t) => coerce(t, r, false).unwrap_or(Value::Null),
         None => r,
@@ -98,22 +119,55 @@ impl Boxed {
             Boxed::Context(entries) => eval_context(entries, ev),
             Boxed::Invocation { callee, bindings } => {
                 let f = ev.eval(callee);
-                let Value::Function(f) = f else { return Value::Null };
-                let named: Vec<(Arc<str>, Value)> = bindings.iter().map(|(n, b)| (n.clone(), b.eval(ev))).collect();
+                let Value::Function(f) = f else {
+                    return Value::Null;
+                };
+                let named: Vec<(Arc<str>, Value)> = bindings
+                    .iter()
+                    .map(|(n, b)| (n.clone(), b.eval(ev)))
+                    .collect();
                 let params: Vec<Arc<str>> = match &*f {
                     Function::User { params, .. } => params.iter().map(|p| p.0.clone()).collect(),
                     Function::External(c) => c.params().to_vec(),
-                    Function::Builtin(n) => return crate::feel::builtins::bind_named(n, named).map(|a| ev.call_function(&f, a)).unwrap_or(Value::Null),
+                    Function::Builtin(n) => {
+                        return crate::feel::builtins::bind_named(n, named)
+                            .map(|a| ev.call_function(&f, a))
+                            .unwrap_or(Value::Null);
+                    }
                 };
                 if named.iter().any(|(k, _)| !params.contains(k)) {
                     return Value::Null;
                 }
-                let args = params.iter().map(|p| named.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone()).unwrap_or(Value::Null)).collect();
+                let args = params
+                    .iter()
+                    .map(|p| {
+                        named
+                            .iter()
+                            .find(|(k, _)| k == p)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or(Value::Null)
+                    })
+                    .collect();
                 ev.call_function(&f, args)
             }
-            Boxed::Function(def) => Value::Function(Arc::new(Function::External(Arc::new(BoxedFn { def: def.clone(), closure: ev.scope_snapshot() })))),
+            Boxed::Function(def) => {
+                Value::Function(Arc::new(Function::External(Arc::new(BoxedFn {
+                    def: def.clone(),
+                    closure: ev.scope_snapshot(),
+                }))))
+            }
             Boxed::Relation { columns, rows } => Value::list(
-                rows.iter().map(|row| Value::context(columns.iter().cloned().zip(row.iter().map(|c| c.eval(ev))).collect())).collect(),
+                rows.iter()
+                    .map(|row| {
+                        Value::context(
+                            columns
+                                .iter()
+                                .cloned()
+                                .zip(row.iter().map(|c| c.eval(ev)))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
             ),
             Boxed::List(items) => Value::list(items.iter().map(|i| i.eval(ev)).collect()),
             Boxed::Conditional(parts) => match parts[0].eval(ev) {
@@ -121,7 +175,12 @@ impl Boxed {
                 Value::Bool(false) | Value::Null => parts[2].eval(ev),
                 _ => Value::Null,
             },
-            Boxed::Iterate { kind, var, source, body } => eval_iterate(*kind, var, source, body, ev),
+            Boxed::Iterate {
+                kind,
+                var,
+                source,
+                body,
+            } => eval_iterate(*kind, var, source, body, ev),
             Boxed::Filter { source, cond } => {
                 let items = match source.eval(ev) {
                     Value::List(l) => l,
@@ -170,7 +229,13 @@ fn eval_context(entries: &[ContextEntry], ev: &mut Evaluator<'_>) -> Value {
     result.unwrap_or_else(|| Value::Context(Arc::new(ctx)))
 }
 
-fn eval_iterate(kind: IterKind, var: &Arc<str>, source: &Boxed, body: &Boxed, ev: &mut Evaluator<'_>) -> Value {
+fn eval_iterate(
+    kind: IterKind,
+    var: &Arc<str>,
+    source: &Boxed,
+    body: &Boxed,
+    ev: &mut Evaluator<'_>,
+) -> Value {
     let items = match source.eval(ev) {
         Value::List(l) => l,
         Value::Null => return Value::Null,

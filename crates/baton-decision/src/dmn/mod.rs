@@ -30,7 +30,11 @@ pub enum DmnError {
     Xml { message: String },
     /// `BATON-DMN-002`: a FEEL expression does not parse.
     #[error("BATON-DMN-002: element `{element}`: FEEL expression `{expression}`: {error}")]
-    Feel { element: String, expression: String, error: FeelError },
+    Feel {
+        element: String,
+        expression: String,
+        error: FeelError,
+    },
     /// `BATON-DMN-003`: a structural problem in the model.
     #[error("BATON-DMN-003: element `{element}`: {message}")]
     Model { element: String, message: String },
@@ -129,7 +133,9 @@ impl DecisionModel {
     /// do not fail the parse; they are listed by [`DecisionModel::diagnostics`]
     /// and the affected expressions evaluate to null.
     pub fn parse(xml: &str) -> Result<DecisionModel, DmnError> {
-        Ok(DecisionModel { inner: Arc::new(xml::parse_model(xml)?) })
+        Ok(DecisionModel {
+            inner: Arc::new(xml::parse_model(xml)?),
+        })
     }
 
     /// Like [`DecisionModel::parse`], but any diagnostic is an error.
@@ -156,44 +162,106 @@ impl DecisionModel {
     }
 
     /// Evaluates `decision` with input data given as a JSON object.
-    pub fn evaluate(&self, decision: &str, input: &serde_json::Value, with_trace: bool) -> Result<Evaluation, DmnError> {
+    pub fn evaluate(
+        &self,
+        decision: &str,
+        input: &serde_json::Value,
+        with_trace: bool,
+    ) -> Result<Evaluation, DmnError> {
         let serde_json::Value::Object(_) = input else {
-            return Err(DmnError::Input { found: json_kind(input).into() });
+            return Err(DmnError::Input {
+                found: json_kind(input).into(),
+            });
         };
-        let Value::Context(ctx) = from_json(input) else { return Err(DmnError::Input { found: json_kind(input).into() }) };
-        let (v, trace) = self.evaluate_feel(decision, &ctx, &EvalOptions { now: None, trace: with_trace })?;
-        Ok(Evaluation { output: to_json(&v), trace })
+        let Value::Context(ctx) = from_json(input) else {
+            return Err(DmnError::Input {
+                found: json_kind(input).into(),
+            });
+        };
+        let (v, trace) = self.evaluate_feel(
+            decision,
+            &ctx,
+            &EvalOptions {
+                now: None,
+                trace: with_trace,
+            },
+        )?;
+        Ok(Evaluation {
+            output: to_json(&v),
+            trace,
+        })
     }
 
     /// Evaluates a decision (or a decision service) with FEEL input values.
-    pub fn evaluate_feel(&self, decision: &str, input: &Context, opts: &EvalOptions) -> Result<(Value, Option<Trace>), DmnError> {
+    pub fn evaluate_feel(
+        &self,
+        decision: &str,
+        input: &Context,
+        opts: &EvalOptions,
+    ) -> Result<(Value, Option<Trace>), DmnError> {
         let m = &*self.inner;
-        let host = ModelHost { model: m, now: opts.now.clone() };
+        let host = ModelHost {
+            model: m,
+            now: opts.now.clone(),
+        };
         let mut ev = Evaluator::new(&host);
         if let Some(idx) = m.decisions.iter().position(|d| &*d.name == decision) {
-            let mut run = Run { values: vec![None; m.decisions.len()], visiting: vec![false; m.decisions.len()], traces: opts.trace.then(Vec::new) };
+            let mut run = Run {
+                values: vec![None; m.decisions.len()],
+                visiting: vec![false; m.decisions.len()],
+                traces: opts.trace.then(Vec::new),
+            };
             if opts.trace {
                 ev.trace = Some(Vec::new());
             }
             let v = self.eval_decision(&mut ev, idx, input, &mut run);
-            let trace = run.traces.map(|decisions| Trace { decision: decision.to_string(), decisions });
+            let trace = run.traces.map(|decisions| Trace {
+                decision: decision.to_string(),
+                decisions,
+            });
             return Ok((v, trace));
         }
         if let Some(s) = m.services.iter().position(|s| &*s.name == decision) {
-            let args: Vec<Value> = m.services[s].params.iter().map(|p| input.get(p).cloned().unwrap_or(Value::Null)).collect();
-            let v = ServiceFn { model: self.clone(), idx: s }.call(&mut ev, args);
+            let args: Vec<Value> = m.services[s]
+                .params
+                .iter()
+                .map(|p| input.get(p).cloned().unwrap_or(Value::Null))
+                .collect();
+            let v = ServiceFn {
+                model: self.clone(),
+                idx: s,
+            }
+            .call(&mut ev, args);
             return Ok((v, None));
         }
-        Err(DmnError::UnknownDecision { name: decision.to_string(), model: m.name.clone() })
+        Err(DmnError::UnknownDecision {
+            name: decision.to_string(),
+            model: m.name.clone(),
+        })
     }
 
     /// Invokes a business knowledge model directly with named arguments.
     pub fn invoke_bkm(&self, name: &str, args: &Context) -> Result<Value, DmnError> {
         let m = &*self.inner;
-        let b = m.bkms.iter().find(|b| &*b.name == name).ok_or_else(|| DmnError::UnknownDecision { name: name.to_string(), model: m.name.clone() })?;
-        let host = ModelHost { model: m, now: None };
+        let b =
+            m.bkms
+                .iter()
+                .find(|b| &*b.name == name)
+                .ok_or_else(|| DmnError::UnknownDecision {
+                    name: name.to_string(),
+                    model: m.name.clone(),
+                })?;
+        let host = ModelHost {
+            model: m,
+            now: None,
+        };
         let mut ev = Evaluator::new(&host);
-        let vals = b.def.names.iter().map(|n| args.get(n).cloned().unwrap_or(Value::Null)).collect();
+        let vals = b
+            .def
+            .names
+            .iter()
+            .map(|n| args.get(n).cloned().unwrap_or(Value::Null))
+            .collect();
         Ok(call_def(&b.def, self.globals(), &mut ev, vals))
     }
 
@@ -202,10 +270,22 @@ impl DecisionModel {
         let m = &*self.inner;
         let mut g = Vec::with_capacity(m.bkms.len() + m.services.len());
         for (i, b) in m.bkms.iter().enumerate() {
-            g.push((b.name.clone(), Value::Function(Arc::new(Function::External(Arc::new(BkmFn { model: self.clone(), idx: i }))))));
+            g.push((
+                b.name.clone(),
+                Value::Function(Arc::new(Function::External(Arc::new(BkmFn {
+                    model: self.clone(),
+                    idx: i,
+                })))),
+            ));
         }
         for (i, s) in m.services.iter().enumerate() {
-            g.push((s.name.clone(), Value::Function(Arc::new(Function::External(Arc::new(ServiceFn { model: self.clone(), idx: i }))))));
+            g.push((
+                s.name.clone(),
+                Value::Function(Arc::new(Function::External(Arc::new(ServiceFn {
+                    model: self.clone(),
+                    idx: i,
+                })))),
+            ));
         }
         g
     }
@@ -214,7 +294,12 @@ impl DecisionModel {
         let m = &*self.inner;
         let mut scope = self.globals();
         for (k, v) in &input.entries {
-            let v = match m.inputs.iter().find(|i| i.name == *k).and_then(|i| i.ty.as_ref()) {
+            let v = match m
+                .inputs
+                .iter()
+                .find(|i| i.name == *k)
+                .and_then(|i| i.ty.as_ref())
+            {
                 Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
                 None => v.clone(),
             };
@@ -223,7 +308,13 @@ impl DecisionModel {
         scope
     }
 
-    fn eval_decision(&self, ev: &mut Evaluator<'_>, idx: usize, input: &Context, run: &mut Run) -> Value {
+    fn eval_decision(
+        &self,
+        ev: &mut Evaluator<'_>,
+        idx: usize,
+        input: &Context,
+        run: &mut Run,
+    ) -> Value {
         if let Some(v) = &run.values[idx] {
             return v.clone();
         }
@@ -239,13 +330,20 @@ impl DecisionModel {
             scope.push((self.inner.decisions[r].name.clone(), v));
         }
         let start = ev.trace.as_ref().map(Vec::len).unwrap_or(0);
-        let mut v = ev.with_scope(scope, |ev| d.body.eval(ev)).unwrap_or(Value::Null);
+        let mut v = ev
+            .with_scope(scope, |ev| d.body.eval(ev))
+            .unwrap_or(Value::Null);
         if let Some(t) = &d.ty {
             v = coerce(t, v, false).unwrap_or(Value::Null);
         }
         if let (Some(traces), Some(records)) = (run.traces.as_mut(), ev.trace.as_mut()) {
             let tables = records.drain(start..).map(table_trace).collect();
-            traces.push(DecisionTrace { id: d.id.to_string(), name: d.name.to_string(), output: to_json(&v), tables });
+            traces.push(DecisionTrace {
+                id: d.id.to_string(),
+                name: d.name.to_string(),
+                output: to_json(&v),
+                tables,
+            });
         }
         run.visiting[idx] = false;
         run.values[idx] = Some(v.clone());
@@ -254,11 +352,26 @@ impl DecisionModel {
 }
 
 fn table_trace(r: table::TableRecord) -> TableTrace {
-    let rule = |i: &u32| RuleRef { index: *i as usize + 1, id: r.rule_ids.get(*i as usize).map(|s| s.to_string()).unwrap_or_default() };
+    let rule = |i: &u32| RuleRef {
+        index: *i as usize + 1,
+        id: r
+            .rule_ids
+            .get(*i as usize)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    };
     TableTrace {
         id: r.id.to_string(),
         hit_policy: r.hit_policy.to_string(),
-        inputs: r.input_names.iter().zip(&r.inputs).map(|(n, v)| InputTrace { input: n.to_string(), value: to_json(v) }).collect(),
+        inputs: r
+            .input_names
+            .iter()
+            .zip(&r.inputs)
+            .map(|(n, v)| InputTrace {
+                input: n.to_string(),
+                value: to_json(v),
+            })
+            .collect(),
         matched: r.matched.iter().map(rule).collect(),
         fired: r.fired.iter().map(rule).collect(),
         defaulted: r.defaulted,
@@ -308,7 +421,11 @@ struct ServiceFn {
 
 impl std::fmt::Debug for ServiceFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "decision service {}", self.model.inner.services[self.idx].name)
+        write!(
+            f,
+            "decision service {}",
+            self.model.inner.services[self.idx].name
+        )
     }
 }
 
@@ -319,7 +436,11 @@ impl Callable for ServiceFn {
     fn call(&self, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
         let m = &*self.model.inner;
         let s = &m.services[self.idx];
-        let mut run = Run { values: vec![None; m.decisions.len()], visiting: vec![false; m.decisions.len()], traces: None };
+        let mut run = Run {
+            values: vec![None; m.decisions.len()],
+            visiting: vec![false; m.decisions.len()],
+            traces: None,
+        };
         let mut input = Context::default();
         let mut args = args.into_iter();
         for &d in &s.input_decisions {
@@ -333,11 +454,23 @@ impl Callable for ServiceFn {
             input.put(m.inputs[i].name.clone(), args.next().unwrap_or(Value::Null));
         }
         let saved = ev.trace.take();
-        let outs: Vec<(Arc<str>, Value)> =
-            s.outputs.iter().map(|&d| (m.decisions[d].name.clone(), self.model.eval_decision(ev, d, &input, &mut run))).collect();
+        let outs: Vec<(Arc<str>, Value)> = s
+            .outputs
+            .iter()
+            .map(|&d| {
+                (
+                    m.decisions[d].name.clone(),
+                    self.model.eval_decision(ev, d, &input, &mut run),
+                )
+            })
+            .collect();
         ev.trace = saved;
         match outs.len() {
-            1 => outs.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
+            1 => outs
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or(Value::Null),
             _ => Value::context(outs),
         }
     }

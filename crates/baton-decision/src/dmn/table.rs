@@ -6,9 +6,9 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::types::{Type, coerce};
+use crate::feel::Evaluator;
 use crate::feel::ast::{Expr, UnaryTests};
 use crate::feel::value::{Value, compare, equals};
-use crate::feel::Evaluator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregation {
@@ -128,16 +128,21 @@ impl DecisionTable {
         let inputs: Vec<Value> = self.inputs.iter().map(|i| ev.eval(&i.expr)).collect();
         let mut valid = true;
         for (inp, v) in self.inputs.iter().zip(&inputs) {
-            if let Some(allowed) = &inp.allowed {
-                if !v.is_null() && ev.unary_tests(v, allowed) != Some(true) {
-                    valid = false;
-                }
+            if let Some(allowed) = &inp.allowed
+                && !v.is_null()
+                && ev.unary_tests(v, allowed) != Some(true)
+            {
+                valid = false;
             }
         }
         let mut matched: Vec<u32> = Vec::new();
         if valid {
             for (ri, rule) in self.rules.iter().enumerate() {
-                let hit = rule.entries.iter().zip(&inputs).all(|(t, v)| ev.unary_tests(v, t) == Some(true));
+                let hit = rule
+                    .entries
+                    .iter()
+                    .zip(&inputs)
+                    .all(|(t, v)| ev.unary_tests(v, t) == Some(true));
                 if hit {
                     matched.push(ri as u32);
                     // FIRST needs no further matching; the trace shows the stop.
@@ -147,7 +152,11 @@ impl DecisionTable {
                 }
             }
         }
-        let (output, fired, defaulted) = if valid { self.apply(ev, &matched) } else { (Value::Null, Vec::new(), false) };
+        let (output, fired, defaulted) = if valid {
+            self.apply(ev, &matched)
+        } else {
+            (Value::Null, Vec::new(), false)
+        };
         if let Some(records) = ev.trace.as_mut() {
             records.push(TableRecord {
                 id: self.id.clone(),
@@ -171,10 +180,11 @@ impl DecisionTable {
         let mut vals = Vec::with_capacity(rule.outputs.len());
         for (o, e) in self.outputs.iter().zip(&rule.outputs) {
             let mut v = ev.eval(e);
-            if let Some(allowed) = &o.allowed {
-                if !v.is_null() && ev.unary_tests(&v, allowed) != Some(true) {
-                    return None;
-                }
+            if let Some(allowed) = &o.allowed
+                && !v.is_null()
+                && ev.unary_tests(&v, allowed) != Some(true)
+            {
+                return None;
             }
             if let Some(t) = &o.ty {
                 v = coerce(t, v, false).unwrap_or(Value::Null);
@@ -189,7 +199,19 @@ impl DecisionTable {
             return vals.pop().unwrap_or(Value::Null);
         }
         Value::context(
-            self.outputs.iter().zip(vals).enumerate().map(|(i, (o, v))| (o.name.clone().unwrap_or_else(|| Arc::from(format!("output{}", i + 1))), v)).collect(),
+            self.outputs
+                .iter()
+                .zip(vals)
+                .enumerate()
+                .map(|(i, (o, v))| {
+                    (
+                        o.name
+                            .clone()
+                            .unwrap_or_else(|| Arc::from(format!("output{}", i + 1))),
+                        v,
+                    )
+                })
+                .collect(),
         )
     }
 
@@ -197,7 +219,16 @@ impl DecisionTable {
         if self.outputs.iter().all(|o| o.default.is_none()) {
             return None;
         }
-        let vals = self.outputs.iter().map(|o| o.default.as_ref().map(|d| ev.eval(d)).unwrap_or(Value::Null)).collect();
+        let vals = self
+            .outputs
+            .iter()
+            .map(|o| {
+                o.default
+                    .as_ref()
+                    .map(|d| ev.eval(d))
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
         Some(self.shape(vals))
     }
 
@@ -207,8 +238,12 @@ impl DecisionTable {
             return match self.defaults(ev) {
                 Some(d) => (d, Vec::new(), true),
                 None => match self.hit_policy {
-                    HitPolicy::Collect(Some(Aggregation::Count)) => (Value::num(0), Vec::new(), false),
-                    HitPolicy::Collect(None) | HitPolicy::RuleOrder | HitPolicy::OutputOrder => (Value::list(Vec::new()), Vec::new(), false),
+                    HitPolicy::Collect(Some(Aggregation::Count)) => {
+                        (Value::num(0), Vec::new(), false)
+                    }
+                    HitPolicy::Collect(None) | HitPolicy::RuleOrder | HitPolicy::OutputOrder => {
+                        (Value::list(Vec::new()), Vec::new(), false)
+                    }
                     _ => (Value::Null, Vec::new(), false),
                 },
             };
@@ -241,9 +276,15 @@ impl DecisionTable {
             }
             HitPolicy::OutputOrder => {
                 let order = self.priority_order(matched, &outs);
-                (Value::list(order.iter().map(|&i| outs[i].clone()).collect()), order.iter().map(|&i| matched[i]).collect(), false)
+                (
+                    Value::list(order.iter().map(|&i| outs[i].clone()).collect()),
+                    order.iter().map(|&i| matched[i]).collect(),
+                    false,
+                )
             }
-            HitPolicy::RuleOrder | HitPolicy::Collect(None) => (Value::list(outs), matched.to_vec(), false),
+            HitPolicy::RuleOrder | HitPolicy::Collect(None) => {
+                (Value::list(outs), matched.to_vec(), false)
+            }
             HitPolicy::Collect(Some(agg)) => (aggregate(agg, &outs), matched.to_vec(), false),
         }
     }
@@ -257,7 +298,9 @@ impl DecisionTable {
             self.outputs
                 .iter()
                 .map(|o| match (v, &o.name) {
-                    (Value::Context(c), Some(n)) => rank(&o.priorities, c.get(n).unwrap_or(&Value::Null)),
+                    (Value::Context(c), Some(n)) => {
+                        rank(&o.priorities, c.get(n).unwrap_or(&Value::Null))
+                    }
                     _ => usize::MAX,
                 })
                 .collect()
@@ -270,7 +313,10 @@ impl DecisionTable {
 }
 
 fn rank(priorities: &[Value], v: &Value) -> usize {
-    priorities.iter().position(|p| equals(p, v) == Some(true)).unwrap_or(usize::MAX)
+    priorities
+        .iter()
+        .position(|p| equals(p, v) == Some(true))
+        .unwrap_or(usize::MAX)
 }
 
 fn aggregate(agg: Aggregation, outs: &[Value]) -> Value {
@@ -280,7 +326,9 @@ fn aggregate(agg: Aggregation, outs: &[Value]) -> Value {
         Aggregation::Sum => {
             let mut sum = Decimal::ZERO;
             for v in vals {
-                let Some(n) = v.as_number() else { return Value::Null };
+                let Some(n) = v.as_number() else {
+                    return Value::Null;
+                };
                 match sum.checked_add(n) {
                     Some(s) => sum = s,
                     None => return Value::Null,
@@ -295,7 +343,11 @@ fn aggregate(agg: Aggregation, outs: &[Value]) -> Value {
                     None => Some(v),
                     Some(b) => match compare(v, b) {
                         Some(o) => {
-                            let better = if agg == Aggregation::Max { o.is_gt() } else { o.is_lt() };
+                            let better = if agg == Aggregation::Max {
+                                o.is_gt()
+                            } else {
+                                o.is_lt()
+                            };
                             Some(if better { v } else { b })
                         }
                         None => return Value::Null,

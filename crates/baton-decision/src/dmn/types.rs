@@ -18,7 +18,10 @@ pub enum Type {
     Builtin(&'static str),
     Collection(Box<Type>),
     Structure(Vec<(Arc<str>, Type)>),
-    Constrained { base: Box<Type>, allowed: Arc<UnaryTests> },
+    Constrained {
+        base: Box<Type>,
+        allowed: Arc<UnaryTests>,
+    },
     Function,
 }
 
@@ -84,16 +87,26 @@ impl TypeRegistry {
     }
 
     fn lookup(&self, type_ref: &str) -> Option<&ItemDef> {
-        self.defs.get(type_ref).or_else(|| type_ref.split_once(':').and_then(|(_, n)| self.defs.get(n))).or_else(|| {
-            type_ref.rsplit_once('.').and_then(|(_, n)| self.defs.get(n))
-        })
+        self.defs
+            .get(type_ref)
+            .or_else(|| type_ref.split_once(':').and_then(|(_, n)| self.defs.get(n)))
+            .or_else(|| {
+                type_ref
+                    .rsplit_once('.')
+                    .and_then(|(_, n)| self.defs.get(n))
+            })
     }
 
     fn resolve_def(&self, def: &ItemDef, depth: u32) -> Type {
         let mut t = if def.function {
             Type::Function
         } else if !def.components.is_empty() {
-            Type::Structure(def.components.iter().map(|c| (c.name.clone(), self.resolve_def(c, depth + 1))).collect())
+            Type::Structure(
+                def.components
+                    .iter()
+                    .map(|c| (c.name.clone(), self.resolve_def(c, depth + 1)))
+                    .collect(),
+            )
         } else {
             match &def.type_ref {
                 Some(r) => self.resolve_depth(r, depth + 1),
@@ -101,7 +114,10 @@ impl TypeRegistry {
             }
         };
         if let Some(allowed) = &def.allowed {
-            t = Type::Constrained { base: Box::new(t), allowed: allowed.clone() };
+            t = Type::Constrained {
+                base: Box::new(t),
+                allowed: allowed.clone(),
+            };
         }
         if def.is_collection {
             t = Type::Collection(Box::new(t));
@@ -136,7 +152,9 @@ pub fn conforms(t: &Type, v: &Value) -> bool {
             _ => false,
         },
         Type::Structure(fields) => match v {
-            Value::Context(c) => fields.iter().all(|(k, ft)| c.get(k).is_none_or(|fv| conforms(ft, fv))),
+            Value::Context(c) => fields
+                .iter()
+                .all(|(k, ft)| c.get(k).is_none_or(|fv| conforms(ft, fv))),
             _ => false,
         },
         Type::Constrained { base, allowed } => conforms(base, v) && allowed_ok(allowed, v),
@@ -163,12 +181,20 @@ pub fn coerce(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
             }
             match v {
                 // A singleton list stands for its element.
-                Value::List(items) if items.len() == 1 => coerce(t, items[0].clone(), strings_as_temporal),
+                Value::List(items) if items.len() == 1 => {
+                    coerce(t, items[0].clone(), strings_as_temporal)
+                }
                 Value::String(s) if strings_as_temporal => from_string(b, &s),
-                Value::Date(d) if *b == "date and time" => Some(Value::DateTime(crate::feel::temporal::DateTime {
-                    date: d,
-                    time: crate::feel::temporal::Time { secs: 0, nanos: 0, zone: crate::feel::temporal::Zone::Offset(0) },
-                })),
+                Value::Date(d) if *b == "date and time" => {
+                    Some(Value::DateTime(crate::feel::temporal::DateTime {
+                        date: d,
+                        time: crate::feel::temporal::Time {
+                            secs: 0,
+                            nanos: 0,
+                            zone: crate::feel::temporal::Zone::Offset(0),
+                        },
+                    }))
+                }
                 _ => None,
             }
         }
@@ -193,12 +219,18 @@ pub fn coerce(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
                 }
                 Some(Value::Context(Arc::new(out)))
             }
-            Value::List(items) if items.len() == 1 => coerce(t, items[0].clone(), strings_as_temporal),
+            Value::List(items) if items.len() == 1 => {
+                coerce(t, items[0].clone(), strings_as_temporal)
+            }
             _ => None,
         },
         Type::Constrained { base, allowed } => {
             let v = coerce(base, v, strings_as_temporal)?;
-            if allowed_ok(allowed, &v) { Some(v) } else { None }
+            if allowed_ok(allowed, &v) {
+                Some(v)
+            } else {
+                None
+            }
         }
         Type::Function => matches!(v, Value::Function(_)).then_some(v),
     }
@@ -211,11 +243,17 @@ fn from_string(b: &str, s: &str) -> Option<Value> {
         "date" => t::Date::parse(s).map(Value::Date),
         "time" => t::Time::parse(s).map(Value::Time),
         "date and time" => t::DateTime::parse(s).map(Value::DateTime),
-        "days and time duration" | "years and months duration" | "duration" => match t::parse_duration(s)? {
-            t::ParsedDuration::YearsMonths(m) if b != "days and time duration" => Some(Value::YmDuration(m)),
-            t::ParsedDuration::DaysTime(n) if b != "years and months duration" => Some(Value::DtDuration(n)),
-            _ => None,
-        },
+        "days and time duration" | "years and months duration" | "duration" => {
+            match t::parse_duration(s)? {
+                t::ParsedDuration::YearsMonths(m) if b != "days and time duration" => {
+                    Some(Value::YmDuration(m))
+                }
+                t::ParsedDuration::DaysTime(n) if b != "years and months duration" => {
+                    Some(Value::DtDuration(n))
+                }
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

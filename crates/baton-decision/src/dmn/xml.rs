@@ -19,8 +19,20 @@ use crate::feel::value::Value;
 /// Documents larger than this are rejected before parsing.
 pub const MODEL_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-const EXPRESSION_KINDS: &[&str] =
-    &["literalExpression", "decisionTable", "context", "invocation", "functionDefinition", "relation", "list", "conditional", "for", "some", "every", "filter"];
+const EXPRESSION_KINDS: &[&str] = &[
+    "literalExpression",
+    "decisionTable",
+    "context",
+    "invocation",
+    "functionDefinition",
+    "relation",
+    "list",
+    "conditional",
+    "for",
+    "some",
+    "every",
+    "filter",
+];
 
 struct Compiler {
     names: Vec<Arc<str>>,
@@ -29,28 +41,38 @@ struct Compiler {
 }
 
 fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
-    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 fn children<'a, 'i: 'a>(n: Node<'a, 'i>, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
-    n.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
 }
 
 fn text_of(n: Node<'_, '_>) -> String {
-    child(n, "text").and_then(|t| t.text()).unwrap_or("").to_string()
+    child(n, "text")
+        .and_then(|t| t.text())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn expression_child<'a, 'i>(n: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
-    n.children().find(|c| c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name()))
+    n.children()
+        .find(|c| c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name()))
 }
 
 /// The id of `n` or of its nearest ancestor that has one, for error messages.
 fn element_id(n: Node<'_, '_>) -> String {
-    n.ancestors().find_map(|a| a.attribute("id")).unwrap_or("?").to_string()
+    n.ancestors()
+        .find_map(|a| a.attribute("id"))
+        .unwrap_or("?")
+        .to_string()
 }
 
 fn href_id(n: Node<'_, '_>) -> Option<String> {
-    n.attribute("href").map(|h| h.rsplit('#').next().unwrap_or(h).to_string())
+    n.attribute("href")
+        .map(|h| h.rsplit('#').next().unwrap_or(h).to_string())
 }
 
 impl Compiler {
@@ -58,7 +80,11 @@ impl Compiler {
         match parse_expression(text, &self.names) {
             Ok(e) => e,
             Err(error) => {
-                self.diagnostics.push(DmnError::Feel { element: element_id(n), expression: text.trim().to_string(), error });
+                self.diagnostics.push(DmnError::Feel {
+                    element: element_id(n),
+                    expression: text.trim().to_string(),
+                    error,
+                });
                 Expr::Const(Value::Null)
             }
         }
@@ -68,7 +94,11 @@ impl Compiler {
         match parse_unary_tests(text, &self.names) {
             Ok(t) => t,
             Err(error) => {
-                self.diagnostics.push(DmnError::Feel { element: element_id(n), expression: text.trim().to_string(), error });
+                self.diagnostics.push(DmnError::Feel {
+                    element: element_id(n),
+                    expression: text.trim().to_string(),
+                    error,
+                });
                 // An entry that cannot be read must never match.
                 UnaryTests::Not(Vec::new())
             }
@@ -76,7 +106,9 @@ impl Compiler {
     }
 
     fn type_ref(&self, n: Node<'_, '_>) -> Option<Type> {
-        n.attribute("typeRef").map(|t| self.types.resolve(t)).filter(|t| !matches!(t, Type::Any))
+        n.attribute("typeRef")
+            .map(|t| self.types.resolve(t))
+            .filter(|t| !matches!(t, Type::Any))
     }
 
     fn boxed_child(&mut self, n: Node<'_, '_>) -> Boxed {
@@ -90,7 +122,11 @@ impl Compiler {
         match n.tag_name().name() {
             "literalExpression" => {
                 let text = text_of(n);
-                if text.trim().is_empty() { Boxed::Empty } else { Boxed::Literal(self.expr(n, &text)) }
+                if text.trim().is_empty() {
+                    Boxed::Empty
+                } else {
+                    Boxed::Literal(self.expr(n, &text))
+                }
             }
             "decisionTable" => self.table(n),
             "context" => Boxed::Context(
@@ -112,7 +148,9 @@ impl Compiler {
                 };
                 let bindings = children(n, "binding")
                     .map(|b| {
-                        let name = child(b, "parameter").and_then(|p| p.attribute("name")).unwrap_or("");
+                        let name = child(b, "parameter")
+                            .and_then(|p| p.attribute("name"))
+                            .unwrap_or("");
                         (Arc::from(name), self.boxed_child(b))
                     })
                     .collect();
@@ -120,56 +158,106 @@ impl Compiler {
             }
             "functionDefinition" => Boxed::Function(Arc::new(self.function(n))),
             "relation" => {
-                let columns: Vec<Arc<str>> = children(n, "column").map(|c| Arc::from(c.attribute("name").unwrap_or(""))).collect();
+                let columns: Vec<Arc<str>> = children(n, "column")
+                    .map(|c| Arc::from(c.attribute("name").unwrap_or("")))
+                    .collect();
                 let rows = children(n, "row")
-                    .map(|r| r.children().filter(|c| c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name())).map(|c| self.boxed(c)).collect())
+                    .map(|r| {
+                        r.children()
+                            .filter(|c| {
+                                c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name())
+                            })
+                            .map(|c| self.boxed(c))
+                            .collect()
+                    })
                     .collect();
                 Boxed::Relation { columns, rows }
             }
-            "list" => Boxed::List(n.children().filter(|c| c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name())).map(|c| self.boxed(c)).collect()),
+            "list" => Boxed::List(
+                n.children()
+                    .filter(|c| c.is_element() && EXPRESSION_KINDS.contains(&c.tag_name().name()))
+                    .map(|c| self.boxed(c))
+                    .collect(),
+            ),
             "conditional" => {
-                let part = |s: &mut Self, name: &str| child(n, name).map(|p| s.boxed_child(p)).unwrap_or(Boxed::Empty);
+                let part = |s: &mut Self, name: &str| {
+                    child(n, name)
+                        .map(|p| s.boxed_child(p))
+                        .unwrap_or(Boxed::Empty)
+                };
                 let parts = [part(self, "if"), part(self, "then"), part(self, "else")];
                 Boxed::Conditional(Box::new(parts))
             }
             kind @ ("for" | "some" | "every") => {
                 let var = Arc::from(n.attribute("iteratorVariable").unwrap_or("item"));
-                let source = child(n, "in").map(|p| self.boxed_child(p)).unwrap_or(Boxed::Empty);
+                let source = child(n, "in")
+                    .map(|p| self.boxed_child(p))
+                    .unwrap_or(Boxed::Empty);
                 let body_name = if kind == "for" { "return" } else { "satisfies" };
-                let body = child(n, body_name).map(|p| self.boxed_child(p)).unwrap_or(Boxed::Empty);
+                let body = child(n, body_name)
+                    .map(|p| self.boxed_child(p))
+                    .unwrap_or(Boxed::Empty);
                 let kind = match kind {
                     "for" => IterKind::For,
                     "some" => IterKind::Some,
                     _ => IterKind::Every,
                 };
-                Boxed::Iterate { kind, var, source: Box::new(source), body: Box::new(body) }
+                Boxed::Iterate {
+                    kind,
+                    var,
+                    source: Box::new(source),
+                    body: Box::new(body),
+                }
             }
             "filter" => {
-                let source = child(n, "in").map(|p| self.boxed_child(p)).unwrap_or(Boxed::Empty);
-                let cond = child(n, "match").map(|p| self.boxed_child(p)).unwrap_or(Boxed::Empty);
-                Boxed::Filter { source: Box::new(source), cond: Box::new(cond) }
+                let source = child(n, "in")
+                    .map(|p| self.boxed_child(p))
+                    .unwrap_or(Boxed::Empty);
+                let cond = child(n, "match")
+                    .map(|p| self.boxed_child(p))
+                    .unwrap_or(Boxed::Empty);
+                Boxed::Filter {
+                    source: Box::new(source),
+                    cond: Box::new(cond),
+                }
             }
             _ => Boxed::Empty,
         }
     }
 
     fn function(&mut self, n: Node<'_, '_>) -> FunctionDef {
-        let params: Vec<(Arc<str>, Option<Type>)> =
-            children(n, "formalParameter").map(|p| (Arc::from(p.attribute("name").unwrap_or("")), self.type_ref(p))).collect();
+        let params: Vec<(Arc<str>, Option<Type>)> = children(n, "formalParameter")
+            .map(|p| {
+                (
+                    Arc::from(p.attribute("name").unwrap_or("")),
+                    self.type_ref(p),
+                )
+            })
+            .collect();
         let names = params.iter().map(|p| p.0.clone()).collect();
         let feel = n.attribute("kind").is_none_or(|k| k == "FEEL");
-        FunctionDef { params, names, body: self.boxed_child(n), result: self.type_ref(n), feel }
+        FunctionDef {
+            params,
+            names,
+            body: self.boxed_child(n),
+            result: self.type_ref(n),
+            feel,
+        }
     }
 
     fn table(&mut self, n: Node<'_, '_>) -> Boxed {
         let id: Arc<str> = Arc::from(n.attribute("id").unwrap_or(""));
-        let hit_policy = match HitPolicy::parse(n.attribute("hitPolicy"), n.attribute("aggregation")) {
-            Some(h) => h,
-            None => {
-                self.diagnostics.push(DmnError::Model { element: element_id(n), message: "unknown hit policy".into() });
-                return Boxed::Empty;
-            }
-        };
+        let hit_policy =
+            match HitPolicy::parse(n.attribute("hitPolicy"), n.attribute("aggregation")) {
+                Some(h) => h,
+                None => {
+                    self.diagnostics.push(DmnError::Model {
+                        element: element_id(n),
+                        message: "unknown hit policy".into(),
+                    });
+                    return Boxed::Empty;
+                }
+            };
         let mut inputs = Vec::new();
         let mut input_names = Vec::new();
         for i in children(n, "input") {
@@ -181,7 +269,10 @@ impl Compiler {
             inputs.push(TableInput { expr, allowed });
         }
         let outputs_xml: Vec<Node<'_, '_>> = children(n, "output").collect();
-        let single_name = n.ancestors().find_map(|a| child(a, "variable").and_then(|v| v.attribute("name"))).map(Arc::from);
+        let single_name = n
+            .ancestors()
+            .find_map(|a| child(a, "variable").and_then(|v| v.attribute("name")))
+            .map(Arc::from);
         let mut outputs = Vec::new();
         for o in &outputs_xml {
             let (priorities, allowed) = match child(*o, "outputValues") {
@@ -192,14 +283,24 @@ impl Compiler {
                 None => (Vec::new(), None),
             };
             let default = child(*o, "defaultOutputEntry").map(|d| self.expr(d, &text_of(d)));
-            outputs.push(TableOutput { name: o.attribute("name").map(Arc::from), priorities, allowed, default, ty: self.type_ref(*o) });
+            outputs.push(TableOutput {
+                name: o.attribute("name").map(Arc::from),
+                priorities,
+                allowed,
+                default,
+                ty: self.type_ref(*o),
+            });
         }
         let mut rules = Vec::new();
         let mut rule_ids = Vec::new();
         for r in children(n, "rule") {
             rule_ids.push(Arc::from(r.attribute("id").unwrap_or("")));
-            let entries: Vec<UnaryTests> = children(r, "inputEntry").map(|e| self.tests(e, &text_of(e))).collect();
-            let outs: Vec<Expr> = children(r, "outputEntry").map(|e| self.expr(e, &text_of(e))).collect();
+            let entries: Vec<UnaryTests> = children(r, "inputEntry")
+                .map(|e| self.tests(e, &text_of(e)))
+                .collect();
+            let outs: Vec<Expr> = children(r, "outputEntry")
+                .map(|e| self.expr(e, &text_of(e)))
+                .collect();
             if entries.len() != inputs.len() || outs.len() != outputs.len() {
                 self.diagnostics.push(DmnError::Model {
                     element: r.attribute("id").unwrap_or("?").to_string(),
@@ -207,7 +308,10 @@ impl Compiler {
                 });
                 return Boxed::Empty;
             }
-            rules.push(Rule { entries, outputs: outs });
+            rules.push(Rule {
+                entries,
+                outputs: outs,
+            });
         }
         Boxed::Table(Box::new(DecisionTable {
             id,
@@ -225,7 +329,16 @@ impl Compiler {
 /// `outputValues` entries that are plain literals, in order.
 fn literal_values(t: &UnaryTests) -> Vec<Value> {
     match t {
-        UnaryTests::Tests(ts) => ts.iter().filter_map(|t| if let Expr::Const(v) = &t.expr { Some(v.clone()) } else { None }).collect(),
+        UnaryTests::Tests(ts) => ts
+            .iter()
+            .filter_map(|t| {
+                if let Expr::Const(v) = &t.expr {
+                    Some(v.clone())
+                } else {
+                    None
+                }
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -233,9 +346,13 @@ fn literal_values(t: &UnaryTests) -> Vec<Value> {
 fn item_def(c: &mut Compiler, n: Node<'_, '_>) -> ItemDef {
     ItemDef {
         name: Arc::from(n.attribute("name").unwrap_or("")),
-        type_ref: child(n, "typeRef").and_then(|t| t.text()).map(|t| t.trim().to_string()),
+        type_ref: child(n, "typeRef")
+            .and_then(|t| t.text())
+            .map(|t| t.trim().to_string()),
         is_collection: n.attribute("isCollection") == Some("true"),
-        components: children(n, "itemComponent").map(|ic| item_def(c, ic)).collect(),
+        components: children(n, "itemComponent")
+            .map(|ic| item_def(c, ic))
+            .collect(),
         allowed: child(n, "allowedValues").map(|v| Arc::new(c.tests(v, &text_of(v)))),
         function: child(n, "functionItem").is_some(),
     }
@@ -244,12 +361,21 @@ fn item_def(c: &mut Compiler, n: Node<'_, '_>) -> ItemDef {
 /// Parses and compiles a DMN document.
 pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
     if xml.len() > MODEL_BYTES_MAX {
-        return Err(DmnError::Xml { message: format!("model is {} bytes; the limit is {MODEL_BYTES_MAX}", xml.len()) });
+        return Err(DmnError::Xml {
+            message: format!(
+                "model is {} bytes; the limit is {MODEL_BYTES_MAX}",
+                xml.len()
+            ),
+        });
     }
-    let doc = roxmltree::Document::parse(xml).map_err(|e| DmnError::Xml { message: e.to_string() })?;
+    let doc = roxmltree::Document::parse(xml).map_err(|e| DmnError::Xml {
+        message: e.to_string(),
+    })?;
     let root = doc.root_element();
     if root.tag_name().name() != "definitions" {
-        return Err(DmnError::Xml { message: format!("expected <definitions>, found <{}>", root.tag_name().name()) });
+        return Err(DmnError::Xml {
+            message: format!("expected <definitions>, found <{}>", root.tag_name().name()),
+        });
     }
     let mut names: Vec<Arc<str>> = Vec::new();
     for n in root.descendants().filter(|n| n.is_element()) {
@@ -262,7 +388,11 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
             }
         }
     }
-    let mut c = Compiler { names, types: TypeRegistry::default(), diagnostics: Vec::new() };
+    let mut c = Compiler {
+        names,
+        types: TypeRegistry::default(),
+        diagnostics: Vec::new(),
+    };
     for it in children(root, "itemDefinition") {
         let def = item_def(&mut c, it);
         c.types.defs.insert(def.name.to_string(), def);
@@ -271,9 +401,15 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
     let mut ids: HashMap<String, (char, usize)> = HashMap::new();
     let mut inputs = Vec::new();
     for n in children(root, "inputData") {
-        ids.insert(n.attribute("id").unwrap_or("").to_string(), ('i', inputs.len()));
+        ids.insert(
+            n.attribute("id").unwrap_or("").to_string(),
+            ('i', inputs.len()),
+        );
         let var = child(n, "variable");
-        inputs.push(InputData { name: Arc::from(n.attribute("name").unwrap_or("")), ty: var.and_then(|v| c.type_ref(v)) });
+        inputs.push(InputData {
+            name: Arc::from(n.attribute("name").unwrap_or("")),
+            ty: var.and_then(|v| c.type_ref(v)),
+        });
     }
     let decision_nodes: Vec<Node<'_, '_>> = children(root, "decision").collect();
     for (i, n) in decision_nodes.iter().enumerate() {
@@ -283,16 +419,27 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
     for n in children(root, "businessKnowledgeModel") {
         let def = match child(n, "encapsulatedLogic") {
             Some(l) => c.function(l),
-            None => FunctionDef { params: Vec::new(), names: Vec::new(), body: Boxed::Empty, result: None, feel: true },
+            None => FunctionDef {
+                params: Vec::new(),
+                names: Vec::new(),
+                body: Boxed::Empty,
+                result: None,
+                feel: true,
+            },
         };
-        bkms.push(Bkm { name: Arc::from(n.attribute("name").unwrap_or("")), def: Arc::new(def) });
+        bkms.push(Bkm {
+            name: Arc::from(n.attribute("name").unwrap_or("")),
+            def: Arc::new(def),
+        });
     }
     let mut decisions = Vec::new();
     for n in &decision_nodes {
         let mut req_decisions = Vec::new();
         let mut req_inputs = Vec::new();
         for r in children(*n, "informationRequirement") {
-            let target = child(r, "requiredDecision").or_else(|| child(r, "requiredInput")).and_then(href_id);
+            let target = child(r, "requiredDecision")
+                .or_else(|| child(r, "requiredInput"))
+                .and_then(href_id);
             match target.and_then(|t| ids.get(&t)) {
                 Some(('d', i)) => req_decisions.push(*i),
                 Some((_, i)) => req_inputs.push(*i),
@@ -312,14 +459,28 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
     let mut services = Vec::new();
     for n in children(root, "decisionService") {
         let refs = |name: &str, kind: char| -> Vec<usize> {
-            children(n, name).filter_map(href_id).filter_map(|h| ids.get(&h)).filter(|(k, _)| *k == kind).map(|(_, i)| *i).collect()
+            children(n, name)
+                .filter_map(href_id)
+                .filter_map(|h| ids.get(&h))
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, i)| *i)
+                .collect()
         };
         let outputs = refs("outputDecision", 'd');
         let input_decisions = refs("inputDecision", 'd');
         let input_data = refs("inputData", 'i');
-        let mut params: Vec<Arc<str>> = input_decisions.iter().map(|&i| decisions[i].name.clone()).collect();
+        let mut params: Vec<Arc<str>> = input_decisions
+            .iter()
+            .map(|&i| decisions[i].name.clone())
+            .collect();
         params.extend(input_data.iter().map(|&i| inputs[i].name.clone()));
-        services.push(Service { name: Arc::from(n.attribute("name").unwrap_or("")), outputs, input_decisions, input_data, params });
+        services.push(Service {
+            name: Arc::from(n.attribute("name").unwrap_or("")),
+            outputs,
+            input_decisions,
+            input_data,
+            params,
+        });
     }
     Ok(ModelInner {
         name: root.attribute("name").unwrap_or("").to_string(),

@@ -72,16 +72,29 @@ pub enum Expr {
     InstanceOf(Box<Expr>, TypeRef),
     If(Box<Expr>, Box<Expr>, Box<Expr>),
     For(Vec<Iteration>, Box<Expr>),
-    Quantified { every: bool, iters: Vec<Iteration>, cond: Box<Expr> },
+    Quantified {
+        every: bool,
+        iters: Vec<Iteration>,
+        cond: Box<Expr>,
+    },
     List(Vec<Expr>),
     Context(Vec<(Arc<str>, Expr)>),
-    Interval { start_incl: bool, start: Box<Expr>, end: Box<Expr>, end_incl: bool },
+    Interval {
+        start_incl: bool,
+        start: Box<Expr>,
+        end: Box<Expr>,
+        end_incl: bool,
+    },
     /// A unary comparison used as a value (`< 10` is a range).
     UnaryCmp(CmpOp, Box<Expr>),
     Path(Box<Expr>, Arc<str>),
     Filter(Box<Expr>, Box<Expr>),
     Call(Box<Expr>, Args),
-    FunctionDef { params: Vec<(Arc<str>, Option<TypeRef>)>, body: Arc<Expr>, external: bool },
+    FunctionDef {
+        params: Vec<(Arc<str>, Option<TypeRef>)>,
+        body: Arc<Expr>,
+        external: bool,
+    },
 }
 
 /// One positive unary test of a decision table cell or an `in` right side.
@@ -113,12 +126,25 @@ impl Expr {
         found
     }
 
+    /// Whether the name occurs anywhere in the expression (e.g. `partial`).
+    pub fn mentions(&self, name: &str) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found |= matches!(e, Expr::Name(n) if &**n == name));
+        found
+    }
+
     fn walk(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
             Expr::Const(_) | Expr::Name(_) | Expr::InputValue => {}
-            Expr::Neg(a) | Expr::UnaryCmp(_, a) | Expr::Path(a, _) | Expr::InstanceOf(a, _) => a.walk(f),
-            Expr::Arith(_, a, b) | Expr::Cmp(_, a, b) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Filter(a, b) => {
+            Expr::Neg(a) | Expr::UnaryCmp(_, a) | Expr::Path(a, _) | Expr::InstanceOf(a, _) => {
+                a.walk(f)
+            }
+            Expr::Arith(_, a, b)
+            | Expr::Cmp(_, a, b)
+            | Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Filter(a, b) => {
                 a.walk(f);
                 b.walk(f);
             }
@@ -137,7 +163,12 @@ impl Expr {
                     ts.iter().for_each(|t| t.expr.walk(f));
                 }
             }
-            Expr::For(its, body) | Expr::Quantified { iters: its, cond: body, .. } => {
+            Expr::For(its, body)
+            | Expr::Quantified {
+                iters: its,
+                cond: body,
+                ..
+            } => {
                 for it in its {
                     it.source.walk(f);
                     if let Some(e) = &it.range_end {

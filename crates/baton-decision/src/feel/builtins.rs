@@ -90,8 +90,14 @@ const SIGNATURES: &[(&str, &str)] = &[
     ("month of year", "date"),
     ("week of year", "date"),
     ("range", "from"),
-    ("before", "point1,point2|point,range|range,point|range1,range2"),
-    ("after", "point1,point2|point,range|range,point|range1,range2"),
+    (
+        "before",
+        "point1,point2|point,range|range,point|range1,range2",
+    ),
+    (
+        "after",
+        "point1,point2|point,range|range,point|range1,range2",
+    ),
     ("meets", "range1,range2"),
     ("met by", "range1,range2"),
     ("overlaps", "range1,range2"),
@@ -151,9 +157,39 @@ pub const MULTI_WORD_NAMES: &[&str] = &[
 
 /// Built-ins that take lists (no singleton unwrapping for them).
 const LIST_FUNCTIONS: &[&str] = &[
-    "string", "list contains", "list replace", "count", "min", "max", "sum", "mean", "median", "stddev", "mode", "product", "all", "any", "and", "or",
-    "sublist", "append", "concatenate", "insert before", "remove", "reverse", "index of", "union", "distinct values", "flatten", "sort", "string join",
-    "context", "context merge", "get value", "context put", "is",
+    "string",
+    "list contains",
+    "list replace",
+    "count",
+    "min",
+    "max",
+    "sum",
+    "mean",
+    "median",
+    "stddev",
+    "mode",
+    "product",
+    "all",
+    "any",
+    "and",
+    "or",
+    "sublist",
+    "append",
+    "concatenate",
+    "insert before",
+    "remove",
+    "reverse",
+    "index of",
+    "union",
+    "distinct values",
+    "flatten",
+    "sort",
+    "string join",
+    "context",
+    "context merge",
+    "get value",
+    "context put",
+    "is",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -162,7 +198,11 @@ pub fn exists(name: &str) -> bool {
 
 /// The static name of a built-in, for storing in a function value.
 pub fn intern(name: &str) -> &'static str {
-    SIGNATURES.iter().find(|(n, _)| *n == name).map(|(n, _)| *n).unwrap_or("not")
+    SIGNATURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, _)| *n)
+        .unwrap_or("not")
 }
 
 /// Orders named arguments by the first signature that accepts all of them.
@@ -171,8 +211,16 @@ pub fn bind_named(name: &str, named: Vec<(Arc<str>, Value)>) -> Option<Vec<Value
     for sig in sigs.split('|') {
         let params: Vec<&str> = sig.split(',').filter(|p| !p.is_empty()).collect();
         if named.iter().all(|(k, _)| params.contains(&&**k)) {
-            let mut vals: Vec<Value> =
-                params.iter().map(|p| named.iter().find(|(k, _)| &**k == *p).map(|(_, v)| v.clone()).unwrap_or(Value::Null)).collect();
+            let mut vals: Vec<Value> = params
+                .iter()
+                .map(|p| {
+                    named
+                        .iter()
+                        .find(|(k, _)| &**k == *p)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or(Value::Null)
+                })
+                .collect();
             // Trailing optional parameters that were not given are dropped.
             while vals.len() > named.len() && vals.last().is_some_and(Value::is_null) {
                 let last = params[vals.len() - 1];
@@ -194,10 +242,10 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
     // its element (FEEL's implicit conversion).
     if !LIST_FUNCTIONS.contains(&name) {
         for a in args.iter_mut() {
-            if let List(l) = a {
-                if l.len() == 1 {
-                    *a = l[0].clone();
-                }
+            if let List(l) = a
+                && l.len() == 1
+            {
+                *a = l[0].clone();
             }
         }
     }
@@ -214,13 +262,21 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("string length", [String(s)]) => Value::num(s.chars().count() as i64),
         ("upper case", [String(s)]) => Value::str(&s.to_uppercase()),
         ("lower case", [String(s)]) => Value::str(&s.to_lowercase()),
-        ("substring before", [String(s), String(m)]) => Value::str(s.find(&**m).map(|i| &s[..i]).unwrap_or("")),
-        ("substring after", [String(s), String(m)]) => Value::str(s.find(&**m).map(|i| &s[i + m.len()..]).unwrap_or("")),
+        ("substring before", [String(s), String(m)]) => {
+            Value::str(s.find(&**m).map(|i| &s[..i]).unwrap_or(""))
+        }
+        ("substring after", [String(s), String(m)]) => {
+            Value::str(s.find(&**m).map(|i| &s[i + m.len()..]).unwrap_or(""))
+        }
         ("contains", [String(s), String(m)]) => Bool(s.contains(&**m)),
         ("starts with", [String(s), String(m)]) => Bool(s.starts_with(&**m)),
         ("ends with", [String(s), String(m)]) => Bool(s.ends_with(&**m)),
-        ("matches", [String(s), String(p)]) => regex(p, "").map(|r| Bool(r.is_match(s))).unwrap_or(Null),
-        ("matches", [String(s), String(p), String(f)]) => regex(p, f).map(|r| Bool(r.is_match(s))).unwrap_or(Null),
+        ("matches", [String(s), String(p)]) => {
+            regex(p, "").map(|r| Bool(r.is_match(s))).unwrap_or(Null)
+        }
+        ("matches", [String(s), String(p), String(f)]) => {
+            regex(p, f).map(|r| Bool(r.is_match(s))).unwrap_or(Null)
+        }
         ("replace", [String(s), String(p), String(r)]) => replace(s, p, r, ""),
         ("replace", [String(s), String(p), String(r), String(f)]) => replace(s, p, r, f),
         ("split", [String(s), String(d)]) => match regex(d, "") {
@@ -232,10 +288,30 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("string join", [List(l), Null]) => string_join(l, ""),
         ("list contains", [List(l), v]) => Bool(l.iter().any(|i| equals(i, v) == Some(true))),
         ("list replace", [List(l), pos, new]) => list_replace(ev, l, pos, new),
-        ("count", _) => varargs(a).map(|l| Value::num(l.len() as i64)).unwrap_or(Null),
-        ("min" | "max", _) => varargs(a).map(|l| min_max(&l, name == "max")).unwrap_or(Null),
-        ("sum", _) => varargs(a).map(|l| if l.is_empty() { Null } else { fold_num(&l, Decimal::ZERO, Decimal::checked_add) }).unwrap_or(Null),
-        ("product", _) => varargs(a).map(|l| if l.is_empty() { Null } else { fold_num(&l, Decimal::ONE, Decimal::checked_mul) }).unwrap_or(Null),
+        ("count", _) => varargs(a)
+            .map(|l| Value::num(l.len() as i64))
+            .unwrap_or(Null),
+        ("min" | "max", _) => varargs(a)
+            .map(|l| min_max(&l, name == "max"))
+            .unwrap_or(Null),
+        ("sum", _) => varargs(a)
+            .map(|l| {
+                if l.is_empty() {
+                    Null
+                } else {
+                    fold_num(&l, Decimal::ZERO, Decimal::checked_add)
+                }
+            })
+            .unwrap_or(Null),
+        ("product", _) => varargs(a)
+            .map(|l| {
+                if l.is_empty() {
+                    Null
+                } else {
+                    fold_num(&l, Decimal::ONE, Decimal::checked_mul)
+                }
+            })
+            .unwrap_or(Null),
         ("mean", _) => varargs(a).map(|l| mean(&l)).unwrap_or(Null),
         ("median", _) => varargs(a).map(|l| median(&l)).unwrap_or(Null),
         ("stddev", _) => varargs(a).map(|l| stddev(&l)).unwrap_or(Null),
@@ -276,9 +352,13 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
             None => Null,
         },
         ("reverse", [List(l)]) => Value::list(l.iter().rev().cloned().collect()),
-        ("index of", [List(l), m]) => {
-            Value::list(l.iter().enumerate().filter(|(_, x)| equals(x, m) == Some(true)).map(|(i, _)| Value::num(i as i64 + 1)).collect())
-        }
+        ("index of", [List(l), m]) => Value::list(
+            l.iter()
+                .enumerate()
+                .filter(|(_, x)| equals(x, m) == Some(true))
+                .map(|(i, _)| Value::num(i as i64 + 1))
+                .collect(),
+        ),
         ("union", _) => {
             let mut v = Vec::new();
             for x in a {
@@ -302,15 +382,23 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("ceiling", [Number(n), Number(s)]) => round(*n, *s, RoundingStrategy::ToPositiveInfinity),
         ("round up", [Number(n), Number(s)]) => round(*n, *s, RoundingStrategy::AwayFromZero),
         ("round down", [Number(n), Number(s)]) => round(*n, *s, RoundingStrategy::ToZero),
-        ("round half up", [Number(n), Number(s)]) => round(*n, *s, RoundingStrategy::MidpointAwayFromZero),
-        ("round half down", [Number(n), Number(s)]) => round(*n, *s, RoundingStrategy::MidpointTowardZero),
+        ("round half up", [Number(n), Number(s)]) => {
+            round(*n, *s, RoundingStrategy::MidpointAwayFromZero)
+        }
+        ("round half down", [Number(n), Number(s)]) => {
+            round(*n, *s, RoundingStrategy::MidpointTowardZero)
+        }
         ("abs", [Number(n)]) => Number(n.abs()),
         ("abs", [YmDuration(m)]) => YmDuration(m.abs()),
         ("abs", [DtDuration(n)]) => DtDuration(n.abs()),
         ("modulo", [Number(_), Number(d)]) if d.is_zero() => Null,
         ("modulo", [Number(n), Number(d)]) => {
             // FEEL's modulo takes the divisor's sign: n - d * floor(n / d).
-            n.checked_div(*d).and_then(|q| d.checked_mul(q.floor())).and_then(|p| n.checked_sub(p)).map(Number).unwrap_or(Null)
+            n.checked_div(*d)
+                .and_then(|q| d.checked_mul(q.floor()))
+                .and_then(|p| n.checked_sub(p))
+                .map(Number)
+                .unwrap_or(Null)
         }
         ("sqrt", [Number(n)]) if !n.is_sign_negative() => n.sqrt().map(Number).unwrap_or(Null),
         ("log", [Number(n)]) if *n > Decimal::ZERO => n.checked_ln().map(Number).unwrap_or(Null),
@@ -321,7 +409,15 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("get value", [Context(c), String(k)]) => c.get(k).cloned().unwrap_or(Null),
         ("get value", [Context(c), List(path)]) => get_path(c, path),
         ("get entries", [Context(c)]) => Value::list(
-            c.entries.iter().map(|(k, v)| Value::context(vec![(Arc::from("key"), Value::String(k.clone())), (Arc::from("value"), v.clone())])).collect(),
+            c.entries
+                .iter()
+                .map(|(k, v)| {
+                    Value::context(vec![
+                        (Arc::from("key"), Value::String(k.clone())),
+                        (Arc::from("value"), v.clone()),
+                    ])
+                })
+                .collect(),
         ),
         ("context", [List(l)]) => build_context(l),
         ("context put", [Context(c), String(k), v]) => {
@@ -359,8 +455,13 @@ fn nums(l: &[Value]) -> Option<Vec<Decimal>> {
 }
 
 fn fold_num(l: &[Value], init: Decimal, f: fn(Decimal, Decimal) -> Option<Decimal>) -> Value {
-    let Some(ns) = nums(l) else { return Value::Null };
-    ns.into_iter().try_fold(init, f).map(Value::Number).unwrap_or(Value::Null)
+    let Some(ns) = nums(l) else {
+        return Value::Null;
+    };
+    ns.into_iter()
+        .try_fold(init, f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn min_max(l: &[Value], max: bool) -> Value {
@@ -369,7 +470,12 @@ fn min_max(l: &[Value], max: bool) -> Value {
         best = match best {
             None => Some(v),
             Some(b) => match compare(v, b) {
-                Some(o) if (o == std::cmp::Ordering::Greater) == max && o != std::cmp::Ordering::Equal => Some(v),
+                Some(o)
+                    if (o == std::cmp::Ordering::Greater) == max
+                        && o != std::cmp::Ordering::Equal =>
+                {
+                    Some(v)
+                }
                 Some(_) => Some(b),
                 None => return Value::Null,
             },
@@ -379,39 +485,64 @@ fn min_max(l: &[Value], max: bool) -> Value {
 }
 
 fn mean(l: &[Value]) -> Value {
-    let Some(ns) = nums(l) else { return Value::Null };
+    let Some(ns) = nums(l) else {
+        return Value::Null;
+    };
     if ns.is_empty() {
         return Value::Null;
     }
     let sum = ns.iter().try_fold(Decimal::ZERO, |a, b| a.checked_add(*b));
-    sum.and_then(|s| s.checked_div(Decimal::from(ns.len()))).map(Value::Number).unwrap_or(Value::Null)
+    sum.and_then(|s| s.checked_div(Decimal::from(ns.len())))
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn median(l: &[Value]) -> Value {
-    let Some(mut ns) = nums(l) else { return Value::Null };
+    let Some(mut ns) = nums(l) else {
+        return Value::Null;
+    };
     if ns.is_empty() {
         return Value::Null;
     }
     ns.sort();
     let n = ns.len();
-    if n % 2 == 1 { Value::Number(ns[n / 2]) } else { Value::Number((ns[n / 2 - 1] + ns[n / 2]) / Decimal::TWO) }
+    if n % 2 == 1 {
+        Value::Number(ns[n / 2])
+    } else {
+        Value::Number((ns[n / 2 - 1] + ns[n / 2]) / Decimal::TWO)
+    }
 }
 
 fn stddev(l: &[Value]) -> Value {
-    let Some(ns) = nums(l) else { return Value::Null };
+    let Some(ns) = nums(l) else {
+        return Value::Null;
+    };
     if ns.len() < 2 {
         return Value::Null;
     }
     let n = Decimal::from(ns.len());
-    let Some(mean) = ns.iter().try_fold(Decimal::ZERO, |a, b| a.checked_add(*b)).and_then(|s| s.checked_div(n)) else {
+    let Some(mean) = ns
+        .iter()
+        .try_fold(Decimal::ZERO, |a, b| a.checked_add(*b))
+        .and_then(|s| s.checked_div(n))
+    else {
         return Value::Null;
     };
-    let var = ns.iter().try_fold(Decimal::ZERO, |a, x| (x - mean).checked_mul(x - mean).and_then(|sq| a.checked_add(sq)));
-    var.and_then(|v| v.checked_div(n - Decimal::ONE)).and_then(|v| v.sqrt()).map(Value::Number).unwrap_or(Value::Null)
+    let var = ns.iter().try_fold(Decimal::ZERO, |a, x| {
+        (x - mean)
+            .checked_mul(x - mean)
+            .and_then(|sq| a.checked_add(sq))
+    });
+    var.and_then(|v| v.checked_div(n - Decimal::ONE))
+        .and_then(|v| v.sqrt())
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn mode(l: &[Value]) -> Value {
-    let Some(mut ns) = nums(l) else { return Value::Null };
+    let Some(mut ns) = nums(l) else {
+        return Value::Null;
+    };
     ns.sort();
     let mut counts: Vec<(Decimal, usize)> = Vec::new();
     for n in ns {
@@ -421,7 +552,13 @@ fn mode(l: &[Value]) -> Value {
         }
     }
     let top = counts.iter().map(|(_, c)| *c).max().unwrap_or(0);
-    Value::list(counts.into_iter().filter(|(_, c)| *c == top).map(|(v, _)| Value::Number(v)).collect())
+    Value::list(
+        counts
+            .into_iter()
+            .filter(|(_, c)| *c == top)
+            .map(|(v, _)| Value::Number(v))
+            .collect(),
+    )
 }
 
 fn all_any(l: &[Value], all: bool) -> Value {
@@ -433,19 +570,35 @@ fn all_any(l: &[Value], all: bool) -> Value {
             _ => unknown = true,
         }
     }
-    if unknown { Value::Null } else { Value::Bool(all) }
+    if unknown {
+        Value::Null
+    } else {
+        Value::Bool(all)
+    }
 }
 
 fn position(len: usize, p: Decimal, insert: bool) -> Option<usize> {
     let p = i64::try_from(p.trunc()).ok()?;
     let len = len as i64;
-    let idx = if p > 0 { p - 1 } else if p < 0 { len + p } else { return None };
+    let idx = if p > 0 {
+        p - 1
+    } else if p < 0 {
+        len + p
+    } else {
+        return None;
+    };
     let limit = if insert { len } else { len - 1 };
-    if idx < 0 || idx > limit { None } else { Some(idx as usize) }
+    if idx < 0 || idx > limit {
+        None
+    } else {
+        Some(idx as usize)
+    }
 }
 
 fn sublist(l: &[Value], start: Decimal, len: Option<Decimal>) -> Value {
-    let Some(s) = position(l.len(), start, false) else { return Value::Null };
+    let Some(s) = position(l.len(), start, false) else {
+        return Value::Null;
+    };
     let end = match len {
         None => l.len(),
         Some(n) => match usize::try_from(n.trunc()) {
@@ -523,7 +676,11 @@ fn sort(ev: &mut Evaluator<'_>, l: &[Value], precedes: Option<Arc<Function>>) ->
         }
     };
     let sorted = merge_sort(l.to_vec(), &mut less);
-    if failed { Value::Null } else { Value::list(sorted) }
+    if failed {
+        Value::Null
+    } else {
+        Value::list(sorted)
+    }
 }
 
 fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Vec<Value> {
@@ -536,7 +693,11 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
     let mut out = Vec::with_capacity(l.len() + r.len());
     let (mut li, mut ri) = (l.into_iter().peekable(), r.into_iter().peekable());
     while let (Some(a), Some(b)) = (li.peek(), ri.peek()) {
-        if less(b, a) { out.extend(ri.next()) } else { out.extend(li.next()) }
+        if less(b, a) {
+            out.extend(ri.next())
+        } else {
+            out.extend(li.next())
+        }
     }
     out.extend(li);
     out.extend(ri);
@@ -544,7 +705,9 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
 }
 
 fn round(n: Decimal, scale: Decimal, strategy: RoundingStrategy) -> Value {
-    let Ok(s) = i32::try_from(scale.trunc()) else { return Value::Null };
+    let Ok(s) = i32::try_from(scale.trunc()) else {
+        return Value::Null;
+    };
     if !(-6111..=6176).contains(&s) {
         return Value::Null;
     }
@@ -552,7 +715,9 @@ fn round(n: Decimal, scale: Decimal, strategy: RoundingStrategy) -> Value {
         return Value::Number(n.round_dp_with_strategy(s.min(28) as u32, strategy));
     }
     // Negative scales round to tens, hundreds, ...: shift, round, shift back.
-    let Some(factor) = Decimal::TEN.checked_powi(-s as i64) else { return Value::Number(Decimal::ZERO) };
+    let Some(factor) = Decimal::TEN.checked_powi(-s as i64) else {
+        return Value::Number(Decimal::ZERO);
+    };
     n.checked_div(factor)
         .map(|q| q.round_dp_with_strategy(0, strategy))
         .and_then(|q| q.checked_mul(factor))
@@ -564,18 +729,22 @@ fn number(a: &[Value]) -> Value {
     let (s, group, dec) = match a {
         [Value::String(s)] => (s.clone(), None, None),
         [Value::String(s), g] => (s.clone(), g.as_str().map(str::to_owned), None),
-        [Value::String(s), g, d] => (s.clone(), g.as_str().map(str::to_owned), d.as_str().map(str::to_owned)),
+        [Value::String(s), g, d] => (
+            s.clone(),
+            g.as_str().map(str::to_owned),
+            d.as_str().map(str::to_owned),
+        ),
         _ => return Value::Null,
     };
-    if let Some(g) = &group {
-        if ![" ", ",", "."].contains(&g.as_str()) {
-            return Value::Null;
-        }
+    if let Some(g) = &group
+        && ![" ", ",", "."].contains(&g.as_str())
+    {
+        return Value::Null;
     }
-    if let Some(d) = &dec {
-        if ![",", "."].contains(&d.as_str()) || Some(d) == group.as_ref() {
-            return Value::Null;
-        }
+    if let Some(d) = &dec
+        && (![",", "."].contains(&d.as_str()) || Some(d) == group.as_ref())
+    {
+        return Value::Null;
     }
     let mut t = s.to_string();
     if let Some(g) = group {
@@ -586,9 +755,14 @@ fn number(a: &[Value]) -> Value {
     }
     let t = t.trim();
     let valid = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
-    match (valid, super::parser::parse_number(t.trim_start_matches('+'))) {
+    match (
+        valid,
+        super::parser::parse_number(t.trim_start_matches('+')),
+    ) {
         (true, Some(n)) => Value::Number(n),
-        (true, None) if t.starts_with('-') => super::parser::parse_number(&t[1..]).map(|n| Value::Number(-n)).unwrap_or(Value::Null),
+        (true, None) if t.starts_with('-') => super::parser::parse_number(&t[1..])
+            .map(|n| Value::Number(-n))
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }
@@ -601,8 +775,16 @@ fn substring(a: &[Value]) -> Value {
     };
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len() as i64;
-    let Ok(st) = i64::try_from(start.trunc()) else { return Value::Null };
-    let begin = if st > 0 { st - 1 } else if st < 0 { n + st } else { return Value::Null };
+    let Ok(st) = i64::try_from(start.trunc()) else {
+        return Value::Null;
+    };
+    let begin = if st > 0 {
+        st - 1
+    } else if st < 0 {
+        n + st
+    } else {
+        return Value::Null;
+    };
     if begin < 0 || begin > n {
         return Value::Null;
     }
@@ -613,7 +795,11 @@ fn substring(a: &[Value]) -> Value {
             _ => return Value::Null,
         },
     };
-    Value::str(&chars[begin as usize..end as usize].iter().collect::<String>())
+    Value::str(
+        &chars[begin as usize..end as usize]
+            .iter()
+            .collect::<String>(),
+    )
 }
 
 fn string_join(l: &[Value], d: &str) -> Value {
@@ -630,7 +816,11 @@ fn string_join(l: &[Value], d: &str) -> Value {
 
 /// Compiles an XPath-flavoured pattern (flags `i`, `s`, `m`, `x`, `q`).
 fn regex(pattern: &str, flags: &str) -> Option<Regex> {
-    let mut b = if flags.contains('q') { RegexBuilder::new(&regex::escape(pattern)) } else { RegexBuilder::new(pattern) };
+    let mut b = if flags.contains('q') {
+        RegexBuilder::new(&regex::escape(pattern))
+    } else {
+        RegexBuilder::new(pattern)
+    };
     for f in flags.chars() {
         match f {
             'i' => b.case_insensitive(true),
@@ -646,13 +836,21 @@ fn regex(pattern: &str, flags: &str) -> Option<Regex> {
 }
 
 fn replace(s: &str, p: &str, r: &str, flags: &str) -> Value {
-    let Some(re) = regex(p, flags) else { return Value::Null };
+    let Some(re) = regex(p, flags) else {
+        return Value::Null;
+    };
     // XPath `$1` group references become `${1}` (Rust reads `$1a` as a name).
     let mut rep = String::new();
     let mut chars = r.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => rep.extend(chars.next().map(|c| if c == '$' { "$$".to_string() } else { c.to_string() })),
+            '\\' => rep.extend(chars.next().map(|c| {
+                if c == '$' {
+                    "$$".to_string()
+                } else {
+                    c.to_string()
+                }
+            })),
             '$' => {
                 let mut digits = String::new();
                 while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
@@ -682,15 +880,21 @@ fn is_same(x: &Value, y: &Value) -> bool {
 fn get_path(c: &Context, path: &[Value]) -> Value {
     let mut cur = Value::Context(Arc::new(c.clone()));
     for k in path {
-        let (Value::Context(c), Value::String(k)) = (&cur, k) else { return Value::Null };
+        let (Value::Context(c), Value::String(k)) = (&cur, k) else {
+            return Value::Null;
+        };
         cur = c.get(k).cloned().unwrap_or(Value::Null);
     }
     cur
 }
 
 fn context_put_path(c: &Context, keys: &[Value], v: Value) -> Value {
-    let Some((first, rest)) = keys.split_first() else { return Value::Null };
-    let Value::String(k) = first else { return Value::Null };
+    let Some((first, rest)) = keys.split_first() else {
+        return Value::Null;
+    };
+    let Value::String(k) = first else {
+        return Value::Null;
+    };
     let mut out = c.clone();
     let inner = if rest.is_empty() {
         v
@@ -711,8 +915,12 @@ fn context_put_path(c: &Context, keys: &[Value], v: Value) -> Value {
 fn build_context(l: &[Value]) -> Value {
     let mut out = Context::default();
     for e in l {
-        let Value::Context(c) = e else { return Value::Null };
-        let (Some(Value::String(k)), Some(v)) = (c.get("key"), c.get("value")) else { return Value::Null };
+        let Value::Context(c) = e else {
+            return Value::Null;
+        };
+        let (Some(Value::String(k)), Some(v)) = (c.get("key"), c.get("value")) else {
+            return Value::Null;
+        };
         if out.get(k).is_some() {
             return Value::Null;
         }

@@ -8,7 +8,9 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::builtins::to_i64;
 use super::eval::Evaluator;
-use super::temporal::{self, Date as TDate, DateTime as TDateTime, NANOS, ParsedDuration, Time as TTime, Zone};
+use super::temporal::{
+    self, Date as TDate, DateTime as TDateTime, NANOS, ParsedDuration, Time as TTime, Zone,
+};
 use super::value::{Bound, Range, Value, compare, equals};
 
 pub fn call(ev: &mut Evaluator<'_>, name: &str, a: &[Value]) -> Value {
@@ -22,14 +24,31 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, a: &[Value]) -> Value {
             _ => Null,
         },
         ("date and time", [String(s)]) => parse_date_time(s),
-        ("date and time", [Date(d)]) => DateTime(TDateTime { date: *d, time: TTime { secs: 0, nanos: 0, zone: Zone::Local } }),
+        ("date and time", [Date(d)]) => DateTime(TDateTime {
+            date: *d,
+            time: TTime {
+                secs: 0,
+                nanos: 0,
+                zone: Zone::Local,
+            },
+        }),
         ("date and time", [DateTime(dt)]) => DateTime(dt.clone()),
-        ("date and time", [Date(d), Time(t)]) => DateTime(TDateTime { date: *d, time: t.clone() }),
-        ("date and time", [DateTime(dt), Time(t)]) => DateTime(TDateTime { date: dt.date, time: t.clone() }),
+        ("date and time", [Date(d), Time(t)]) => DateTime(TDateTime {
+            date: *d,
+            time: t.clone(),
+        }),
+        ("date and time", [DateTime(dt), Time(t)]) => DateTime(TDateTime {
+            date: dt.date,
+            time: t.clone(),
+        }),
         ("time", [String(s)]) => parse_time(s),
         ("time", [Time(t)]) => Time(t.clone()),
         ("time", [DateTime(dt)]) => Time(dt.time.clone()),
-        ("time", [Date(_)]) => Time(TTime { secs: 0, nanos: 0, zone: Zone::Offset(0) }),
+        ("time", [Date(_)]) => Time(TTime {
+            secs: 0,
+            nanos: 0,
+            zone: Zone::Offset(0),
+        }),
         ("time", [h, m, s]) => make_time(h, m, s, &Null),
         ("time", [h, m, s, off]) => make_time(h, m, s, off),
         ("duration", [String(s)]) => match temporal::parse_duration(s) {
@@ -40,20 +59,61 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, a: &[Value]) -> Value {
         ("years and months duration", [from, to]) => months_between(from, to),
         ("now", []) => ev.host.now().map(DateTime).unwrap_or(Null),
         ("today", []) => ev.host.now().map(|dt| Date(dt.date)).unwrap_or(Null),
-        ("day of year", [v]) => date_of(v).map(|d| Value::num(d.days() - TDate { year: d.year, month: 1, day: 1 }.days() + 1)).unwrap_or(Null),
-        ("day of week", [v]) => date_of(v).map(|d| Value::str(WEEKDAYS[d.weekday() as usize - 1])).unwrap_or(Null),
-        ("month of year", [v]) => date_of(v).map(|d| Value::str(MONTHS[d.month as usize - 1])).unwrap_or(Null),
+        ("day of year", [v]) => date_of(v)
+            .map(|d| {
+                Value::num(
+                    d.days()
+                        - TDate {
+                            year: d.year,
+                            month: 1,
+                            day: 1,
+                        }
+                        .days()
+                        + 1,
+                )
+            })
+            .unwrap_or(Null),
+        ("day of week", [v]) => date_of(v)
+            .map(|d| Value::str(WEEKDAYS[d.weekday() as usize - 1]))
+            .unwrap_or(Null),
+        ("month of year", [v]) => date_of(v)
+            .map(|d| Value::str(MONTHS[d.month as usize - 1]))
+            .unwrap_or(Null),
         ("week of year", [v]) => date_of(v).map(|d| Value::num(iso_week(&d))).unwrap_or(Null),
         ("range", [String(s)]) => parse_range(s),
-        ("before" | "after" | "meets" | "met by" | "overlaps" | "overlaps before" | "overlaps after" | "finishes" | "finished by" | "includes" | "during"
-        | "starts" | "started by" | "coincides", [x, y]) => relation(name, x, y).map(Bool).unwrap_or(Null),
+        (
+            "before" | "after" | "meets" | "met by" | "overlaps" | "overlaps before"
+            | "overlaps after" | "finishes" | "finished by" | "includes" | "during" | "starts"
+            | "started by" | "coincides",
+            [x, y],
+        ) => relation(name, x, y).map(Bool).unwrap_or(Null),
         _ => Null,
     }
 }
 
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
-const MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 fn date_of(v: &Value) -> Option<TDate> {
     match v {
@@ -76,7 +136,14 @@ fn parse_date_time(s: &str) -> Value {
         return Value::DateTime(dt);
     }
     match TDate::parse(s) {
-        Some(d) => Value::DateTime(TDateTime { date: d, time: TTime { secs: 0, nanos: 0, zone: Zone::Local } }),
+        Some(d) => Value::DateTime(TDateTime {
+            date: d,
+            time: TTime {
+                secs: 0,
+                nanos: 0,
+                zone: Zone::Local,
+            },
+        }),
         None => Value::Null,
     }
 }
@@ -86,22 +153,37 @@ fn parse_time(s: &str) -> Value {
 }
 
 fn make_time(h: &Value, m: &Value, s: &Value, off: &Value) -> Value {
-    let (Some(h), Some(m), Value::Number(s)) = (to_i64(h), to_i64(m), s) else { return Value::Null };
-    if !(0..24).contains(&h) || !(0..60).contains(&m) || *s < Decimal::ZERO || *s >= Decimal::from(60) {
+    let (Some(h), Some(m), Value::Number(s)) = (to_i64(h), to_i64(m), s) else {
+        return Value::Null;
+    };
+    if !(0..24).contains(&h)
+        || !(0..60).contains(&m)
+        || *s < Decimal::ZERO
+        || *s >= Decimal::from(60)
+    {
         return Value::Null;
     }
     let whole = s.trunc().to_u32().unwrap_or(0);
-    let nanos = (s.fract() * Decimal::from(1_000_000_000u32)).trunc().to_u32().unwrap_or(0);
+    let nanos = (s.fract() * Decimal::from(1_000_000_000u32))
+        .trunc()
+        .to_u32()
+        .unwrap_or(0);
     let zone = match off {
         Value::Null => Zone::Local,
         Value::DtDuration(n) => Zone::Offset((n / NANOS) as i32),
         _ => return Value::Null,
     };
-    Value::Time(TTime { secs: (h * 3600 + m * 60) as u32 + whole, nanos, zone })
+    Value::Time(TTime {
+        secs: (h * 3600 + m * 60) as u32 + whole,
+        nanos,
+        zone,
+    })
 }
 
 fn months_between(from: &Value, to: &Value) -> Value {
-    let (Some(a), Some(b)) = (date_of(from), date_of(to)) else { return Value::Null };
+    let (Some(a), Some(b)) = (date_of(from), date_of(to)) else {
+        return Value::Null;
+    };
     let mut months = (b.year as i64 - a.year as i64) * 12 + (b.month as i64 - a.month as i64);
     // Only whole months count: step back when the day-of-month (and time)
     // has not been reached yet.
@@ -136,7 +218,9 @@ pub fn temporal_property(v: &Value, name: &str) -> Value {
         "hour" => Value::num(t.hour() as i64),
         "minute" => Value::num(t.minute() as i64),
         "second" => Value::num(t.second() as i64),
-        "time offset" => offset.map(|o| DtDuration(o as i128 * NANOS)).unwrap_or(Null),
+        "time offset" => offset
+            .map(|o| DtDuration(o as i128 * NANOS))
+            .unwrap_or(Null),
         "timezone" => match &t.zone {
             Zone::Named(n) => Value::String(n.clone()),
             _ => Null,
@@ -168,12 +252,16 @@ pub fn temporal_property(v: &Value, name: &str) -> Value {
 
 /// `range("[1..10]")`: only literal end points are accepted.
 fn parse_range(s: &str) -> Value {
-    let Ok(e) = super::parser::parse_expression(s, &[]) else { return Value::Null };
+    let Ok(e) = super::parser::parse_expression(s, &[]) else {
+        return Value::Null;
+    };
     let literal = |e: &super::ast::Expr| match e {
         super::ast::Expr::Const(_) => true,
         super::ast::Expr::Call(f, super::ast::Args::Positional(args)) => {
             matches!(&**f, super::ast::Expr::Name(n) if matches!(&**n, "date" | "time" | "date and time" | "duration"))
-                && args.iter().all(|a| matches!(a, super::ast::Expr::Const(Value::String(_))))
+                && args
+                    .iter()
+                    .all(|a| matches!(a, super::ast::Expr::Const(Value::String(_))))
         }
         _ => false,
     };
@@ -197,16 +285,39 @@ fn parse_range(s: &str) -> Value {
 fn as_range(v: &Value) -> Range {
     match v {
         Value::Range(r) => (**r).clone(),
-        p => Range { start: Bound { value: p.clone(), inclusive: true }, end: Bound { value: p.clone(), inclusive: true } },
+        p => Range {
+            start: Bound {
+                value: p.clone(),
+                inclusive: true,
+            },
+            end: Bound {
+                value: p.clone(),
+                inclusive: true,
+            },
+        },
     }
 }
 
 /// Compares end points where a null start is -∞ and a null end is +∞.
 fn ep_cmp(a: &Value, a_start: bool, b: &Value, b_start: bool) -> Option<Ordering> {
     match (a.is_null(), b.is_null()) {
-        (true, true) => Some(if a_start == b_start { Ordering::Equal } else if a_start { Ordering::Less } else { Ordering::Greater }),
-        (true, false) => Some(if a_start { Ordering::Less } else { Ordering::Greater }),
-        (false, true) => Some(if b_start { Ordering::Greater } else { Ordering::Less }),
+        (true, true) => Some(if a_start == b_start {
+            Ordering::Equal
+        } else if a_start {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        }),
+        (true, false) => Some(if a_start {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        }),
+        (false, true) => Some(if b_start {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        }),
         (false, false) => compare(a, b),
     }
 }
@@ -231,7 +342,8 @@ fn relation(name: &str, x: &Value, y: &Value) -> Option<bool> {
         "overlaps" if xr && yr => {
             let o1 = c(e1, false, s2, true)?;
             let o2 = c(s1, true, e2, false)?;
-            (o1 == Greater || (o1 == Equal && e1.inclusive && s2.inclusive)) && (o2 == Less || (o2 == Equal && s1.inclusive && e2.inclusive))
+            (o1 == Greater || (o1 == Equal && e1.inclusive && s2.inclusive))
+                && (o2 == Less || (o2 == Equal && s1.inclusive && e2.inclusive))
         }
         "overlaps before" if xr && yr => {
             let ss = c(s1, true, s2, true)?;
@@ -258,7 +370,8 @@ fn relation(name: &str, x: &Value, y: &Value) -> Option<bool> {
             }
             let ss = c(s1, true, s2, true)?;
             let ee = c(e1, false, e2, false)?;
-            (ss == Less || (ss == Equal && (s1.inclusive || !s2.inclusive))) && (ee == Greater || (ee == Equal && (e1.inclusive || !e2.inclusive)))
+            (ss == Less || (ss == Equal && (s1.inclusive || !s2.inclusive)))
+                && (ee == Greater || (ee == Equal && (e1.inclusive || !e2.inclusive)))
         }
         "during" if yr => return relation("includes", y, x),
         "starts" if yr => {
@@ -266,7 +379,9 @@ fn relation(name: &str, x: &Value, y: &Value) -> Option<bool> {
                 return Some(s2.inclusive && equals(x, &s2.value)?);
             }
             let ee = c(e1, false, e2, false)?;
-            s1.inclusive == s2.inclusive && c(s1, true, s2, true)? == Equal && (ee == Less || (ee == Equal && (!e1.inclusive || e2.inclusive)))
+            s1.inclusive == s2.inclusive
+                && c(s1, true, s2, true)? == Equal
+                && (ee == Less || (ee == Equal && (!e1.inclusive || e2.inclusive)))
         }
         "started by" if xr => return relation("starts", y, x),
         "coincides" => {
@@ -276,7 +391,10 @@ fn relation(name: &str, x: &Value, y: &Value) -> Option<bool> {
             if !xr {
                 return equals(x, y);
             }
-            s1.inclusive == s2.inclusive && e1.inclusive == e2.inclusive && c(s1, true, s2, true)? == Equal && c(e1, false, e2, false)? == Equal
+            s1.inclusive == s2.inclusive
+                && e1.inclusive == e2.inclusive
+                && c(s1, true, s2, true)? == Equal
+                && c(e1, false, e2, false)? == Equal
         }
         _ => return None,
     })

@@ -48,7 +48,13 @@ pub struct Evaluator<'h> {
 
 impl<'h> Evaluator<'h> {
     pub fn new(host: &'h dyn Host) -> Self {
-        Evaluator { scope: Vec::new(), input: Value::Null, depth: 0, host, trace: None }
+        Evaluator {
+            scope: Vec::new(),
+            input: Value::Null,
+            depth: 0,
+            host,
+            trace: None,
+        }
     }
 
     pub fn bind(&mut self, name: Arc<str>, v: Value) {
@@ -65,11 +71,19 @@ impl<'h> Evaluator<'h> {
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Value> {
-        self.scope.iter().rev().find(|(k, _)| &**k == name).map(|(_, v)| v)
+        self.scope
+            .iter()
+            .rev()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| v)
     }
 
     /// Runs `f` with a fresh scope (the callee's), restoring ours after.
-    pub fn with_scope<T>(&mut self, scope: Vec<(Arc<str>, Value)>, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
+    pub fn with_scope<T>(
+        &mut self,
+        scope: Vec<(Arc<str>, Value)>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> Option<T> {
         if self.depth >= CALL_DEPTH_MAX {
             return None;
         }
@@ -92,7 +106,9 @@ impl<'h> Evaluator<'h> {
             Expr::Const(v) => v.clone(),
             Expr::Name(n) => match self.lookup(n) {
                 Some(v) => v.clone(),
-                None if builtins::exists(n) => Value::Function(Arc::new(Function::Builtin(builtins::intern(n)))),
+                None if builtins::exists(n) => {
+                    Value::Function(Arc::new(Function::Builtin(builtins::intern(n))))
+                }
                 None => self.dotted_name(n),
             },
             Expr::InputValue => self.input.clone(),
@@ -141,7 +157,12 @@ impl<'h> Evaluator<'h> {
             Expr::Quantified { every, iters, cond } => self.eval_quantified(*every, iters, cond),
             Expr::List(items) => Value::list(items.iter().map(|i| self.eval(i)).collect()),
             Expr::Context(entries) => self.eval_context(entries),
-            Expr::Interval { start_incl, start, end, end_incl } => {
+            Expr::Interval {
+                start_incl,
+                start,
+                end,
+                end_incl,
+            } => {
                 let (s, e) = (self.eval(start), self.eval(end));
                 make_range(s, *start_incl, e, *end_incl)
             }
@@ -158,11 +179,19 @@ impl<'h> Evaluator<'h> {
                 self.filter(v, f)
             }
             Expr::Call(callee, args) => self.eval_call(callee, args),
-            Expr::FunctionDef { params, body, external } => {
+            Expr::FunctionDef {
+                params,
+                body,
+                external,
+            } => {
                 if *external {
                     return Value::Null;
                 }
-                Value::Function(Arc::new(Function::User { params: params.clone(), body: body.clone(), closure: self.scope.clone() }))
+                Value::Function(Arc::new(Function::User {
+                    params: params.clone(),
+                    body: body.clone(),
+                    closure: self.scope.clone(),
+                }))
             }
         }
     }
@@ -171,8 +200,12 @@ impl<'h> Evaluator<'h> {
     /// path into `Person` in another) that is not bound: read it as a path.
     fn dotted_name(&self, n: &str) -> Value {
         let mut parts = n.split('.');
-        let Some(first) = parts.next().filter(|_| n.contains('.')) else { return Value::Null };
-        let Some(mut v) = self.lookup(first.trim()).cloned() else { return Value::Null };
+        let Some(first) = parts.next().filter(|_| n.contains('.')) else {
+            return Value::Null;
+        };
+        let Some(mut v) = self.lookup(first.trim()).cloned() else {
+            return Value::Null;
+        };
         for p in parts {
             v = path(&v, p.trim());
         }
@@ -221,26 +254,38 @@ impl<'h> Evaluator<'h> {
     fn eval_for(&mut self, iters: &[Iteration], body: &Expr) -> Value {
         let mark = self.mark();
         let mut out = Vec::new();
-        let ok = self.for_level(iters, body, &mut out);
+        // `partial` is bound only when used: copying it per item is quadratic.
+        let partial = body.mentions("partial");
+        let ok = self.for_level(iters, body, partial, &mut out);
         self.truncate(mark);
         if ok { Value::list(out) } else { Value::Null }
     }
 
-    fn for_level(&mut self, iters: &[Iteration], body: &Expr, out: &mut Vec<Value>) -> bool {
+    fn for_level(
+        &mut self,
+        iters: &[Iteration],
+        body: &Expr,
+        partial: bool,
+        out: &mut Vec<Value>,
+    ) -> bool {
         let Some((first, rest)) = iters.split_first() else {
             // `partial` holds the results so far, for self-referencing loops.
             let mark = self.mark();
-            self.bind(Arc::from("partial"), Value::list(out.clone()));
+            if partial {
+                self.bind(Arc::from("partial"), Value::list(out.clone()));
+            }
             let v = self.eval(body);
             self.truncate(mark);
             out.push(v);
             return out.len() <= LIST_LEN_MAX;
         };
-        let Some(items) = self.iteration_items(first) else { return false };
+        let Some(items) = self.iteration_items(first) else {
+            return false;
+        };
         for item in items {
             let mark = self.mark();
             self.bind(first.name.clone(), item);
-            let ok = self.for_level(rest, body, out);
+            let ok = self.for_level(rest, body, partial, out);
             self.truncate(mark);
             if !ok {
                 return false;
@@ -257,17 +302,28 @@ impl<'h> Evaluator<'h> {
         if !ok {
             return Value::Null;
         }
-        let r = if every { results.iter().all(|b| *b == Some(true)) } else { results.contains(&Some(true)) };
+        let r = if every {
+            results.iter().all(|b| *b == Some(true))
+        } else {
+            results.contains(&Some(true))
+        };
         Value::Bool(r)
     }
 
-    fn quant_level(&mut self, iters: &[Iteration], cond: &Expr, out: &mut Vec<Option<bool>>) -> bool {
+    fn quant_level(
+        &mut self,
+        iters: &[Iteration],
+        cond: &Expr,
+        out: &mut Vec<Option<bool>>,
+    ) -> bool {
         let Some((first, rest)) = iters.split_first() else {
             let v = self.eval(cond);
             out.push(truth(&v));
             return out.len() <= LIST_LEN_MAX;
         };
-        let Some(items) = self.iteration_items(first) else { return false };
+        let Some(items) = self.iteration_items(first) else {
+            return false;
+        };
         for item in items {
             let mark = self.mark();
             self.bind(first.name.clone(), item);
@@ -287,7 +343,11 @@ impl<'h> Evaluator<'h> {
             other => Arc::new(vec![other]),
         };
         // A numeric filter is an index (1-based, negative from the end).
-        let probe = if filter_may_index(f) { self.eval(f) } else { Value::Null };
+        let probe = if filter_may_index(f) {
+            self.eval(f)
+        } else {
+            Value::Null
+        };
         if let Value::Number(n) = probe {
             return index(&items, n);
         }
@@ -314,38 +374,44 @@ impl<'h> Evaluator<'h> {
 
     fn eval_call(&mut self, callee: &Expr, args: &Args) -> Value {
         // Fast path: a built-in called by name, with no shadowing binding.
-        if let Expr::Name(n) = callee {
-            if self.lookup(n).is_none() {
-                if builtins::exists(n) {
-                    return match args {
-                        Args::Positional(a) => {
-                            let vals: Vec<Value> = a.iter().map(|e| self.eval(e)).collect();
-                            builtins::call(self, n, vals)
+        if let Expr::Name(n) = callee
+            && self.lookup(n).is_none()
+        {
+            if builtins::exists(n) {
+                return match args {
+                    Args::Positional(a) => {
+                        let vals: Vec<Value> = a.iter().map(|e| self.eval(e)).collect();
+                        builtins::call(self, n, vals)
+                    }
+                    Args::Named(a) => {
+                        let named: Vec<(Arc<str>, Value)> =
+                            a.iter().map(|(k, e)| (k.clone(), self.eval(e))).collect();
+                        match builtins::bind_named(n, named) {
+                            Some(vals) => builtins::call(self, n, vals),
+                            None => Value::Null,
                         }
-                        Args::Named(a) => {
-                            let named: Vec<(Arc<str>, Value)> = a.iter().map(|(k, e)| (k.clone(), self.eval(e))).collect();
-                            match builtins::bind_named(n, named) {
-                                Some(vals) => builtins::call(self, n, vals),
-                                None => Value::Null,
-                            }
-                        }
-                    };
-                }
-                return Value::Null;
+                    }
+                };
             }
+            return Value::Null;
         }
         let f = self.eval(callee);
-        let Value::Function(f) = f else { return Value::Null };
+        let Value::Function(f) = f else {
+            return Value::Null;
+        };
         match args {
             Args::Positional(a) => {
                 let vals: Vec<Value> = a.iter().map(|e| self.eval(e)).collect();
                 self.call_function(&f, vals)
             }
             Args::Named(a) => {
-                let named: Vec<(Arc<str>, Value)> = a.iter().map(|(k, e)| (k.clone(), self.eval(e))).collect();
+                let named: Vec<(Arc<str>, Value)> =
+                    a.iter().map(|(k, e)| (k.clone(), self.eval(e))).collect();
                 let vals = match &*f {
                     Function::Builtin(n) => builtins::bind_named(n, named),
-                    Function::User { params, .. } => bind_by_name(params.iter().map(|p| &p.0), named),
+                    Function::User { params, .. } => {
+                        bind_by_name(params.iter().map(|p| &p.0), named)
+                    }
                     Function::External(c) => bind_by_name(c.params().iter(), named),
                 };
                 match vals {
@@ -360,20 +426,26 @@ impl<'h> Evaluator<'h> {
     pub fn call_function(&mut self, f: &Function, args: Vec<Value>) -> Value {
         match f {
             Function::Builtin(n) => builtins::call(self, n, args),
-            Function::User { params, body, closure } => {
+            Function::User {
+                params,
+                body,
+                closure,
+            } => {
                 if args.len() != params.len() {
                     return Value::Null;
                 }
                 let mut scope = closure.clone();
                 for ((name, ty), v) in params.iter().zip(args) {
-                    if let Some(t) = ty {
-                        if !v.is_null() && !self.instance_of(&v, t) {
-                            return Value::Null;
-                        }
+                    if let Some(t) = ty
+                        && !v.is_null()
+                        && !self.instance_of(&v, t)
+                    {
+                        return Value::Null;
                     }
                     scope.push((name.clone(), v));
                 }
-                self.with_scope(scope, |ev| ev.eval(body)).unwrap_or(Value::Null)
+                self.with_scope(scope, |ev| ev.eval(body))
+                    .unwrap_or(Value::Null)
             }
             Function::External(c) => {
                 if args.len() != c.params().len() {
@@ -436,22 +508,41 @@ impl<'h> Evaluator<'h> {
             TypeRef::Named(n) => match &**n {
                 "Any" => !v.is_null(),
                 "Null" => v.is_null(),
-                "number" | "string" | "boolean" | "date" | "time" | "date and time" | "years and months duration" | "days and time duration" | "list" | "context" | "range" | "function" => v.type_name() == &**n || (matches!((&**n, v), ("context", Value::Context(_)))),
+                "number"
+                | "string"
+                | "boolean"
+                | "date"
+                | "time"
+                | "date and time"
+                | "years and months duration"
+                | "days and time duration"
+                | "list"
+                | "context"
+                | "range"
+                | "function" => {
+                    v.type_name() == &**n || (matches!((&**n, v), ("context", Value::Context(_))))
+                }
                 "dateTime" => matches!(v, Value::DateTime(_)),
                 "dayTimeDuration" => matches!(v, Value::DtDuration(_)),
                 "yearMonthDuration" => matches!(v, Value::YmDuration(_)),
                 other => self.host.instance_of(other, v).unwrap_or(false),
             },
             TypeRef::List(inner) => match v {
-                Value::List(items) => items.iter().all(|i| i.is_null() || self.instance_of(i, inner)),
+                Value::List(items) => items
+                    .iter()
+                    .all(|i| i.is_null() || self.instance_of(i, inner)),
                 _ => false,
             },
             TypeRef::Range(inner) => match v {
-                Value::Range(r) => [&r.start.value, &r.end.value].iter().all(|b| b.is_null() || self.instance_of(b, inner)),
+                Value::Range(r) => [&r.start.value, &r.end.value]
+                    .iter()
+                    .all(|b| b.is_null() || self.instance_of(b, inner)),
                 _ => false,
             },
             TypeRef::Context(fields) => match v {
-                Value::Context(c) => fields.iter().all(|(k, ft)| c.get(k).is_some_and(|fv| self.instance_of(fv, ft))),
+                Value::Context(c) => fields
+                    .iter()
+                    .all(|(k, ft)| c.get(k).is_some_and(|fv| self.instance_of(fv, ft))),
                 _ => false,
             },
             TypeRef::Function(..) => matches!(v, Value::Function(_)),
@@ -462,14 +553,35 @@ impl<'h> Evaluator<'h> {
 /// Whether a filter could be an index: anything not mentioning `item` or a
 /// comparison is evaluated once in the outer scope first.
 fn filter_may_index(f: &Expr) -> bool {
-    !matches!(f, Expr::Cmp(..) | Expr::And(..) | Expr::Or(..) | Expr::In(..) | Expr::Between(..) | Expr::InstanceOf(..) | Expr::Const(Value::Bool(_)))
+    !matches!(
+        f,
+        Expr::Cmp(..)
+            | Expr::And(..)
+            | Expr::Or(..)
+            | Expr::In(..)
+            | Expr::Between(..)
+            | Expr::InstanceOf(..)
+            | Expr::Const(Value::Bool(_))
+    )
 }
 
 fn index(items: &[Value], n: Decimal) -> Value {
-    let Ok(i) = i64::try_from(n.trunc()) else { return Value::Null };
+    let Ok(i) = i64::try_from(n.trunc()) else {
+        return Value::Null;
+    };
     let len = items.len() as i64;
-    let idx = if i > 0 { i - 1 } else if i < 0 { len + i } else { return Value::Null };
-    if idx < 0 || idx >= len { Value::Null } else { items[idx as usize].clone() }
+    let idx = if i > 0 {
+        i - 1
+    } else if i < 0 {
+        len + i
+    } else {
+        return Value::Null;
+    };
+    if idx < 0 || idx >= len {
+        Value::Null
+    } else {
+        items[idx as usize].clone()
+    }
 }
 
 fn offset_if(v: &Value, cond: bool, by: i64) -> Value {
@@ -480,12 +592,21 @@ fn offset_if(v: &Value, cond: bool, by: i64) -> Value {
 }
 
 fn int_range(a: &Value, b: &Value) -> Option<Vec<Value>> {
-    let (Value::Number(a), Value::Number(b)) = (a, b) else { return None };
-    let (a, b) = (i64::try_from(a.trunc()).ok()?, i64::try_from(b.trunc()).ok()?);
+    let (Value::Number(a), Value::Number(b)) = (a, b) else {
+        return None;
+    };
+    let (a, b) = (
+        i64::try_from(a.trunc()).ok()?,
+        i64::try_from(b.trunc()).ok()?,
+    );
     if a.abs_diff(b) as usize >= LIST_LEN_MAX {
         return None;
     }
-    Some(if a <= b { (a..=b).map(Value::num).collect() } else { (b..=a).rev().map(Value::num).collect() })
+    Some(if a <= b {
+        (a..=b).map(Value::num).collect()
+    } else {
+        (b..=a).rev().map(Value::num).collect()
+    })
 }
 
 pub fn truth(v: &Value) -> Option<bool> {
@@ -541,28 +662,87 @@ pub fn make_range(s: Value, start_incl: bool, e: Value, end_incl: bool) -> Value
     if !s.is_null() && !e.is_null() && compare(&s, &e).is_none() {
         return Value::Null;
     }
-    Value::Range(Arc::new(Range { start: Bound { value: s, inclusive: start_incl }, end: Bound { value: e, inclusive: end_incl } }))
+    Value::Range(Arc::new(Range {
+        start: Bound {
+            value: s,
+            inclusive: start_incl,
+        },
+        end: Bound {
+            value: e,
+            inclusive: end_incl,
+        },
+    }))
 }
 
 fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
-    let open = Bound { value: Value::Null, inclusive: false };
+    let open = Bound {
+        value: Value::Null,
+        inclusive: false,
+    };
     let r = match op {
-        CmpOp::Lt => Range { start: open, end: Bound { value: v, inclusive: false } },
-        CmpOp::Le => Range { start: open, end: Bound { value: v, inclusive: true } },
-        CmpOp::Gt => Range { start: Bound { value: v, inclusive: false }, end: open },
-        CmpOp::Ge => Range { start: Bound { value: v, inclusive: true }, end: open },
-        CmpOp::Eq => Range { start: Bound { value: v.clone(), inclusive: true }, end: Bound { value: v, inclusive: true } },
+        CmpOp::Lt => Range {
+            start: open,
+            end: Bound {
+                value: v,
+                inclusive: false,
+            },
+        },
+        CmpOp::Le => Range {
+            start: open,
+            end: Bound {
+                value: v,
+                inclusive: true,
+            },
+        },
+        CmpOp::Gt => Range {
+            start: Bound {
+                value: v,
+                inclusive: false,
+            },
+            end: open,
+        },
+        CmpOp::Ge => Range {
+            start: Bound {
+                value: v,
+                inclusive: true,
+            },
+            end: open,
+        },
+        CmpOp::Eq => Range {
+            start: Bound {
+                value: v.clone(),
+                inclusive: true,
+            },
+            end: Bound {
+                value: v,
+                inclusive: true,
+            },
+        },
         CmpOp::Ne => return Value::Null,
     };
     Value::Range(Arc::new(r))
 }
 
-fn bind_by_name<'a>(params: impl Iterator<Item = &'a Arc<str>>, named: Vec<(Arc<str>, Value)>) -> Option<Vec<Value>> {
+fn bind_by_name<'a>(
+    params: impl Iterator<Item = &'a Arc<str>>,
+    named: Vec<(Arc<str>, Value)>,
+) -> Option<Vec<Value>> {
     let params: Vec<&Arc<str>> = params.collect();
-    if named.iter().any(|(k, _)| !params.iter().any(|p| *p == k)) {
+    if named.iter().any(|(k, _)| !params.contains(&k)) {
         return None;
     }
-    Some(params.iter().map(|p| named.iter().find(|(k, _)| k == *p).map(|(_, v)| v.clone()).unwrap_or(Value::Null)).collect())
+    Some(
+        params
+            .iter()
+            .map(|p| {
+                named
+                    .iter()
+                    .find(|(k, _)| k == *p)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Null)
+            })
+            .collect(),
+    )
 }
 
 /// `value.name`: context entries, temporal and range properties; lists map.

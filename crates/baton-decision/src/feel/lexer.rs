@@ -25,11 +25,16 @@ pub struct Token {
     pub end: usize,
 }
 
-const SYMBOLS: &[&str] =
-    &["**", "!=", "<=", ">=", "..", "->", "*", "+", "-", "/", "=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ".", ":", "?", "@"];
+const SYMBOLS: &[&str] = &[
+    "**", "!=", "<=", ">=", "..", "->", "*", "+", "-", "/", "=", "<", ">", "(", ")", "[", "]", "{",
+    "}", ",", ".", ":", "?", "@",
+];
 
 pub fn is_name_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_' || c == '$' || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+    c.is_alphabetic()
+        || c == '_'
+        || c == '$'
+        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
 }
 
 pub fn is_name_part(c: char) -> bool {
@@ -44,8 +49,8 @@ pub fn skip_trivia(src: &str, mut pos: usize) -> Result<usize, FeelError> {
         pos += rest.len() - trimmed.len();
         if trimmed.starts_with("//") {
             pos += trimmed.find('\n').unwrap_or(trimmed.len());
-        } else if trimmed.starts_with("/*") {
-            match trimmed[2..].find("*/") {
+        } else if let Some(body) = trimmed.strip_prefix("/*") {
+            match body.find("*/") {
                 Some(i) => pos += i + 4,
                 None => return Err(FeelError::at(src, pos, "unterminated comment")),
             }
@@ -60,26 +65,54 @@ pub fn next_token(src: &str, pos: usize) -> Result<Token, FeelError> {
     let start = skip_trivia(src, pos)?;
     let rest = &src[start..];
     let Some(c) = rest.chars().next() else {
-        return Ok(Token { tok: Tok::Eof, start, end: start });
+        return Ok(Token {
+            tok: Tok::Eof,
+            start,
+            end: start,
+        });
     };
     if c.is_ascii_digit() || (c == '.' && rest[1..].starts_with(|d: char| d.is_ascii_digit())) {
         let end = start + number_len(rest);
-        return Ok(Token { tok: Tok::Num(src[start..end].to_string()), start, end });
+        return Ok(Token {
+            tok: Tok::Num(src[start..end].to_string()),
+            start,
+            end,
+        });
     }
     if c == '"' {
         let (s, len) = string_lit(src, start)?;
-        return Ok(Token { tok: Tok::Str(s), start, end: start + len });
+        return Ok(Token {
+            tok: Tok::Str(s),
+            start,
+            end: start + len,
+        });
     }
     if is_name_start(c) {
-        let len: usize = rest.chars().take_while(|&c| is_name_part(c)).map(char::len_utf8).sum();
-        return Ok(Token { tok: Tok::Ident(rest[..len].to_string()), start, end: start + len });
+        let len: usize = rest
+            .chars()
+            .take_while(|&c| is_name_part(c))
+            .map(char::len_utf8)
+            .sum();
+        return Ok(Token {
+            tok: Tok::Ident(rest[..len].to_string()),
+            start,
+            end: start + len,
+        });
     }
     for s in SYMBOLS {
         if rest.starts_with(s) {
-            return Ok(Token { tok: Tok::Sym(s), start, end: start + s.len() });
+            return Ok(Token {
+                tok: Tok::Sym(s),
+                start,
+                end: start + s.len(),
+            });
         }
     }
-    Err(FeelError::at(src, start, &format!("unexpected character {c:?}")))
+    Err(FeelError::at(
+        src,
+        start,
+        &format!("unexpected character {c:?}"),
+    ))
 }
 
 fn number_len(s: &str) -> usize {
@@ -126,8 +159,14 @@ fn string_lit(src: &str, start: usize) -> Result<(String, usize), FeelError> {
                     't' => Some('\t' as u32),
                     'r' => Some('\r' as u32),
                     '"' | '\\' | '\'' => Some(e as u32),
-                    'u' => Some(hex(&mut chars, 4).ok_or_else(|| FeelError::at(src, start + i, "bad \\u escape"))?),
-                    'U' => Some(hex(&mut chars, 6).ok_or_else(|| FeelError::at(src, start + i, "bad \\U escape"))?),
+                    'u' => Some(
+                        hex(&mut chars, 4)
+                            .ok_or_else(|| FeelError::at(src, start + i, "bad \\u escape"))?,
+                    ),
+                    'U' => Some(
+                        hex(&mut chars, 6)
+                            .ok_or_else(|| FeelError::at(src, start + i, "bad \\U escape"))?,
+                    ),
                     other => {
                         out.push('\\');
                         out.push(other);
@@ -172,11 +211,23 @@ mod tests {
 
     #[test]
     fn lexes_numbers_strings_and_ranges() {
-        assert_eq!(next_token("1..5", 0).map(|t| t.tok).ok(), Some(Tok::Num("1".into())));
+        assert_eq!(
+            next_token("1..5", 0).map(|t| t.tok).ok(),
+            Some(Tok::Num("1".into()))
+        );
         assert_eq!(next_token("1.5e3 x", 0).map(|t| t.end).ok(), Some(5));
-        assert_eq!(next_token(r#""a\"b""#, 0).map(|t| t.tok).ok(), Some(Tok::Str("a\"b".into())));
-        assert_eq!(next_token(r#""\ud83d\udc0e""#, 0).map(|t| t.tok).ok(), Some(Tok::Str("🐎".into())));
+        assert_eq!(
+            next_token(r#""a\"b""#, 0).map(|t| t.tok).ok(),
+            Some(Tok::Str("a\"b".into()))
+        );
+        assert_eq!(
+            next_token(r#""\ud83d\udc0e""#, 0).map(|t| t.tok).ok(),
+            Some(Tok::Str("🐎".into()))
+        );
         assert!(next_token("\"open", 0).is_err());
-        assert_eq!(next_token("/* c */ // d\n x", 0).map(|t| t.tok).ok(), Some(Tok::Ident("x".into())));
+        assert_eq!(
+            next_token("/* c */ // d\n x", 0).map(|t| t.tok).ok(),
+            Some(Tok::Ident("x".into()))
+        );
     }
 }

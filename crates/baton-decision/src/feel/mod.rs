@@ -31,14 +31,27 @@ impl FeelError {
         let offset = offset.min(src.len());
         let before = &src[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-        FeelError { message: message.to_string(), line, column }
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        FeelError {
+            message: message.to_string(),
+            line,
+            column,
+        }
     }
 }
 
 impl fmt::Display for FeelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -76,7 +89,10 @@ mod tests {
         assert_eq!(s("5 in [1..10]"), "true");
         assert_eq!(s("date(\"2020-01-31\") + duration(\"P1M\")"), "2020-02-29");
         assert_eq!(s("string length(\"abc\")"), "3");
-        assert_eq!(s("substring(string: \"abcdef\", start position: 3, length: 2)"), "cd");
+        assert_eq!(
+            s("substring(string: \"abcdef\", start position: 3, length: 2)"),
+            "cd"
+        );
         assert_eq!(s("(function(a, b) a * b)(3, 4)"), "12");
         assert_eq!(s("decimal(1/3, 2)"), "0.33");
         assert_eq!(s("1 / 0"), "null");

@@ -18,20 +18,31 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> Value {
         ArithOp::Mul => match (a, b) {
             (Number(x), Number(y)) => x.checked_mul(*y).map(Number).unwrap_or(Null),
             (YmDuration(m), Number(n)) | (Number(n), YmDuration(m)) => {
-                dec_to_i128(Decimal::from(*m) * n).and_then(|v| i64::try_from(v).ok()).map(YmDuration).unwrap_or(Null)
+                dec_to_i128(Decimal::from(*m) * n)
+                    .and_then(|v| i64::try_from(v).ok())
+                    .map(YmDuration)
+                    .unwrap_or(Null)
             }
-            (DtDuration(d), Number(n)) | (Number(n), DtDuration(d)) => scale_nanos(*d, *n, false).map(DtDuration).unwrap_or(Null),
+            (DtDuration(d), Number(n)) | (Number(n), DtDuration(d)) => {
+                scale_nanos(*d, *n, false).map(DtDuration).unwrap_or(Null)
+            }
             _ => Null,
         },
         ArithOp::Div => match (a, b) {
             (Number(_), Number(y)) if y.is_zero() => Null,
             (Number(x), Number(y)) => x.checked_div(*y).map(Number).unwrap_or(Null),
             (YmDuration(_), Number(n)) | (DtDuration(_), Number(n)) if n.is_zero() => Null,
-            (YmDuration(m), Number(n)) => {
-                Decimal::from(*m).checked_div(*n).and_then(dec_to_i128).and_then(|v| i64::try_from(v).ok()).map(YmDuration).unwrap_or(Null)
-            }
+            (YmDuration(m), Number(n)) => Decimal::from(*m)
+                .checked_div(*n)
+                .and_then(dec_to_i128)
+                .and_then(|v| i64::try_from(v).ok())
+                .map(YmDuration)
+                .unwrap_or(Null),
             (DtDuration(d), Number(n)) => scale_nanos(*d, *n, true).map(DtDuration).unwrap_or(Null),
-            (YmDuration(x), YmDuration(y)) if *y != 0 => Decimal::from(*x).checked_div(Decimal::from(*y)).map(Number).unwrap_or(Null),
+            (YmDuration(x), YmDuration(y)) if *y != 0 => Decimal::from(*x)
+                .checked_div(Decimal::from(*y))
+                .map(Number)
+                .unwrap_or(Null),
             (DtDuration(x), DtDuration(y)) if *y != 0 => nanos_dec(*x)
                 .and_then(|x| nanos_dec(*y).and_then(|y| x.checked_div(y)))
                 .map(Number)
@@ -66,7 +77,11 @@ fn dec_to_i128(d: Decimal) -> Option<i128> {
 
 fn scale_nanos(d: i128, n: Decimal, divide: bool) -> Option<i128> {
     let secs = nanos_dec(d)?;
-    let r = if divide { secs.checked_div(n)? } else { secs.checked_mul(n)? };
+    let r = if divide {
+        secs.checked_div(n)?
+    } else {
+        secs.checked_mul(n)?
+    };
     let r = r.checked_mul(Decimal::from(1_000_000_000i64))?;
     dec_to_i128(r.round())
 }
@@ -78,18 +93,31 @@ fn add(a: &Value, b: &Value) -> Value {
         (String(x), String(y)) => Value::str(&format!("{x}{y}")),
         (YmDuration(x), YmDuration(y)) => x.checked_add(*y).map(YmDuration).unwrap_or(Null),
         (DtDuration(x), DtDuration(y)) => x.checked_add(*y).map(DtDuration).unwrap_or(Null),
-        (Date(d), YmDuration(m)) | (YmDuration(m), Date(d)) => d.add_months(*m).map(Date).unwrap_or(Null),
+        (Date(d), YmDuration(m)) | (YmDuration(m), Date(d)) => {
+            d.add_months(*m).map(Date).unwrap_or(Null)
+        }
         (Date(d), DtDuration(n)) | (DtDuration(n), Date(d)) => {
             // A date plus a day-time duration stays a date (whole days count).
             let days = n.div_euclid(86_400 * NANOS);
-            i64::try_from(days).ok().and_then(|days| super::temporal::Date::from_days(d.days() + days)).map(Date).unwrap_or(Null)
+            i64::try_from(days)
+                .ok()
+                .and_then(|days| super::temporal::Date::from_days(d.days() + days))
+                .map(Date)
+                .unwrap_or(Null)
         }
-        (DateTime(dt), YmDuration(m)) | (YmDuration(m), DateTime(dt)) => match dt.date.add_months(*m) {
-            Some(date) => DateTime(super::temporal::DateTime { date, time: dt.time.clone() }),
-            None => Null,
-        },
+        (DateTime(dt), YmDuration(m)) | (YmDuration(m), DateTime(dt)) => {
+            match dt.date.add_months(*m) {
+                Some(date) => DateTime(super::temporal::DateTime {
+                    date,
+                    time: dt.time.clone(),
+                }),
+                None => Null,
+            }
+        }
         (DateTime(dt), DtDuration(n)) | (DtDuration(n), DateTime(dt)) => {
-            super::temporal::DateTime::from_local_nanos(dt.local_nanos() + n, dt.time.zone.clone()).map(DateTime).unwrap_or(Null)
+            super::temporal::DateTime::from_local_nanos(dt.local_nanos() + n, dt.time.zone.clone())
+                .map(DateTime)
+                .unwrap_or(Null)
         }
         (Time(t), DtDuration(n)) | (DtDuration(n), Time(t)) => Time(shift_time(t, *n)),
         _ => Null,
@@ -99,11 +127,22 @@ fn add(a: &Value, b: &Value) -> Value {
 fn shift_time(t: &Time, n: i128) -> Time {
     let base = t.secs as i128 * NANOS + t.nanos as i128;
     let v = (base + n).rem_euclid(86_400 * NANOS);
-    Time { secs: (v / NANOS) as u32, nanos: (v % NANOS) as u32, zone: t.zone.clone() }
+    Time {
+        secs: (v / NANOS) as u32,
+        nanos: (v % NANOS) as u32,
+        zone: t.zone.clone(),
+    }
 }
 
 fn midnight(d: &super::temporal::Date, zone: Zone) -> DateTime {
-    DateTime { date: *d, time: Time { secs: 0, nanos: 0, zone } }
+    DateTime {
+        date: *d,
+        time: Time {
+            secs: 0,
+            nanos: 0,
+            zone,
+        },
+    }
 }
 
 fn sub(a: &Value, b: &Value) -> Value {

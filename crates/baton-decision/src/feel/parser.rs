@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::FeelError;
-use super::ast::{ArithOp, Args, CmpOp, Expr, Iteration, TypeRef, UnaryTest, UnaryTests};
+use super::ast::{Args, ArithOp, CmpOp, Expr, Iteration, TypeRef, UnaryTest, UnaryTests};
 use super::lexer::{Tok, Token, is_name_part, next_token, skip_trivia};
 use super::temporal;
 use super::value::Value;
@@ -21,8 +21,20 @@ use super::value::Value;
 const DEPTH_MAX: u32 = 120;
 
 /// Words that end a juxtaposed multi-word name.
-const STOP_WORDS: &[&str] =
-    &["and", "or", "in", "then", "else", "return", "satisfies", "between", "instance", "true", "false", "null"];
+const STOP_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "in",
+    "then",
+    "else",
+    "return",
+    "satisfies",
+    "between",
+    "instance",
+    "true",
+    "false",
+    "null",
+];
 
 pub struct Parser<'a> {
     src: &'a str,
@@ -36,8 +48,17 @@ impl<'a> Parser<'a> {
     pub fn new(src: &'a str, names: &[Arc<str>]) -> Result<Self, FeelError> {
         let tok = next_token(src, 0)?;
         let mut names: Vec<Arc<str>> = names.iter().filter(|n| !is_simple(n)).cloned().collect();
-        names.extend(super::builtins::MULTI_WORD_NAMES.iter().map(|n| Arc::from(*n)));
-        Ok(Parser { src, tok, names, depth: 0 })
+        names.extend(
+            super::builtins::MULTI_WORD_NAMES
+                .iter()
+                .map(|n| Arc::from(*n)),
+        );
+        Ok(Parser {
+            src,
+            tok,
+            names,
+            depth: 0,
+        })
     }
 
     fn err<T>(&self, msg: &str) -> Result<T, FeelError> {
@@ -90,7 +111,11 @@ impl<'a> Parser<'a> {
     }
 
     pub fn finish(&self) -> Result<(), FeelError> {
-        if self.at_end() { Ok(()) } else { self.err(&format!("unexpected {} after expression", self.describe())) }
+        if self.at_end() {
+            Ok(())
+        } else {
+            self.err(&format!("unexpected {} after expression", self.describe()))
+        }
     }
 
     fn enter(&mut self) -> Result<(), FeelError> {
@@ -127,7 +152,13 @@ impl<'a> Parser<'a> {
     }
 
     fn next_is_name(&self) -> bool {
-        matches!(next_token(self.src, self.tok.end), Ok(Token { tok: Tok::Ident(_), .. }))
+        matches!(
+            next_token(self.src, self.tok.end),
+            Ok(Token {
+                tok: Tok::Ident(_),
+                ..
+            })
+        )
     }
 
     fn if_expr(&mut self) -> Result<Expr, FeelError> {
@@ -153,7 +184,11 @@ impl<'a> Parser<'a> {
                 None
             };
             self.names_push(&name);
-            iters.push(Iteration { name, source, range_end });
+            iters.push(Iteration {
+                name,
+                source,
+                range_end,
+            });
             if !self.is_sym(",") {
                 return Ok(iters);
             }
@@ -175,7 +210,11 @@ impl<'a> Parser<'a> {
         let iters = self.iterations(false)?;
         self.expect_word("satisfies")?;
         let cond = self.expression()?;
-        Ok(Expr::Quantified { every, iters, cond: Box::new(cond) })
+        Ok(Expr::Quantified {
+            every,
+            iters,
+            cond: Box::new(cond),
+        })
     }
 
     fn function_def(&mut self) -> Result<Expr, FeelError> {
@@ -203,7 +242,11 @@ impl<'a> Parser<'a> {
             self.advance()?;
         }
         let body = self.expression()?;
-        Ok(Expr::FunctionDef { params, body: Arc::new(body), external })
+        Ok(Expr::FunctionDef {
+            params,
+            body: Arc::new(body),
+            external,
+        })
     }
 
     fn disjunction(&mut self) -> Result<Expr, FeelError> {
@@ -276,7 +319,9 @@ impl<'a> Parser<'a> {
     /// After `in (`: a parenthesised list of unary tests rather than an
     /// interval or a parenthesised expression.
     fn paren_holds_tests(&self) -> bool {
-        let Ok(t) = next_token(self.src, self.tok.end) else { return false };
+        let Ok(t) = next_token(self.src, self.tok.end) else {
+            return false;
+        };
         if matches!(t.tok, Tok::Sym("<" | "<=" | ">" | ">=" | "!=" | "=")) {
             return true;
         }
@@ -325,7 +370,11 @@ impl<'a> Parser<'a> {
 
     /// Parses decision table input entry syntax.
     pub fn unary_tests(&mut self) -> Result<UnaryTests, FeelError> {
-        if self.is_sym("-") && next_token(self.src, self.tok.end).map(|t| t.tok == Tok::Eof).unwrap_or(false) {
+        if self.is_sym("-")
+            && next_token(self.src, self.tok.end)
+                .map(|t| t.tok == Tok::Eof)
+                .unwrap_or(false)
+        {
             self.advance()?;
             return Ok(UnaryTests::Any);
         }
@@ -477,7 +526,9 @@ impl<'a> Parser<'a> {
     fn primary_inner(&mut self) -> Result<Expr, FeelError> {
         match self.tok.tok.clone() {
             Tok::Num(text) => {
-                let n = parse_number(&text).ok_or_else(|| FeelError::at(self.src, self.tok.start, "number out of range"))?;
+                let n = parse_number(&text).ok_or_else(|| {
+                    FeelError::at(self.src, self.tok.start, "number out of range")
+                })?;
                 self.advance()?;
                 Ok(Expr::number(n))
             }
@@ -487,8 +538,12 @@ impl<'a> Parser<'a> {
             }
             Tok::Sym("@") => {
                 self.advance()?;
-                let Tok::Str(s) = self.tok.tok.clone() else { return self.err("expected a string after `@`") };
-                let v = temporal_literal(&s).ok_or_else(|| FeelError::at(self.src, self.tok.start, "invalid temporal literal"))?;
+                let Tok::Str(s) = self.tok.tok.clone() else {
+                    return self.err("expected a string after `@`");
+                };
+                let v = temporal_literal(&s).ok_or_else(|| {
+                    FeelError::at(self.src, self.tok.start, "invalid temporal literal")
+                })?;
                 self.advance()?;
                 Ok(Expr::Const(v))
             }
@@ -506,7 +561,9 @@ impl<'a> Parser<'a> {
             Tok::Sym("{") => self.context(),
             Tok::Sym(op @ ("<" | "<=" | ">" | ">=" | "=" | "!=")) => {
                 // A unary comparison as a value, e.g. a list of tests `[< 5, > 10]`.
-                let op = self.cmp_op().ok_or_else(|| FeelError::at(self.src, self.tok.start, op))?;
+                let op = self
+                    .cmp_op()
+                    .ok_or_else(|| FeelError::at(self.src, self.tok.start, op))?;
                 self.advance()?;
                 Ok(Expr::UnaryCmp(op, Box::new(self.additive()?)))
             }
@@ -520,7 +577,10 @@ impl<'a> Parser<'a> {
                 "function" if self.peek_sym("(") => self.function_def(),
                 _ => Ok(Expr::Name(self.name()?)),
             },
-            _ => self.err(&format!("expected an expression, found {}", self.describe())),
+            _ => self.err(&format!(
+                "expected an expression, found {}",
+                self.describe()
+            )),
         }
     }
 
@@ -579,7 +639,12 @@ impl<'a> Parser<'a> {
             _ => return self.err("expected `]`, `)` or `[` to close the interval"),
         };
         self.advance()?;
-        Ok(Expr::Interval { start_incl, start: Box::new(start), end: Box::new(end), end_incl })
+        Ok(Expr::Interval {
+            start_incl,
+            start: Box::new(start),
+            end: Box::new(end),
+            end_incl,
+        })
     }
 
     fn context(&mut self) -> Result<Expr, FeelError> {
@@ -612,7 +677,9 @@ impl<'a> Parser<'a> {
     fn context_key(&mut self) -> Result<Arc<str>, FeelError> {
         let start = self.tok.start;
         let rest = &self.src[start..];
-        let Some(colon) = rest.find(':') else { return self.err("expected `:` after context key") };
+        let Some(colon) = rest.find(':') else {
+            return self.err("expected `:` after context key");
+        };
         let key = rest[..colon].trim();
         if key.is_empty() || key.contains([',', '{', '}', '"']) {
             return self.err("invalid context key");
@@ -640,7 +707,9 @@ impl<'a> Parser<'a> {
         let mut name = first;
         loop {
             match &self.tok.tok {
-                Tok::Ident(w) if !STOP_WORDS.contains(&w.as_str()) && !self.keyword_starts_here(w) => {
+                Tok::Ident(w)
+                    if !STOP_WORDS.contains(&w.as_str()) && !self.keyword_starts_here(w) =>
+                {
                     name.push(' ');
                     name.push_str(w);
                 }
@@ -669,10 +738,10 @@ impl<'a> Parser<'a> {
             if !n.starts_with(first) {
                 continue;
             }
-            if let Some(len) = match_name(rest, n) {
-                if best.as_ref().is_none_or(|(_, l)| len > *l) {
-                    best = Some((n.clone(), len));
-                }
+            if let Some(len) = match_name(rest, n)
+                && best.as_ref().is_none_or(|(_, l)| len > *l)
+            {
+                best = Some((n.clone(), len));
             }
         }
         best.map(|(n, len)| (n, at + len))
@@ -687,7 +756,11 @@ impl<'a> Parser<'a> {
                 self.advance()?;
                 let inner = self.type_ref()?;
                 self.expect_sym(">")?;
-                Ok(if &*name == "list" { TypeRef::List(Box::new(inner)) } else { TypeRef::Range(Box::new(inner)) })
+                Ok(if &*name == "list" {
+                    TypeRef::List(Box::new(inner))
+                } else {
+                    TypeRef::Range(Box::new(inner))
+                })
             }
             "context" if self.is_sym("<") => {
                 self.advance()?;
@@ -765,7 +838,9 @@ fn match_name(src: &str, name: &str) -> Option<usize> {
     }
     let end = s.peek().map(|(i, _)| *i).unwrap_or(src.len());
     // The match must end at a name boundary (`Age` must not match `Agent`).
-    if name.chars().last().is_some_and(is_name_part) && src[end..].chars().next().is_some_and(is_name_part) {
+    if name.chars().last().is_some_and(is_name_part)
+        && src[end..].chars().next().is_some_and(is_name_part)
+    {
         return None;
     }
     Some(end)
@@ -775,7 +850,11 @@ pub fn parse_number(text: &str) -> Option<Decimal> {
     if text.contains(['e', 'E']) {
         Decimal::from_scientific(text).ok()
     } else {
-        let t = if text.starts_with('.') { format!("0{text}") } else { text.to_string() };
+        let t = if text.starts_with('.') {
+            format!("0{text}")
+        } else {
+            text.to_string()
+        };
         Decimal::from_str(&t).ok()
     }
 }
@@ -826,7 +905,9 @@ mod tests {
     #[test]
     fn joins_multi_word_names() {
         let e = parse_expression("Monthly Salary * 12", &[]).expect("parses");
-        assert!(matches!(e, Expr::Arith(ArithOp::Mul, l, _) if matches!(&*l, Expr::Name(n) if &**n == "Monthly Salary")));
+        assert!(
+            matches!(e, Expr::Arith(ArithOp::Mul, l, _) if matches!(&*l, Expr::Name(n) if &**n == "Monthly Salary"))
+        );
         let names = [Arc::from("Applicant's age")];
         let e = parse_expression("Applicant's age >= 18", &names).expect("parses");
         assert!(matches!(e, Expr::Cmp(CmpOp::Ge, ..)));
@@ -835,8 +916,12 @@ mod tests {
     #[test]
     fn parses_tests_and_reports_errors() {
         assert!(matches!(parse_unary_tests("-", &[]), Ok(UnaryTests::Any)));
-        assert!(matches!(parse_unary_tests("not(1, 2)", &[]), Ok(UnaryTests::Not(v)) if v.len() == 2));
-        assert!(matches!(parse_unary_tests("[1..5], >10", &[]), Ok(UnaryTests::Tests(v)) if v.len() == 2));
+        assert!(
+            matches!(parse_unary_tests("not(1, 2)", &[]), Ok(UnaryTests::Not(v)) if v.len() == 2)
+        );
+        assert!(
+            matches!(parse_unary_tests("[1..5], >10", &[]), Ok(UnaryTests::Tests(v)) if v.len() == 2)
+        );
         let err = parse_expression("1 +", &[]).expect_err("incomplete");
         assert!(err.to_string().contains("column 4"), "{err}");
         let deep = "(".repeat(500) + "1" + &")".repeat(500);

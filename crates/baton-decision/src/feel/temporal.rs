@@ -98,7 +98,11 @@ impl Date {
         if d as u32 > days_in_month(y, m as u32) {
             return None;
         }
-        Some(Date { year: y as i32, month: m as u8, day: d as u8 })
+        Some(Date {
+            year: y as i32,
+            month: m as u8,
+            day: d as u8,
+        })
     }
     pub fn days(&self) -> i64 {
         days_from_civil(self.year as i64, self.month as u32, self.day as u32)
@@ -227,7 +231,15 @@ impl Time {
         match &self.zone {
             Zone::Local => None,
             Zone::Offset(o) => Some(*o),
-            Zone::Named(n) => named_zone_offset(n, Date { year: 1970, month: 1, day: 1 }, self.secs),
+            Zone::Named(n) => named_zone_offset(
+                n,
+                Date {
+                    year: 1970,
+                    month: 1,
+                    day: 1,
+                },
+                self.secs,
+            ),
         }
     }
     /// Seconds-of-day nanos normalised to UTC when zoned.
@@ -265,7 +277,11 @@ fn parse_zone(rest: &str) -> Option<Zone> {
     }
     let h = digits(parts[0])?;
     let m = digits(parts[1])?;
-    let s = if parts.len() == 3 { digits(parts[2])? } else { 0 };
+    let s = if parts.len() == 3 {
+        digits(parts[2])?
+    } else {
+        0
+    };
     if h > 14 || m > 59 {
         return None;
     }
@@ -299,7 +315,13 @@ fn fmt_zone(f: &mut fmt::Formatter<'_>, zone: &Zone) -> fmt::Result {
 
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}:{:02}", self.hour(), self.minute(), self.second())?;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}",
+            self.hour(),
+            self.minute(),
+            self.second()
+        )?;
         fmt_frac(f, self.nanos)?;
         fmt_zone(f, &self.zone)
     }
@@ -330,7 +352,8 @@ impl DateTime {
     }
     /// Nanoseconds since the epoch of the local wall-clock reading.
     pub fn local_nanos(&self) -> i128 {
-        (self.date.days() as i128 * 86_400 + self.time.secs as i128) * NANOS + self.time.nanos as i128
+        (self.date.days() as i128 * 86_400 + self.time.secs as i128) * NANOS
+            + self.time.nanos as i128
     }
     /// Nanoseconds since the epoch in UTC (local values are read as UTC).
     pub fn utc_nanos(&self) -> i128 {
@@ -346,7 +369,14 @@ impl DateTime {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400) as u32;
         let date = Date::from_days(i64::try_from(days).ok()?)?;
-        Some(DateTime { date, time: Time { secs: sod, nanos, zone } })
+        Some(DateTime {
+            date,
+            time: Time {
+                secs: sod,
+                nanos,
+                zone,
+            },
+        })
     }
 }
 
@@ -388,7 +418,11 @@ pub fn parse_duration(s: &str) -> Option<ParsedDuration> {
             num.push(c);
             continue;
         }
-        let v: i128 = if num.is_empty() || num.len() > 18 { return None } else { num.parse().ok()? };
+        let v: i128 = if num.is_empty() || num.len() > 18 {
+            return None;
+        } else {
+            num.parse().ok()?
+        };
         num.clear();
         let (slot, rank) = match c {
             'Y' => (&mut years, 1),
@@ -442,13 +476,17 @@ pub fn parse_duration(s: &str) -> Option<ParsedDuration> {
     }
     let sign = if neg { -1 } else { 1 };
     if time_part.is_none() && days == 0 && (years != 0 || months != 0 || !date_part.contains('D')) {
-        return Some(ParsedDuration::YearsMonths(i64::try_from(sign * (years * 12 + months)).ok()?));
+        return Some(ParsedDuration::YearsMonths(
+            i64::try_from(sign * (years * 12 + months)).ok()?,
+        ));
     }
     if years != 0 || months != 0 {
         // Mixed forms such as P1Y2DT3H are not a FEEL duration kind.
         return None;
     }
-    Some(ParsedDuration::DaysTime(sign * (days * 86_400 * NANOS + nanos)))
+    Some(ParsedDuration::DaysTime(
+        sign * (days * 86_400 * NANOS + nanos),
+    ))
 }
 
 fn scaled(num: &str, unit: i128, frac_ok: bool) -> Option<i128> {
@@ -497,7 +535,12 @@ pub fn fmt_dt(nanos: i128) -> String {
     let a = nanos.unsigned_abs();
     let total_secs = a / NANOS as u128;
     let frac = (a % NANOS as u128) as u32;
-    let (d, h, m, s) = (total_secs / 86_400, (total_secs / 3600) % 24, (total_secs / 60) % 60, total_secs % 60);
+    let (d, h, m, s) = (
+        total_secs / 86_400,
+        (total_secs / 3600) % 24,
+        (total_secs / 60) % 60,
+        total_secs % 60,
+    );
     let mut out = format!("{sign}P");
     if d > 0 {
         out.push_str(&format!("{d}D"));
@@ -537,8 +580,13 @@ mod tests {
 
     #[test]
     fn parses_durations() {
-        assert!(matches!(parse_duration("P1Y2M"), Some(ParsedDuration::YearsMonths(14))));
-        assert!(matches!(parse_duration("-P1DT1H"), Some(ParsedDuration::DaysTime(n)) if n == -(25 * 3600 * NANOS)));
+        assert!(matches!(
+            parse_duration("P1Y2M"),
+            Some(ParsedDuration::YearsMonths(14))
+        ));
+        assert!(
+            matches!(parse_duration("-P1DT1H"), Some(ParsedDuration::DaysTime(n)) if n == -(25 * 3600 * NANOS))
+        );
         assert!(parse_duration("P").is_none());
         assert_eq!(fmt_dt(90 * NANOS + 5), "PT1M30.000000005S");
         assert_eq!(fmt_ym(-14), "-P1Y2M");

@@ -41,7 +41,10 @@ pub struct Context {
 
 impl Context {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
     /// Inserts or replaces an entry, keeping the original position.
     pub fn put(&mut self, key: Arc<str>, value: Value) {
@@ -71,14 +74,22 @@ impl Range {
     pub fn contains(&self, v: &Value) -> Option<bool> {
         if !self.start.value.is_null() {
             let o = compare(&self.start.value, v)?;
-            let ok = if self.start.inclusive { o != Ordering::Greater } else { o == Ordering::Less };
+            let ok = if self.start.inclusive {
+                o != Ordering::Greater
+            } else {
+                o == Ordering::Less
+            };
             if !ok {
                 return Some(false);
             }
         }
         if !self.end.value.is_null() {
             let o = compare(v, &self.end.value)?;
-            let ok = if self.end.inclusive { o != Ordering::Greater } else { o == Ordering::Less };
+            let ok = if self.end.inclusive {
+                o != Ordering::Greater
+            } else {
+                o == Ordering::Less
+            };
             if !ok {
                 return Some(false);
             }
@@ -181,7 +192,14 @@ pub fn equals(a: &Value, b: &Value) -> Option<bool> {
             x.utc_nanos() / 1_000_000 == y.utc_nanos() / 1_000_000
         }
         (Date(x), DateTime(y)) | (DateTime(y), Date(x)) => {
-            let dx = super::temporal::DateTime { date: *x, time: super::temporal::Time { secs: 0, nanos: 0, zone: y.time.zone.clone() } };
+            let dx = super::temporal::DateTime {
+                date: *x,
+                time: super::temporal::Time {
+                    secs: 0,
+                    nanos: 0,
+                    zone: y.time.zone.clone(),
+                },
+            };
             dx.utc_nanos() == y.utc_nanos()
         }
         (YmDuration(x), YmDuration(y)) => x == y,
@@ -244,7 +262,14 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
             Some(x.utc_nanos().cmp(&y.utc_nanos()))
         }
         (Date(x), DateTime(_)) => {
-            let dx = Value::DateTime(super::temporal::DateTime { date: *x, time: super::temporal::Time { secs: 0, nanos: 0, zone: super::temporal::Zone::Offset(0) } });
+            let dx = Value::DateTime(super::temporal::DateTime {
+                date: *x,
+                time: super::temporal::Time {
+                    secs: 0,
+                    nanos: 0,
+                    zone: super::temporal::Zone::Offset(0),
+                },
+            });
             compare(&dx, b)
         }
         (DateTime(_), Date(_)) => compare(b, a).map(Ordering::reverse),

@@ -1,0 +1,200 @@
+//! The public API: evaluation, the trace's JSON form, hit policies, and
+//! errors for bad models and bad input.
+
+use baton_decision::{DecisionModel, DmnError};
+use serde_json::json;
+
+const FIRST_HIT: &str = include_str!("data/first-hit-10.dmn");
+
+fn model() -> DecisionModel {
+    DecisionModel::parse_strict(FIRST_HIT).expect("the benchmark model compiles")
+}
+
+#[test]
+fn first_hit_table_picks_the_first_matching_rule() {
+    let m = model();
+    let cases = [
+        (
+            json!({"age": 40, "country": "DE", "tier": "gold"}),
+            json!({"decision": "approve", "discount": 12}),
+        ),
+        (
+            json!({"age": 17, "country": "US", "tier": "gold"}),
+            json!({"decision": "reject", "discount": 0}),
+        ),
+        (
+            json!({"age": 20, "country": "CA", "tier": "silver"}),
+            json!({"decision": "review", "discount": 0}),
+        ),
+        (
+            json!({"age": 70, "country": "JP", "tier": "platinum"}),
+            json!({"decision": "approve", "discount": 20}),
+        ),
+        (
+            json!({"age": 30, "country": "JP", "tier": "none"}),
+            json!({"decision": "reject", "discount": 0}),
+        ),
+    ];
+    for (input, expected) in cases {
+        let r = m.evaluate("Offer", &input, false).expect("evaluates");
+        assert_eq!(r.output, expected, "input {input}");
+        assert!(r.trace.is_none());
+    }
+}
+
+#[test]
+fn trace_names_inputs_matched_and_fired_rules() {
+    let r = model()
+        .evaluate(
+            "Offer",
+            &json!({"age": 40, "country": "DE", "tier": "gold"}),
+            true,
+        )
+        .expect("evaluates");
+    let trace = serde_json::to_value(r.trace.expect("trace requested")).expect("serialises");
+    assert_eq!(
+        trace,
+        json!({
+            "decision": "Offer",
+            "decisions": [{
+                "id": "d_offer",
+                "name": "Offer",
+                "output": {"decision": "approve", "discount": 12},
+                "tables": [{
+                    "id": "t_offer",
+                    "hit_policy": "FIRST",
+                    "inputs": [
+                        {"input": "age", "value": 40},
+                        {"input": "country", "value": "DE"},
+                        {"input": "tier", "value": "gold"}
+                    ],
+                    "matched": [{"index": 5, "id": "rule5"}],
+                    "fired": [{"index": 5, "id": "rule5"}],
+                    "output": {"decision": "approve", "discount": 12}
+                }]
+            }]
+        })
+    );
+}
+
+const POLICY_MODEL: &str = r#"<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" name="p" namespace="p">
+  <decision id="d" name="Result">
+    <decisionTable id="t" hitPolicy="HIT_POLICY" AGG>
+      <input id="i"><inputExpression><text>x</text></inputExpression></input>
+      <output id="o" name="o"><outputValues><text>"low", "mid", "high"</text></outputValues></output>
+      <rule id="r1"><inputEntry><text>&gt; 0</text></inputEntry><outputEntry><text>"high"</text></outputEntry></rule>
+      <rule id="r2"><inputEntry><text>&gt; 5</text></inputEntry><outputEntry><text>"low"</text></outputEntry></rule>
+      <rule id="r3"><inputEntry><text>&gt; 8</text></inputEntry><outputEntry><text>"mid"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>"#;
+
+fn policy(hit: &str, agg: Option<&str>, x: i64) -> serde_json::Value {
+    let xml = POLICY_MODEL.replace("HIT_POLICY", hit).replace(
+        "AGG",
+        &agg.map(|a| format!("aggregation=\"{a}\""))
+            .unwrap_or_default(),
+    );
+    let m = DecisionModel::parse_strict(&xml).expect("compiles");
+    m.evaluate("Result", &json!({ "x": x }), false)
+        .expect("evaluates")
+        .output
+}
+
+#[test]
+fn hit_policies_follow_dmn() {
+    assert_eq!(policy("UNIQUE", None, 1), json!("high"));
+    assert_eq!(
+        policy("UNIQUE", None, 9),
+        json!(null),
+        "several matches violate UNIQUE"
+    );
+    assert_eq!(policy("FIRST", None, 9), json!("high"));
+    assert_eq!(
+        policy("ANY", None, 9),
+        json!(null),
+        "ANY needs equal outputs"
+    );
+    assert_eq!(
+        policy("PRIORITY", None, 9),
+        json!("low"),
+        "output values list the priority"
+    );
+    assert_eq!(
+        policy("OUTPUT ORDER", None, 9),
+        json!(["low", "mid", "high"])
+    );
+    assert_eq!(policy("RULE ORDER", None, 9), json!(["high", "low", "mid"]));
+    assert_eq!(policy("COLLECT", None, 6), json!(["high", "low"]));
+    assert_eq!(policy("COLLECT", Some("COUNT"), 9), json!(3));
+    assert_eq!(policy("COLLECT", Some("MIN"), 9), json!("high"));
+    assert_eq!(policy("COLLECT", Some("MAX"), 9), json!("mid"));
+    assert_eq!(
+        policy("UNIQUE", None, -1),
+        json!(null),
+        "no match and no default"
+    );
+}
+
+#[test]
+fn bad_models_and_inputs_are_errors_not_panics() {
+    assert!(matches!(
+        DecisionModel::parse("<definitions"),
+        Err(DmnError::Xml { .. })
+    ));
+    assert!(matches!(
+        DecisionModel::parse("<other/>"),
+        Err(DmnError::Xml { .. })
+    ));
+    let bad = POLICY_MODEL
+        .replace("HIT_POLICY", "FIRST")
+        .replace("AGG", "")
+        .replace("&gt; 5", "&gt; (5");
+    let err = DecisionModel::parse_strict(&bad)
+        .err()
+        .expect("bad FEEL is reported");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("BATON-DMN-002") && msg.contains("> (5"),
+        "{msg}"
+    );
+    // The lenient parse keeps the rest of the model usable.
+    let lenient = DecisionModel::parse(&bad).expect("parses");
+    assert_eq!(lenient.diagnostics().len(), 1);
+    assert_eq!(
+        lenient
+            .evaluate("Result", &json!({"x": 1}), false)
+            .expect("evaluates")
+            .output,
+        json!("high")
+    );
+    let m = model();
+    assert!(matches!(
+        m.evaluate("Nope", &json!({}), false),
+        Err(DmnError::UnknownDecision { .. })
+    ));
+    assert!(matches!(
+        m.evaluate("Offer", &json!([1]), false),
+        Err(DmnError::Input { .. })
+    ));
+    // Wrong input types give null-driven results, never a panic.
+    let r = m
+        .evaluate(
+            "Offer",
+            &json!({"age": "N/A", "country": 3, "tier": null}),
+            false,
+        )
+        .expect("evaluates");
+    assert_eq!(r.output, json!({"decision": "reject", "discount": 0}));
+}
+
+#[test]
+fn hostile_expressions_are_bounded() {
+    use baton_decision::feel::eval_str;
+    let v =
+        eval_str("(function(g, n) g(g, n + 1))(function(g, n) g(g, n + 1), 1)").expect("parses");
+    assert!(v.is_null(), "runaway recursion ends in null");
+    let v = eval_str("for a in 1..2000, b in 1..2000 return a").expect("parses");
+    assert!(v.is_null(), "oversized products end in null");
+    assert!(eval_str(&"[".repeat(10_000)).is_err());
+}
