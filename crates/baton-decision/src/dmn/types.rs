@@ -213,8 +213,14 @@ pub fn coerce(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
             Value::Context(c) => {
                 let mut out = (**c).clone();
                 for (k, ft) in fields {
-                    if let Some(fv) = c.get(k) {
-                        out.put(k.clone(), coerce(ft, fv.clone(), strings_as_temporal)?);
+                    match c.get(k) {
+                        Some(fv) => {
+                            out.put(k.clone(), coerce(ft, fv.clone(), strings_as_temporal)?)
+                        }
+                        // Results and parameters must have every component;
+                        // inputs may leave some out.
+                        None if !strings_as_temporal => return None,
+                        None => {}
                     }
                 }
                 Some(Value::Context(Arc::new(out)))

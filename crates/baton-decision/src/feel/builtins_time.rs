@@ -267,7 +267,6 @@ fn parse_range(s: &str) -> Value {
     };
     let ok = match &e {
         super::ast::Expr::Interval { start, end, .. } => literal(start) && literal(end),
-        super::ast::Expr::UnaryCmp(_, v) => literal(v),
         _ => false,
     };
     if !ok {
@@ -276,7 +275,12 @@ fn parse_range(s: &str) -> Value {
     let host = super::eval::NoHost;
     let mut ev = Evaluator::new(&host);
     match ev.eval(&e) {
-        Value::Range(r) if !(r.start.value.is_null() && r.end.value.is_null()) => Value::Range(r),
+        // Descending ranges are not ranges.
+        Value::Range(r)
+            if compare(&r.start.value, &r.end.value).is_some_and(|o| o != Ordering::Greater) =>
+        {
+            Value::Range(r)
+        }
         _ => Value::Null,
     }
 }
@@ -294,6 +298,7 @@ fn as_range(v: &Value) -> Range {
                 value: p.clone(),
                 inclusive: true,
             },
+            from_test: false,
         },
     }
 }

@@ -640,15 +640,12 @@ pub fn test_against(input: &Value, v: &Value) -> Option<bool> {
             if let (Value::List(_), Some(true)) = (input, equals(input, v)) {
                 return Some(true);
             }
-            let mut unknown = false;
-            for i in items.iter() {
-                match test_against(input, i) {
-                    Some(true) => return Some(true),
-                    Some(false) => {}
-                    None => unknown = true,
-                }
-            }
-            if unknown { None } else { Some(false) }
+            // Membership: an element of another type is simply not a match.
+            let hit = items.iter().any(|i| match i {
+                Value::Range(r) => r.contains(input) == Some(true),
+                i => equals(input, i) == Some(true),
+            });
+            Some(hit)
         }
         Value::Bool(b) => match equals(input, v) {
             None => Some(*b),
@@ -671,6 +668,7 @@ pub fn make_range(s: Value, start_incl: bool, e: Value, end_incl: bool) -> Value
             value: e,
             inclusive: end_incl,
         },
+        from_test: false,
     }))
 }
 
@@ -686,6 +684,7 @@ fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
                 value: v,
                 inclusive: false,
             },
+            from_test: true,
         },
         CmpOp::Le => Range {
             start: open,
@@ -693,6 +692,7 @@ fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
                 value: v,
                 inclusive: true,
             },
+            from_test: true,
         },
         CmpOp::Gt => Range {
             start: Bound {
@@ -700,6 +700,7 @@ fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
                 inclusive: false,
             },
             end: open,
+            from_test: true,
         },
         CmpOp::Ge => Range {
             start: Bound {
@@ -707,6 +708,7 @@ fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
                 inclusive: true,
             },
             end: open,
+            from_test: true,
         },
         CmpOp::Eq => Range {
             start: Bound {
@@ -717,6 +719,7 @@ fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
                 value: v,
                 inclusive: true,
             },
+            from_test: true,
         },
         CmpOp::Ne => return Value::Null,
     };

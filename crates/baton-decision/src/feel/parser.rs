@@ -41,6 +41,9 @@ pub struct Parser<'a> {
     tok: Token,
     names: Vec<Arc<str>>,
     depth: u32,
+    /// While reading an interval's end, `[` closes the interval (`[1..10[`)
+    /// instead of starting a filter.
+    interval_end: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -58,6 +61,7 @@ impl<'a> Parser<'a> {
             tok,
             names,
             depth: 0,
+            interval_end: false,
         })
     }
 
@@ -454,14 +458,17 @@ impl<'a> Parser<'a> {
                 self.advance()?;
                 let n = self.name()?;
                 e = Expr::Path(Box::new(e), n);
-            } else if self.is_sym("[") {
+            } else if self.is_sym("[") && !self.interval_end {
                 self.advance()?;
                 let f = self.expression()?;
                 self.expect_sym("]")?;
                 e = Expr::Filter(Box::new(e), Box::new(f));
             } else if self.is_sym("(") {
                 self.advance()?;
-                let args = self.args()?;
+                let saved = std::mem::replace(&mut self.interval_end, false);
+                let args = self.args();
+                self.interval_end = saved;
+                let args = args?;
                 e = Expr::Call(Box::new(e), args);
             } else {
                 return Ok(e);
@@ -586,6 +593,13 @@ impl<'a> Parser<'a> {
 
     fn paren(&mut self) -> Result<Expr, FeelError> {
         self.advance()?;
+        let saved = std::mem::replace(&mut self.interval_end, false);
+        let r = self.paren_inner();
+        self.interval_end = saved;
+        r
+    }
+
+    fn paren_inner(&mut self) -> Result<Expr, FeelError> {
         let first = self.expression()?;
         if self.is_sym("..") {
             return self.interval_after_start(false, first);
@@ -605,6 +619,13 @@ impl<'a> Parser<'a> {
 
     fn bracket(&mut self) -> Result<Expr, FeelError> {
         self.advance()?;
+        let saved = std::mem::replace(&mut self.interval_end, false);
+        let r = self.bracket_inner();
+        self.interval_end = saved;
+        r
+    }
+
+    fn bracket_inner(&mut self) -> Result<Expr, FeelError> {
         if self.is_sym("]") {
             self.advance()?;
             return Ok(Expr::List(Vec::new()));
@@ -632,7 +653,10 @@ impl<'a> Parser<'a> {
 
     fn interval_after_start(&mut self, start_incl: bool, start: Expr) -> Result<Expr, FeelError> {
         self.expect_sym("..")?;
-        let end = self.expression()?;
+        let saved = std::mem::replace(&mut self.interval_end, true);
+        let end = self.expression();
+        self.interval_end = saved;
+        let end = end?;
         let end_incl = match self.tok.tok {
             Tok::Sym("]") => true,
             Tok::Sym(")" | "[") => false,

@@ -67,11 +67,17 @@ pub struct Bound {
 pub struct Range {
     pub start: Bound,
     pub end: Bound,
+    /// Built from a unary comparison (`< 10`): a null end is unbounded.
+    /// In a range literal (`[1..null]`) a null end is unknown instead.
+    pub from_test: bool,
 }
 
 impl Range {
     /// Whether `v` lies in the range; `None` when not comparable.
     pub fn contains(&self, v: &Value) -> Option<bool> {
+        if !self.from_test && (self.start.value.is_null() || self.end.value.is_null()) {
+            return None;
+        }
         if !self.start.value.is_null() {
             let o = compare(&self.start.value, v)?;
             let ok = if self.start.inclusive {
@@ -232,7 +238,8 @@ pub fn equals(a: &Value, b: &Value) -> Option<bool> {
             true
         }
         (Range(x), Range(y)) => {
-            x.start.inclusive == y.start.inclusive
+            x.from_test == y.from_test
+                && x.start.inclusive == y.start.inclusive
                 && x.end.inclusive == y.end.inclusive
                 && equals(&x.start.value, &y.start.value)?
                 && equals(&x.end.value, &y.end.value)?
