@@ -51,6 +51,39 @@ fn number_to_json(n: &Decimal) -> serde_json::Value {
     }
 }
 
+/// Serialises a FEEL value with the same mapping as [`to_json`], without
+/// building an intermediate JSON tree.
+pub fn serialize_value<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{SerializeMap, SerializeSeq};
+    match v {
+        Value::Null | Value::Function(_) => s.serialize_unit(),
+        Value::Bool(b) => s.serialize_bool(*b),
+        Value::Number(n) => match number_to_json(n) {
+            serde_json::Value::Number(num) => match num.as_i64() {
+                Some(i) => s.serialize_i64(i),
+                None => s.serialize_f64(num.as_f64().unwrap_or(0.0)),
+            },
+            other => serde::Serialize::serialize(&other, s),
+        },
+        Value::String(x) => s.serialize_str(x),
+        Value::List(items) => {
+            let mut seq = s.serialize_seq(Some(items.len()))?;
+            for i in items.iter() {
+                seq.serialize_element(&crate::trace::TraceValue(i.clone()))?;
+            }
+            seq.end()
+        }
+        Value::Context(c) => {
+            let mut map = s.serialize_map(Some(c.entries.len()))?;
+            for (k, v) in &c.entries {
+                map.serialize_entry(&**k, &crate::trace::TraceValue(v.clone()))?;
+            }
+            map.end()
+        }
+        other => s.serialize_str(&other.to_string()),
+    }
+}
+
 pub fn from_json(j: &serde_json::Value) -> Value {
     use serde_json::Value as J;
     match j {

@@ -19,7 +19,8 @@ use crate::feel::temporal::DateTime;
 use crate::feel::value::{Callable, Context, Function, Value};
 use crate::feel::{Evaluator, FeelError, Host};
 use crate::json::{from_json, to_json};
-use crate::trace::{DecisionTrace, InputTrace, RuleRef, TableTrace, Trace};
+use crate::trace::{DecisionTrace, InputTrace, RuleRef, TableTrace, Trace, TraceValue};
+use std::borrow::Cow;
 
 /// Errors from parsing or evaluating a model. Each names what and where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -216,7 +217,7 @@ impl DecisionModel {
             }
             let v = self.eval_decision(&mut ev, idx, input, &mut run);
             let trace = run.traces.map(|decisions| Trace {
-                decision: decision.to_string(),
+                decision: Arc::from(decision),
                 decisions,
             });
             return Ok((v, trace));
@@ -339,9 +340,9 @@ impl DecisionModel {
         if let (Some(traces), Some(records)) = (run.traces.as_mut(), ev.trace.as_mut()) {
             let tables = records.drain(start..).map(table_trace).collect();
             traces.push(DecisionTrace {
-                id: d.id.to_string(),
-                name: d.name.to_string(),
-                output: to_json(&v),
+                id: d.id.clone(),
+                name: d.name.clone(),
+                output: TraceValue(v.clone()),
                 tables,
             });
         }
@@ -357,25 +358,25 @@ fn table_trace(r: table::TableRecord) -> TableTrace {
         id: r
             .rule_ids
             .get(*i as usize)
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
+            .cloned()
+            .unwrap_or_else(|| Arc::from("")),
     };
     TableTrace {
-        id: r.id.to_string(),
-        hit_policy: r.hit_policy.to_string(),
+        id: r.id.clone(),
+        hit_policy: Cow::Borrowed(r.hit_policy),
         inputs: r
             .input_names
             .iter()
-            .zip(&r.inputs)
+            .zip(r.inputs)
             .map(|(n, v)| InputTrace {
-                input: n.to_string(),
-                value: to_json(v),
+                input: n.clone(),
+                value: TraceValue(v),
             })
             .collect(),
         matched: r.matched.iter().map(rule).collect(),
         fired: r.fired.iter().map(rule).collect(),
         defaulted: r.defaulted,
-        output: to_json(&r.output),
+        output: TraceValue(r.output),
     }
 }
 

@@ -266,6 +266,8 @@ fn parse_range(s: &str) -> Value {
         _ => false,
     };
     let ok = match &e {
+        // Literal end points are folded into a constant range by the parser.
+        super::ast::Expr::Const(Value::Range(_)) => true,
         super::ast::Expr::Interval { start, end, .. } => literal(start) && literal(end),
         _ => false,
     };

@@ -484,6 +484,16 @@ impl<'h> Evaluator<'h> {
     }
 
     fn unary_test(&mut self, input: &Value, t: &UnaryTest) -> Option<bool> {
+        // Fast paths for constant cells (most table cells): no binding of `?`.
+        match &t.expr {
+            Expr::Const(v) => return test_against(input, v),
+            Expr::UnaryCmp(op, e) => {
+                if let Expr::Const(v) = &**e {
+                    return cmp(*op, input, v);
+                }
+            }
+            _ => {}
+        }
         let saved = std::mem::replace(&mut self.input, input.clone());
         let r = match &t.expr {
             Expr::UnaryCmp(op, e) => {

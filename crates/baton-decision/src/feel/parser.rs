@@ -663,6 +663,13 @@ impl<'a> Parser<'a> {
             _ => return self.err("expected `]`, `)` or `[` to close the interval"),
         };
         self.advance()?;
+        // Literal intervals (most table cells) are built once, here.
+        if let (Expr::Const(s), Expr::Const(e)) = (&start, &end) {
+            let r = super::eval::make_range(s.clone(), start_incl, e.clone(), end_incl);
+            if !r.is_null() {
+                return Ok(Expr::Const(r));
+            }
+        }
         Ok(Expr::Interval {
             start_incl,
             start: Box::new(start),
