@@ -125,8 +125,35 @@ impl Host for ModelHost<'_> {
 /// Evaluation state of one call: memoised decision results and traces.
 struct Run {
     values: Vec<Option<Value>>,
-    visiting: Vec<bool>,
+    /// Decisions being evaluated (cycle detection): a bit per decision.
+    visiting: u64,
+    /// Beyond 64 decisions, cycle detection falls back to this set.
+    visiting_more: Vec<usize>,
     traces: Option<Vec<DecisionTrace>>,
+}
+
+impl Run {
+    fn is_visiting(&self, idx: usize) -> bool {
+        if idx < 64 {
+            self.visiting & (1 << idx) != 0
+        } else {
+            self.visiting_more.contains(&idx)
+        }
+    }
+
+    fn set_visiting(&mut self, idx: usize, on: bool) {
+        if idx < 64 {
+            if on {
+                self.visiting |= 1 << idx;
+            } else {
+                self.visiting &= !(1 << idx);
+            }
+        } else if on {
+            self.visiting_more.push(idx);
+        } else {
+            self.visiting_more.retain(|&i| i != idx);
+        }
+    }
 }
 
 impl DecisionModel {
@@ -209,7 +236,8 @@ impl DecisionModel {
         if let Some(idx) = m.decisions.iter().position(|d| &*d.name == decision) {
             let mut run = Run {
                 values: vec![None; m.decisions.len()],
-                visiting: vec![false; m.decisions.len()],
+                visiting: 0,
+                visiting_more: Vec::new(),
                 traces: opts.trace.then(Vec::new),
             };
             if opts.trace {
@@ -319,11 +347,11 @@ impl DecisionModel {
         if let Some(v) = &run.values[idx] {
             return v.clone();
         }
-        if run.visiting[idx] {
+        if run.is_visiting(idx) {
             // A cycle in the requirement graph: the decision cannot be known.
             return Value::Null;
         }
-        run.visiting[idx] = true;
+        run.set_visiting(idx, true);
         let d = &self.inner.decisions[idx];
         let mut scope = self.input_scope(input);
         for &r in &d.req_decisions {
@@ -346,7 +374,7 @@ impl DecisionModel {
                 tables,
             });
         }
-        run.visiting[idx] = false;
+        run.set_visiting(idx, false);
         run.values[idx] = Some(v.clone());
         v
     }
@@ -439,7 +467,8 @@ impl Callable for ServiceFn {
         let s = &m.services[self.idx];
         let mut run = Run {
             values: vec![None; m.decisions.len()],
-            visiting: vec![false; m.decisions.len()],
+            visiting: 0,
+            visiting_more: Vec::new(),
             traces: None,
         };
         let mut input = Context::default();

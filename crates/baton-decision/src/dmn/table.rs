@@ -123,6 +123,28 @@ pub struct TableRecord {
     pub output: Value,
 }
 
+impl TableOutput {
+    /// The output's name in a multi-output result (compiled names are always set).
+    fn key(&self) -> Arc<str> {
+        self.name.clone().unwrap_or_else(|| Arc::from("output"))
+    }
+}
+
+/// Evaluates one output entry, checking `outputValues` and the type.
+fn output_value(ev: &mut Evaluator<'_>, o: &TableOutput, e: &Expr) -> Option<Value> {
+    let mut v = ev.eval(e);
+    if let Some(allowed) = &o.allowed
+        && !v.is_null()
+        && ev.unary_tests(&v, allowed) != Some(true)
+    {
+        return None;
+    }
+    if let Some(t) = &o.ty {
+        v = coerce(t, v, false).unwrap_or(Value::Null);
+    }
+    Some(v)
+}
+
 impl DecisionTable {
     pub fn evaluate(&self, ev: &mut Evaluator<'_>) -> Value {
         let inputs: Vec<Value> = self.inputs.iter().map(|i| ev.eval(&i.expr)).collect();
@@ -177,21 +199,14 @@ impl DecisionTable {
     /// a context for several.
     fn rule_output(&self, ev: &mut Evaluator<'_>, ri: u32) -> Option<Value> {
         let rule = &self.rules[ri as usize];
-        let mut vals = Vec::with_capacity(rule.outputs.len());
-        for (o, e) in self.outputs.iter().zip(&rule.outputs) {
-            let mut v = ev.eval(e);
-            if let Some(allowed) = &o.allowed
-                && !v.is_null()
-                && ev.unary_tests(&v, allowed) != Some(true)
-            {
-                return None;
-            }
-            if let Some(t) = &o.ty {
-                v = coerce(t, v, false).unwrap_or(Value::Null);
-            }
-            vals.push(v);
+        if self.outputs.len() == 1 {
+            return output_value(ev, &self.outputs[0], &rule.outputs[0]);
         }
-        Some(self.shape(vals))
+        let mut entries = Vec::with_capacity(self.outputs.len());
+        for (o, e) in self.outputs.iter().zip(&rule.outputs) {
+            entries.push((o.key(), output_value(ev, o, e)?));
+        }
+        Some(Value::context(entries))
     }
 
     fn shape(&self, mut vals: Vec<Value>) -> Value {
@@ -201,16 +216,8 @@ impl DecisionTable {
         Value::context(
             self.outputs
                 .iter()
+                .map(TableOutput::key)
                 .zip(vals)
-                .enumerate()
-                .map(|(i, (o, v))| {
-                    (
-                        o.name
-                            .clone()
-                            .unwrap_or_else(|| Arc::from(format!("output{}", i + 1))),
-                        v,
-                    )
-                })
                 .collect(),
         )
     }
@@ -246,6 +253,20 @@ impl DecisionTable {
                     }
                     _ => (Value::Null, Vec::new(), false),
                 },
+            };
+        }
+        // Single-rule results (FIRST, or UNIQUE with one hit) need no list.
+        if self.hit_policy == HitPolicy::First
+            || (self.hit_policy == HitPolicy::Unique && matched.len() == 1)
+        {
+            let fired = if ev.trace.is_some() {
+                vec![matched[0]]
+            } else {
+                Vec::new()
+            };
+            return match self.rule_output(ev, matched[0]) {
+                Some(v) => (v, fired, false),
+                None => (Value::Null, Vec::new(), false),
             };
         }
         let mut outs = Vec::with_capacity(matched.len());

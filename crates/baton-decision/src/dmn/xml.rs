@@ -274,7 +274,7 @@ impl Compiler {
             .find_map(|a| child(a, "variable").and_then(|v| v.attribute("name")))
             .map(Arc::from);
         let mut outputs = Vec::new();
-        for o in &outputs_xml {
+        for (oi, o) in outputs_xml.iter().enumerate() {
             let (priorities, allowed) = match child(*o, "outputValues") {
                 Some(v) => {
                     let t = self.tests(v, &text_of(v));
@@ -284,7 +284,11 @@ impl Compiler {
             };
             let default = child(*o, "defaultOutputEntry").map(|d| self.expr(d, &text_of(d)));
             outputs.push(TableOutput {
-                name: o.attribute("name").map(Arc::from),
+                name: Some(
+                    o.attribute("name")
+                        .map(Arc::from)
+                        .unwrap_or_else(|| Arc::from(format!("output{}", oi + 1))),
+                ),
                 priorities,
                 allowed,
                 default,
