@@ -90,6 +90,9 @@ pub fn from_json(j: &serde_json::Value) -> Value {
         J::Null => Value::Null,
         J::Bool(b) => Value::Bool(*b),
         J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                return Value::Number(Decimal::from(i));
+            }
             let text = n.to_string();
             let parsed = if text.contains(['e', 'E']) {
                 Decimal::from_scientific(&text).ok()

@@ -196,16 +196,21 @@ impl DecisionModel {
         input: &serde_json::Value,
         with_trace: bool,
     ) -> Result<Evaluation, DmnError> {
-        let serde_json::Value::Object(_) = input else {
+        let serde_json::Value::Object(obj) = input else {
             return Err(DmnError::Input {
                 found: json_kind(input).into(),
             });
         };
-        let Value::Context(ctx) = from_json(input) else {
-            return Err(DmnError::Input {
-                found: json_kind(input).into(),
-            });
-        };
+        // Reuse the model's input names as keys (no allocation per key).
+        let mut ctx = Context::default();
+        ctx.entries.reserve(obj.len());
+        for (k, v) in obj {
+            let key = match self.inner.inputs.iter().find(|i| &*i.name == k.as_str()) {
+                Some(i) => i.name.clone(),
+                None => Arc::from(k.as_str()),
+            };
+            ctx.entries.push((key, from_json(v)));
+        }
         let (v, trace) = self.evaluate_feel(
             decision,
             &ctx,
