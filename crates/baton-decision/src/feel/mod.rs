@@ -4,10 +4,12 @@
 
 pub mod ast;
 pub mod builtins;
+mod builtins_list;
 mod builtins_time;
 pub mod eval;
 pub mod lexer;
 pub mod ops;
+mod parse_util;
 pub mod parser;
 pub mod temporal;
 pub mod value;
