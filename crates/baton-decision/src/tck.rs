@@ -260,7 +260,14 @@ fn run_test_case(model: &DecisionModel, tc: Node<'_, '_>) -> (Outcome, String) {
                 .map_err(|e| e.to_string()),
             "decisionService" => model
                 .evaluate_feel(tc.attribute("invocableName").unwrap_or(name), &input, &opts)
-                .map(|r| r.0)
+                .map(|r| match r.0 {
+                    // A service with several outputs answers with a context
+                    // keyed by output decision; each result node names one.
+                    Value::Context(c) if c.get(name).is_some() => {
+                        c.get(name).cloned().unwrap_or_default()
+                    }
+                    v => v,
+                })
                 .map_err(|e| e.to_string()),
             _ => model
                 .evaluate_feel(name, &input, &opts)

@@ -251,6 +251,10 @@ fn eval_iterate(
         out.push(body.eval(ev));
         ev.truncate(mark);
     }
+    if kind != IterKind::For && out.iter().any(|v| !matches!(v, Value::Bool(_))) {
+        // `satisfies` must be boolean.
+        return Value::Null;
+    }
     match kind {
         IterKind::For => Value::list(out),
         IterKind::Some => Value::Bool(out.iter().any(|v| matches!(v, Value::Bool(true)))),

@@ -478,15 +478,15 @@ impl Callable for ServiceFn {
         };
         let mut input = Context::default();
         let mut args = args.into_iter();
+        for &i in &s.input_data {
+            input.put(m.inputs[i].name.clone(), args.next().unwrap_or(Value::Null));
+        }
         for &d in &s.input_decisions {
             let mut v = args.next().unwrap_or(Value::Null);
             if let Some(t) = &m.decisions[d].ty {
                 v = coerce(t, v, false).unwrap_or(Value::Null);
             }
             run.values[d] = Some(v);
-        }
-        for &i in &s.input_data {
-            input.put(m.inputs[i].name.clone(), args.next().unwrap_or(Value::Null));
         }
         let saved = ev.trace.take();
         let outs: Vec<(Arc<str>, Value)> = s

@@ -473,11 +473,10 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
         let outputs = refs("outputDecision", 'd');
         let input_decisions = refs("inputDecision", 'd');
         let input_data = refs("inputData", 'i');
-        let mut params: Vec<Arc<str>> = input_decisions
-            .iter()
-            .map(|&i| decisions[i].name.clone())
-            .collect();
-        params.extend(input_data.iter().map(|&i| inputs[i].name.clone()));
+        // Parameters: input data first, then input decisions.
+        let mut params: Vec<Arc<str>> =
+            input_data.iter().map(|&i| inputs[i].name.clone()).collect();
+        params.extend(input_decisions.iter().map(|&i| decisions[i].name.clone()));
         services.push(Service {
             name: Arc::from(n.attribute("name").unwrap_or("")),
             outputs,

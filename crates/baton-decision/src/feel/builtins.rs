@@ -193,6 +193,23 @@ const LIST_FUNCTIONS: &[&str] = &[
     "is",
 ];
 
+/// List functions whose first argument is wrapped when it is not a list.
+const WRAP_FIRST: &[&str] = &[
+    "string join",
+    "context",
+    "context merge",
+    "list contains",
+    "sublist",
+    "append",
+    "insert before",
+    "remove",
+    "reverse",
+    "index of",
+    "distinct values",
+    "flatten",
+    "sort",
+];
+
 pub fn exists(name: &str) -> bool {
     SIGNATURES.iter().any(|(n, _)| *n == name)
 }
@@ -249,6 +266,14 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
                 *a = l[0].clone();
             }
         }
+    }
+    // A single value passed where a list is expected stands for the list
+    // holding it.
+    if WRAP_FIRST.contains(&name)
+        && let Some(first) = args.first_mut()
+        && !matches!(first, List(_) | Null)
+    {
+        *first = Value::list(vec![std::mem::take(first)]);
     }
     let a = args.as_slice();
     match (name, a) {

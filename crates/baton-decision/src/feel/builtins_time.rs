@@ -197,11 +197,9 @@ fn months_between(from: &Value, to: &Value) -> Value {
     Value::YmDuration(months)
 }
 
-fn time_key(v: &Value) -> u64 {
-    match v {
-        Value::DateTime(dt) => dt.time.secs as u64 * 1_000_000_000 + dt.time.nanos as u64,
-        _ => 0,
-    }
+/// Only calendar dates count for whole months (the time of day does not).
+fn time_key(_v: &Value) -> u64 {
+    0
 }
 
 /// Properties of temporal values (`d.year`, `t.time offset`, `dur.days`, ...).

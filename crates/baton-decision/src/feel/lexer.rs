@@ -37,6 +37,14 @@ pub fn is_name_start(c: char) -> bool {
         || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
 }
 
+/// Whether `s` can be written as a context key without quotes.
+pub fn is_plain_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(is_name_start)
+        && s.split(' ')
+            .all(|w| !w.is_empty() && w.chars().all(|c| is_name_part(c) || "'./-+*?".contains(c)))
+}
+
 pub fn is_name_part(c: char) -> bool {
     is_name_start(c) || c.is_ascii_digit()
 }

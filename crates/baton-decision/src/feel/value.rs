@@ -308,7 +308,7 @@ fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
         Value::Null => write!(f, "null"),
         Value::Bool(b) => write!(f, "{b}"),
         Value::Number(n) => write!(f, "{}", fmt_number(n)),
-        Value::String(s) => write!(f, "\"{s}\""),
+        Value::String(s) => write!(f, "\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
         Value::Date(d) => write!(f, "{d}"),
         Value::Time(t) => write!(f, "{t}"),
         Value::DateTime(d) => write!(f, "{d}"),
@@ -330,7 +330,11 @@ fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
                 if i > 0 {
                     write!(f, ", ")?;
                 }
-                write!(f, "{k}: ")?;
+                if super::lexer::is_plain_name(k) {
+                    write!(f, "{k}: ")?;
+                } else {
+                    write!(f, "\"{}\": ", k.replace('\\', "\\\\").replace('"', "\\\""))?;
+                }
                 write_nested(f, v)?;
             }
             write!(f, "}}")
