@@ -198,3 +198,74 @@ fn hostile_expressions_are_bounded() {
     assert!(v.is_null(), "oversized products end in null");
     assert!(eval_str(&"[".repeat(10_000)).is_err());
 }
+
+#[test]
+fn random_token_soup_never_panics() {
+    use baton_decision::feel::eval_str;
+    let atoms = [
+        "1",
+        "-",
+        "+",
+        "*",
+        "/",
+        "**",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "..",
+        ".",
+        ":",
+        "?",
+        "@",
+        "\"",
+        "\"é\"",
+        "a b",
+        "x",
+        "if",
+        "then",
+        "else",
+        "for",
+        "in",
+        "return",
+        "some",
+        "every",
+        "satisfies",
+        "function",
+        "not(",
+        "date(\"2020-01-01\")",
+        "time(\"é0:00:00\")",
+        "@\"P1D\"",
+        "< 5",
+        "between",
+        "and",
+        "or",
+        "instance of",
+        "null",
+        "true",
+        "[1..",
+        "]",
+        "substring(\"abc\", -9)",
+        "//",
+        "/*",
+    ];
+    // A deterministic walk over token sequences: a cheap stand-in for a
+    // fuzzer that runs in every test run.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..20_000 {
+        let mut src = String::new();
+        let n = (seed % 7) as usize + 1;
+        for _ in 0..n {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            src.push_str(atoms[(seed % atoms.len() as u64) as usize]);
+            src.push(' ');
+        }
+        let _ = eval_str(&src);
+        let _ = baton_decision::feel::parser::parse_unary_tests(&src, &[]);
+    }
+}

@@ -188,7 +188,8 @@ impl Time {
     /// Parses `hh:mm:ss(.f+)?(Z|±hh:mm(:ss)?|@zone)?`.
     pub fn parse(s: &str) -> Option<Time> {
         let b = s.as_bytes();
-        if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        // The fixed `hh:mm:ss` prefix must be ASCII before it is sliced.
+        if b.len() < 8 || !b[..8].is_ascii() || b[2] != b':' || b[5] != b':' {
             return None;
         }
         let h = digits(&s[0..2])?;
