@@ -76,6 +76,10 @@ impl EffectRequest {
     }
 }
 
+/// Marks the effect keys of `listen` tasks (`…#event<n>`): a resumed runtime finds in the journal
+/// which events an instance already consumed by this mark.
+pub const LISTEN_KEY_MARK: &str = "#event";
+
 /// An effect to start, with the identities the outside world sees.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectCall {

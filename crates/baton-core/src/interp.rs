@@ -24,7 +24,7 @@ use crate::effect::{EffectCall, EffectRequest, deterministic_unit};
 use crate::http::build_http_request;
 use crate::journal::{EffectKey, InstanceId, Outcome};
 use crate::problem::{ErrorKind, Problem};
-use crate::program::{Env, Program};
+use crate::program::{BASE_VARS, Env, Mentions, Program};
 
 pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -187,7 +187,10 @@ enum ListEnd {
 /// Where an expression is evaluated, for the variables it may see.
 #[derive(Clone, Copy)]
 struct EvalSite<'v> {
+    /// `.`
     input: &'v Value,
+    /// `$input` when it is not `.`: the task's transformed input in `output.as` and `export.as`.
+    task_input: Option<&'v Value>,
     output: Option<&'v Value>,
     task: Option<&'v TaskInfo<'v>>,
     secrets: bool,
@@ -222,8 +225,8 @@ impl Ctx {
     /// `$task` and `$workflow` costs a copy; most expressions use neither).
     fn eval(&self, frame: &Frame<'_>, src: &str, locals: &Locals, site: EvalSite<'_>) -> Result<Value, Problem> {
         let names = locals.names();
-        let expr = frame.program.expr(src, &names)?;
-        let values = self.var_values(frame, src, locals, site);
+        let (expr, mentions) = frame.program.expr(src, &names)?;
+        let values = self.var_values(frame, mentions, locals, site);
         expr.eval(site.input, &values, &self.env.limits.expression).map_err(|e| expr_problem(src, &e.to_string()))
     }
 
@@ -239,9 +242,8 @@ impl Ctx {
             return Ok(value.clone());
         }
         let names = locals.names();
-        let template = frame.program.template(pointer, value, &names)?;
-        let src = value.to_string();
-        let values = self.var_values(frame, &src, locals, site);
+        let (template, mentions) = frame.program.template(pointer, value, &names)?;
+        let values = self.var_values(frame, mentions, locals, site);
         template
             .eval(site.input, &values, &self.env.limits.expression)
             .map_err(|e| expr_problem(pointer, &e.to_string()))
@@ -255,15 +257,16 @@ impl Ctx {
         }
     }
 
-    fn var_values(&self, frame: &Frame<'_>, src: &str, locals: &Locals, site: EvalSite<'_>) -> Vec<Value> {
-        let mentions = |name: &str| src.contains(name);
-        let mut values = Vec::with_capacity(8 + locals.values.len());
-        values.push(if mentions("$context") { self.lock().context.clone() } else { Value::Null });
-        values.push(if mentions("$input") { site.input.clone() } else { Value::Null });
-        values.push(if mentions("$output") { site.output.cloned().unwrap_or(Value::Null) } else { Value::Null });
-        values.push(if site.secrets && mentions("$secrets") { self.env.secrets.clone() } else { Value::Null });
+    fn var_values(&self, frame: &Frame<'_>, mentions: Mentions, locals: &Locals, site: EvalSite<'_>) -> Vec<Value> {
+        // Indices follow BASE_VARS: context, input, output, secrets, task, workflow, runtime,
+        // authorization.
+        let mut values = Vec::with_capacity(BASE_VARS.len() + locals.values.len());
+        values.push(if mentions.has(0) { self.lock().context.clone() } else { Value::Null });
+        values.push(if mentions.has(1) { site.task_input.unwrap_or(site.input).clone() } else { Value::Null });
+        values.push(if mentions.has(2) { site.output.cloned().unwrap_or(Value::Null) } else { Value::Null });
+        values.push(if site.secrets && mentions.has(3) { self.env.secrets.clone() } else { Value::Null });
         values.push(match site.task {
-            Some(t) if mentions("$task") => json!({
+            Some(t) if mentions.has(4) => json!({
                 "name": t.name,
                 "reference": t.reference,
                 "definition": frame.program.definition.pointer(t.reference).cloned().unwrap_or(Value::Null),
@@ -273,8 +276,8 @@ impl Ctx {
             }),
             _ => Value::Null,
         });
-        values.push(if mentions("$workflow") { frame.descriptor.clone() } else { Value::Null });
-        values.push(if mentions("$runtime") { self.env.runtime.clone() } else { Value::Null });
+        values.push(if mentions.has(5) { frame.descriptor.clone() } else { Value::Null });
+        values.push(if mentions.has(6) { self.env.runtime.clone() } else { Value::Null });
         values.push(Value::Null); // $authorization: resolved auth is never exposed to expressions
         values.extend(locals.values.iter().cloned());
         values
@@ -311,7 +314,7 @@ impl Ctx {
         let wf = &frame.program.workflow;
         self.validate_schema(frame, "/input", wf.input.as_ref(), &raw_input, "workflow input")
             .map_err(|p| p.at("/input"))?;
-        let site = EvalSite { input: &raw_input, output: None, task: None, secrets: true };
+        let site = EvalSite { input: &raw_input, task_input: None, output: None, task: None, secrets: true };
         let input = match wf.input.as_ref().and_then(|f| f.expr.as_ref()) {
             Some(from) => self.eval_filter(frame, "/input/from", from, &Locals::default(), site).map_err(|p| p.at("/input/from"))?,
             None => raw_input.clone(),
@@ -328,7 +331,7 @@ impl Ctx {
             }
             None => body.await?,
         };
-        let site = EvalSite { input: &output, output: None, task: None, secrets: false };
+        let site = EvalSite { input: &output, task_input: None, output: None, task: None, secrets: false };
         let output = match wf.output.as_ref().and_then(|f| f.expr.as_ref()) {
             Some(as_) => self.eval_filter(frame, "/output/as", as_, &Locals::default(), site).map_err(|p| p.at("/output/as"))?,
             None => output,
@@ -363,7 +366,7 @@ impl Ctx {
             Ok(Some(ms)) => Ok(ms),
             Ok(None) => {
                 let Duration::Text(src) = d else { return Ok(0) };
-                let site = EvalSite { input, output: None, task: None, secrets: false };
+                let site = EvalSite { input, task_input: None, output: None, task: None, secrets: false };
                 let v = self.eval(frame, baton_expr::loose_source(src), &Locals::default(), site)?;
                 let text = v.as_str().ok_or_else(|| {
                     Problem::new(ErrorKind::Expression, "A duration expression must produce an ISO 8601 string").at(pointer)
@@ -463,13 +466,12 @@ impl Ctx {
             let base = &task.base;
             let started_at_ms = self.now_ms();
             let info = TaskInfo { name, reference, started_at_ms, raw_input: &raw_input, raw_output: None };
-            let site = EvalSite { input: &raw_input, output: None, task: Some(&info), secrets: false };
-            if let Some(cond) = &base.if_ {
-                if !self.truthy(frame, cond, locals, site).map_err(|p| p.at(reference))? {
+            let site = EvalSite { input: &raw_input, task_input: None, output: None, task: Some(&info), secrets: false };
+            if let Some(cond) = &base.if_
+                && !self.truthy(frame, cond, locals, site).map_err(|p| p.at(reference))? {
                     self.event(reference, name, TaskPhase::Skipped);
                     return Ok(TaskDone { output: raw_input, directive: FlowDirective::Continue });
                 }
-            }
             self.event(reference, name, TaskPhase::Started);
             let result = async {
                 let input = match base.input.as_ref().and_then(|f| f.expr.as_ref()) {
@@ -477,7 +479,7 @@ impl Ctx {
                     None => raw_input.clone(),
                 };
                 self.validate_schema(frame, &format!("{reference}/input"), base.input.as_ref(), &input, "task input")?;
-                let body = self.run_body(frame, name, task, reference, key, &input, locals, &info);
+                let body = self.run_body(frame, task, reference, key, &input, locals, &info);
                 let (raw_output, directive) = match &base.timeout {
                     Some(t) => {
                         let ms = self.timeout_ms(frame, t, &format!("{reference}/timeout"))?;
@@ -486,18 +488,18 @@ impl Ctx {
                     None => body.await?,
                 };
                 let info_out = TaskInfo { raw_output: Some(&raw_output), ..info };
-                let site = EvalSite { input: &input, output: None, task: Some(&info_out), secrets: false };
+                let site = EvalSite { input: &input, task_input: None, output: None, task: Some(&info_out), secrets: false };
                 let output = match base.output.as_ref().and_then(|f| f.expr.as_ref()) {
                     Some(as_) => {
-                        let site = EvalSite { input: &raw_output, ..site };
-                        self.eval_filter_with_input(frame, &format!("{reference}/output/as"), as_, locals, site, &input)?
+                        let site = EvalSite { input: &raw_output, task_input: Some(&input), ..site };
+                        self.eval_filter(frame, &format!("{reference}/output/as"), as_, locals, site)?
                     }
                     None => raw_output.clone(),
                 };
                 self.validate_schema(frame, &format!("{reference}/output"), base.output.as_ref(), &output, "task output")?;
                 if let Some(export) = base.export.as_ref().and_then(|f| f.expr.as_ref()) {
-                    let site = EvalSite { input: &output, output: Some(&output), task: Some(&info_out), secrets: false };
-                    let ctx_value = self.eval_filter_with_input(frame, &format!("{reference}/export/as"), export, locals, site, &input)?;
+                    let site = EvalSite { input: &output, task_input: Some(&input), output: Some(&output), task: Some(&info_out), secrets: false };
+                    let ctx_value = self.eval_filter(frame, &format!("{reference}/export/as"), export, locals, site)?;
                     self.validate_schema(frame, &format!("{reference}/export"), base.export.as_ref(), &ctx_value, "context")?;
                     self.lock().context = ctx_value;
                 }
@@ -521,39 +523,11 @@ impl Ctx {
         })
     }
 
-    /// Like [`Ctx::eval_filter`], but `$input` is the task's transformed input while `.` is
-    /// `site.input` (the spec binds `$input` in `output.as` and `export.as`).
-    fn eval_filter_with_input(&self, frame: &Frame<'_>, pointer: &str, filter: &Value, locals: &Locals, site: EvalSite<'_>, task_input: &Value) -> Result<Value, Problem> {
-        let names = locals.names();
-        let src_for_vars = match filter {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let mut values = self.var_values(frame, &src_for_vars, locals, site);
-        if src_for_vars.contains("$input") {
-            values[1] = task_input.clone();
-        }
-        let budget = &self.env.limits.expression;
-        match filter {
-            Value::String(s) => {
-                let src = baton_expr::loose_source(s);
-                let expr = frame.program.expr(src, &names)?;
-                expr.eval(site.input, &values, budget).map_err(|e| expr_problem(src, &e.to_string()))
-            }
-            other if !contains_expression(other) => Ok(other.clone()),
-            other => {
-                let t = frame.program.template(pointer, other, &names)?;
-                t.eval(site.input, &values, budget).map_err(|e| expr_problem(pointer, &e.to_string()))
-            }
-        }
-    }
-
     /// The task's own work. Returns its raw output and, for `switch`, the chosen directive.
     #[allow(clippy::too_many_arguments)]
     fn run_body<'a>(
         &'a self,
         frame: &'a Frame<'a>,
-        _name: &'a str,
         task: &'a Task,
         reference: &'a str,
         key: &'a str,
@@ -562,7 +536,7 @@ impl Ctx {
         info: &'a TaskInfo<'a>,
     ) -> BoxFut<'a, Result<(Value, Option<FlowDirective>), Problem>> {
         Box::pin(async move {
-            let site = EvalSite { input, output: None, task: Some(info), secrets: false };
+            let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
             let out = match &task.kind {
                 TaskKind::Set(value) => self.eval_template(frame, &format!("{reference}/set"), value, locals, site)?,
                 TaskKind::Do(list) => match self.run_list(frame, list, &format!("{reference}/do"), &format!("{key}/do"), input.clone(), locals).await? {
@@ -657,7 +631,7 @@ impl Ctx {
         while_: Option<&str>,
         do_: &TaskList,
     ) -> Result<(Value, Option<FlowDirective>), Problem> {
-        let site = EvalSite { input, output: None, task: Some(info), secrets: false };
+        let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
         let collection = self.eval(frame, baton_expr::loose_source(in_), locals, site)?;
         let items: Vec<Value> = match collection {
             Value::Array(a) => a,
@@ -676,7 +650,7 @@ impl Ctx {
         for (index, item) in items.into_iter().enumerate() {
             let scope = locals.with(each, item).with(at, json!(index));
             if let Some(cond) = while_ {
-                let site = EvalSite { input: &data, output: None, task: Some(info), secrets: false };
+                let site = EvalSite { input: &data, task_input: None, output: None, task: Some(info), secrets: false };
                 if !self.truthy(frame, cond, &scope, site)? {
                     break;
                 }
@@ -777,7 +751,7 @@ impl Ctx {
             };
             let err_value = error.to_value();
             let scope = locals.with(err_name, err_value.clone());
-            let site = EvalSite { input, output: None, task: Some(info), secrets: false };
+            let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
             if !self.catches(frame, catch, &error, &scope, site)? {
                 return Err(error);
             }
@@ -824,21 +798,18 @@ impl Ctx {
     }
 
     fn catches(&self, frame: &Frame<'_>, catch: &Catch, error: &Problem, scope: &Locals, site: EvalSite<'_>) -> Result<bool, Problem> {
-        if let Some(filter) = catch.errors.as_ref().and_then(|e| e.with.as_ref()) {
-            if !filter_matches(filter, error) {
+        if let Some(filter) = catch.errors.as_ref().and_then(|e| e.with.as_ref())
+            && !filter_matches(filter, error) {
                 return Ok(false);
             }
-        }
-        if let Some(w) = &catch.when {
-            if !self.truthy(frame, w, scope, site)? {
+        if let Some(w) = &catch.when
+            && !self.truthy(frame, w, scope, site)? {
                 return Ok(false);
             }
-        }
-        if let Some(w) = &catch.except_when {
-            if self.truthy(frame, w, scope, site)? {
+        if let Some(w) = &catch.except_when
+            && self.truthy(frame, w, scope, site)? {
                 return Ok(false);
             }
-        }
         Ok(true)
     }
 
@@ -855,16 +826,14 @@ impl Ctx {
         scope: &Locals,
         site: EvalSite<'_>,
     ) -> Result<Option<u64>, Problem> {
-        if let Some(w) = &policy.when {
-            if !self.truthy(frame, w, scope, site)? {
+        if let Some(w) = &policy.when
+            && !self.truthy(frame, w, scope, site)? {
                 return Ok(None);
             }
-        }
-        if let Some(w) = &policy.except_when {
-            if self.truthy(frame, w, scope, site)? {
+        if let Some(w) = &policy.except_when
+            && self.truthy(frame, w, scope, site)? {
                 return Ok(None);
             }
-        }
         let limit = policy.limit.as_ref();
         let count_max = limit
             .and_then(|l| l.attempt.as_ref())
@@ -938,7 +907,7 @@ impl Ctx {
                 return Err(Problem::new(ErrorKind::Runtime, "Too many events consumed by one listen task"));
             }
             let filters = strategy.pending_filters(&state);
-            let outcome = self.effect(format!("{key}#event{n}"), EffectRequest::Listen { filters }).await?;
+            let outcome = self.effect(format!("{key}{}{n}", crate::effect::LISTEN_KEY_MARK), EffectRequest::Listen { filters }).await?;
             n += 1;
             let event = expect_ok(outcome)?;
             let matched_until = strategy.record(&mut state, &event);
@@ -973,7 +942,7 @@ impl Ctx {
         locals: &Locals,
         info: &TaskInfo<'_>,
     ) -> Result<Value, Problem> {
-        let site = EvalSite { input, output: None, task: Some(info), secrets: false };
+        let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
         let args = self.eval_template(frame, &format!("{reference}/with"), with, locals, site)?;
         match function {
             "http" => {
@@ -1035,26 +1004,22 @@ fn filter_matches(filter: &ErrorFilter, error: &Problem) -> bool {
             return false;
         }
     }
-    if let Some(s) = filter.status {
-        if s != error.status {
+    if let Some(s) = filter.status
+        && s != error.status {
             return false;
         }
-    }
-    if let Some(i) = &filter.instance {
-        if error.instance.as_deref() != Some(i.as_str()) {
+    if let Some(i) = &filter.instance
+        && error.instance.as_deref() != Some(i.as_str()) {
             return false;
         }
-    }
-    if let Some(t) = &filter.title {
-        if error.title.as_deref() != Some(t.as_str()) {
+    if let Some(t) = &filter.title
+        && error.title.as_deref() != Some(t.as_str()) {
             return false;
         }
-    }
-    if let Some(d) = &filter.details {
-        if error.detail.as_deref() != Some(d.as_str()) {
+    if let Some(d) = &filter.details
+        && error.detail.as_deref() != Some(d.as_str()) {
             return false;
         }
-    }
     true
 }
 

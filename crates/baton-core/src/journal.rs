@@ -26,6 +26,13 @@ impl std::fmt::Display for InstanceId {
 #[serde(transparent)]
 pub struct EffectKey(pub String);
 
+impl EffectKey {
+    /// Whether this is the key of an event consumed by a `listen` task.
+    pub fn is_listen(&self) -> bool {
+        self.0.contains(crate::effect::LISTEN_KEY_MARK)
+    }
+}
+
 impl std::fmt::Display for EffectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -138,8 +138,7 @@ pub fn matches(with: &Value, event: &Value) -> bool {
         let actual = event.get(k).unwrap_or(&Value::Null);
         match expected {
             Value::String(s) => match baton_expr::strip_strict(s) {
-                Some(src) => baton_expr::Expr::compile(src, &[])
-                    .and_then(|e| Ok(e.eval(actual, &[], &baton_expr::Budget::default())))
+                Some(src) => baton_expr::Expr::compile(src, &[]).map(|e| e.eval(actual, &[], &baton_expr::Budget::default()))
                     .ok()
                     .and_then(Result::ok)
                     .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false))),

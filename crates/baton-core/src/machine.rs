@@ -282,10 +282,13 @@ impl Instance {
     }
 }
 
-// The driver moves instances between threads.
-#[allow(dead_code)]
-fn assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<Instance>();
+#[cfg(test)]
+mod tests {
+    /// The driver moves instances between threads; this fails to compile if that breaks.
+    #[test]
+    fn instance_is_send() {
+        fn is_send<T: Send>() {}
+        is_send::<super::Instance>();
+    }
 }
 

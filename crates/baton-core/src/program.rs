@@ -16,6 +16,28 @@ use crate::problem::{ErrorKind, Problem};
 pub const BASE_VARS: [&str; 8] =
     ["context", "input", "output", "secrets", "task", "workflow", "runtime", "authorization"];
 
+/// Which of [`BASE_VARS`] an expression's source mentions, found once at compile time so that
+/// evaluation binds (and copies) only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mentions(u8);
+
+impl Mentions {
+    pub fn of(src: &str) -> Mentions {
+        let mut bits = 0u8;
+        for (i, name) in BASE_VARS.iter().enumerate() {
+            if src.contains(&format!("${name}")) {
+                bits |= 1 << i;
+            }
+        }
+        Mentions(bits)
+    }
+
+    /// Whether `$BASE_VARS[index]` is mentioned.
+    pub fn has(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
 /// Limits on one instance's execution (TIGER_STYLE: a limit on everything, units in names).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -81,8 +103,8 @@ pub struct Program {
     pub workflow: Workflow,
     /// The definition as parsed JSON (`$workflow.definition`, `$task.definition`).
     pub definition: Value,
-    exprs: Mutex<HashMap<String, Result<Expr, String>>>,
-    templates: Mutex<HashMap<String, Result<Template, String>>>,
+    exprs: Mutex<HashMap<String, Result<(Expr, Mentions), String>>>,
+    templates: Mutex<HashMap<String, Result<(Template, Mentions), String>>>,
     schemas: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
 }
 
@@ -126,13 +148,13 @@ impl Program {
     }
 
     /// The compiled expression for `src` with the given local variable names.
-    pub fn expr(&self, src: &str, locals: &[&str]) -> Result<Expr, Problem> {
+    pub fn expr(&self, src: &str, locals: &[&str]) -> Result<(Expr, Mentions), Problem> {
         let key = cache_key(src, locals);
         let mut cache = self.exprs.lock().unwrap_or_else(|p| p.into_inner());
         let entry = cache.entry(key).or_insert_with(|| {
             let mut vars: Vec<&str> = BASE_VARS.to_vec();
             vars.extend_from_slice(locals);
-            Expr::compile(src, &vars).map_err(|e| e.to_string())
+            Expr::compile(src, &vars).map(|e| (e, Mentions::of(src))).map_err(|e| e.to_string())
         });
         entry.clone().map_err(|msg| {
             Problem::new(ErrorKind::Expression, "Expression does not compile")
@@ -141,13 +163,13 @@ impl Program {
     }
 
     /// The compiled template for the value at `pointer` with the given local variable names.
-    pub fn template(&self, pointer: &str, value: &Value, locals: &[&str]) -> Result<Template, Problem> {
+    pub fn template(&self, pointer: &str, value: &Value, locals: &[&str]) -> Result<(Template, Mentions), Problem> {
         let key = cache_key(pointer, locals);
         let mut cache = self.templates.lock().unwrap_or_else(|p| p.into_inner());
         let entry = cache.entry(key).or_insert_with(|| {
             let mut vars: Vec<&str> = BASE_VARS.to_vec();
             vars.extend_from_slice(locals);
-            Template::compile(value, &vars).map_err(|errs| {
+            Template::compile(value, &vars).map(|t| (t, Mentions::of(&value.to_string()))).map_err(|errs| {
                 errs.into_iter()
                     .map(|(p, e)| format!("at {pointer}{p}: {e}"))
                     .collect::<Vec<_>>()

@@ -81,7 +81,7 @@ fn consumed_events(journal: &[JournalEntry]) -> HashSet<(String, String)> {
     journal
         .iter()
         .filter_map(|e| match e {
-            JournalEntry::EffectCompleted { key, outcome: Outcome::Ok { value }, .. } if key.0.contains("#event") => {
+            JournalEntry::EffectCompleted { key, outcome: Outcome::Ok { value }, .. } if key.is_listen() => {
                 Some((value.get("source")?.as_str()?.to_string(), value.get("id")?.as_str()?.to_string()))
             }
             _ => None,

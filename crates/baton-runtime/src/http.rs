@@ -251,11 +251,10 @@ async fn openapi_request(clients: &HttpClients, args: &Value, allowed: &Option<V
 /// The base URL of an OpenAPI 3 (`servers`) or Swagger 2 (`schemes`, `host`, `basePath`)
 /// document; relative to the document's own URL when it names none.
 fn server_base(doc: &Value, doc_url: &str) -> String {
-    if let Some(url) = doc.pointer("/servers/0/url").and_then(Value::as_str) {
-        if url.starts_with("http") {
+    if let Some(url) = doc.pointer("/servers/0/url").and_then(Value::as_str)
+        && url.starts_with("http") {
             return url.to_string();
         }
-    }
     let origin = doc_url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
     let host = doc.get("host").and_then(Value::as_str);
     let scheme = doc.pointer("/schemes/0").and_then(Value::as_str).unwrap_or("https");

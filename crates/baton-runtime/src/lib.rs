@@ -93,6 +93,18 @@ pub(crate) struct Shared<S: Store> {
     pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
 }
 
+/// Waits for a driver's result; `None` if the driver went away without one.
+async fn await_result(mut rx: watch::Receiver<Option<RunResult>>) -> Option<RunResult> {
+    loop {
+        if let Some(r) = rx.borrow_and_update().clone() {
+            return Some(r);
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone();
+        }
+    }
+}
+
 /// A Baton runtime over a store. Cheap to clone.
 pub struct Runtime<S: Store> {
     shared: Arc<Shared<S>>,
@@ -177,30 +189,20 @@ impl<S: Store> Runtime<S> {
     pub async fn run(&self, program: Arc<Program>, input: Value) -> Result<RunResult, RuntimeError> {
         // Hold the result channel from the start: a fast instance may end before a separate
         // `wait` could look it up, and its task events would be lost.
-        let (id, mut rx) = driver::start(self.shared.clone(), program, input, None).await?;
-        loop {
-            if let Some(r) = rx.borrow_and_update().clone() {
-                return Ok(r);
-            }
-            if rx.changed().await.is_err() {
-                return self.wait(&id).await;
-            }
+        let (id, rx) = driver::start(self.shared.clone(), program, input, None).await?;
+        match await_result(rx).await {
+            Some(r) => Ok(r),
+            None => self.wait(&id).await,
         }
     }
 
     /// Waits until the instance ends (or reports where it stands if it is not running here).
     pub async fn wait(&self, id: &InstanceId) -> Result<RunResult, RuntimeError> {
         let rx = self.shared.running.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
-        if let Some(mut rx) = rx {
-            loop {
-                if let Some(r) = rx.borrow().clone() {
-                    return Ok(r);
-                }
-                if rx.changed().await.is_err() {
-                    break;
-                }
+        if let Some(rx) = rx
+            && let Some(r) = await_result(rx).await {
+                return Ok(r);
             }
-        }
         let rec = self.shared.store.instance(id).await?.ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
         Ok(RunResult { id: id.clone(), status: rec.status, output: rec.output, error: rec.error, events: Vec::new() })
     }

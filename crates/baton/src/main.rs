@@ -264,11 +264,10 @@ async fn register_dir(rt: &Runtime<SqliteStore>, dir: &Path, except: &Path) -> R
         if !is_flow || p.canonicalize().ok() == except.canonicalize().ok() {
             continue;
         }
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            if let Err(e) = rt.register_flow(&text).await {
+        if let Ok(text) = std::fs::read_to_string(&p)
+            && let Err(e) = rt.register_flow(&text).await {
                 tracing::debug!("skipping {} for sub-flows: {e}", p.display());
             }
-        }
     }
     Ok(())
 }
