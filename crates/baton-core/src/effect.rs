@@ -59,20 +59,32 @@ impl std::fmt::Debug for HttpAuth {
 pub enum EffectRequest {
     Http(HttpRequest),
     /// A registered custom function (`call: <name>`), or `openapi`, with evaluated arguments.
-    Function { name: String, args: Value },
+    Function {
+        name: String,
+        args: Value,
+    },
     /// Fire at this time (driver clock, ms since the Unix epoch).
-    Timer { fire_at_ms: u64 },
+    Timer {
+        fire_at_ms: u64,
+    },
     /// Publish this CloudEvent.
-    Emit { event: Value },
+    Emit {
+        event: Value,
+    },
     /// Deliver the next event that matches one of these filters (`with` objects of the spec's
     /// event filters; data expressions already compiled by the driver's matcher).
-    Listen { filters: Vec<Value> },
+    Listen {
+        filters: Vec<Value>,
+    },
 }
 
 impl EffectRequest {
     /// Timers and listeners only wait; an instance whose effects are all of these is `waiting`.
     pub fn is_wait(&self) -> bool {
-        matches!(self, EffectRequest::Timer { .. } | EffectRequest::Listen { .. })
+        matches!(
+            self,
+            EffectRequest::Timer { .. } | EffectRequest::Listen { .. }
+        )
     }
 }
 

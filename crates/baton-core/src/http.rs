@@ -12,20 +12,32 @@ fn config(msg: impl Into<String>) -> Problem {
 
 /// Builds the request. `input` fills `{name}` URI template variables (top-level fields, as the
 /// spec's simple interpolation); `auths` are the flow's `use.authentications`.
-pub fn build_http_request(args: &Value, input: &Value, auths: Option<&Map<String, Value>>) -> Result<HttpRequest, Problem> {
+pub fn build_http_request(
+    args: &Value,
+    input: &Value,
+    auths: Option<&Map<String, Value>>,
+) -> Result<HttpRequest, Problem> {
     let method = args
         .get("method")
         .and_then(Value::as_str)
         .ok_or_else(|| config("`call: http` needs a string `with.method`"))?
         .to_ascii_uppercase();
-    let endpoint = args.get("endpoint").ok_or_else(|| config("`call: http` needs `with.endpoint`"))?;
+    let endpoint = args
+        .get("endpoint")
+        .ok_or_else(|| config("`call: http` needs `with.endpoint`"))?;
     let (template, auth_def) = match endpoint {
         Value::String(s) => (s.as_str(), None),
         Value::Object(o) => (
-            o.get("uri").and_then(Value::as_str).ok_or_else(|| config("`endpoint.uri` must be a string"))?,
+            o.get("uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| config("`endpoint.uri` must be a string"))?,
             o.get("authentication"),
         ),
-        _ => return Err(config("`endpoint` must be a string or an object with `uri`")),
+        _ => {
+            return Err(config(
+                "`endpoint` must be a string or an object with `uri`",
+            ));
+        }
     };
     let uri = expand_uri_template(template, input)?;
     let headers = string_pairs(args.get("headers"), "headers")?;
@@ -34,14 +46,30 @@ pub fn build_http_request(args: &Value, input: &Value, auths: Option<&Map<String
         None | Some("content") => HttpOutput::Content,
         Some("response") => HttpOutput::Response,
         Some("raw") => HttpOutput::Raw,
-        Some(other) => return Err(config(format!("unknown http output `{other}`: use content, response or raw"))),
+        Some(other) => {
+            return Err(config(format!(
+                "unknown http output `{other}`: use content, response or raw"
+            )));
+        }
     };
-    let redirect = args.get("redirect").and_then(Value::as_bool).unwrap_or(false);
+    let redirect = args
+        .get("redirect")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let auth = match auth_def {
         Some(a) => Some(resolve_auth(a, auths)?),
         None => None,
     };
-    Ok(HttpRequest { method, uri, headers, query, body: args.get("body").cloned(), output, redirect, auth })
+    Ok(HttpRequest {
+        method,
+        uri,
+        headers,
+        query,
+        body: args.get("body").cloned(),
+        output,
+        redirect,
+        auth,
+    })
 }
 
 fn resolve_auth(def: &Value, auths: Option<&Map<String, Value>>) -> Result<HttpAuth, Problem> {
@@ -58,17 +86,26 @@ fn resolve_auth(def: &Value, auths: Option<&Map<String, Value>>) -> Result<HttpA
             .ok_or_else(|| config(format!("authentication needs a string `{k}`")))
     };
     if let Some(b) = def.get("basic") {
-        return Ok(HttpAuth::Basic { username: field(b, "username")?, password: field(b, "password")? });
+        return Ok(HttpAuth::Basic {
+            username: field(b, "username")?,
+            password: field(b, "password")?,
+        });
     }
     if let Some(b) = def.get("bearer") {
-        return Ok(HttpAuth::Bearer { token: field(b, "token")? });
+        return Ok(HttpAuth::Bearer {
+            token: field(b, "token")?,
+        });
     }
-    Err(config("only `basic` and `bearer` authentication are supported"))
+    Err(config(
+        "only `basic` and `bearer` authentication are supported",
+    ))
 }
 
 fn string_pairs(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, Problem> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let obj = v.as_object().ok_or_else(|| config(format!("`{what}` must be an object")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| config(format!("`{what}` must be an object")))?;
     Ok(obj
         .iter()
         .filter(|(_, v)| !v.is_null())
@@ -95,7 +132,10 @@ pub fn expand_uri_template(template: &str, input: &Value) -> Result<String, Prob
             .ok_or_else(|| config(format!("unclosed `{{` in URI template `{template}`")))?;
         let name = &after[..close];
         let value = input.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
-            Problem::new(ErrorKind::Validation, format!("URI template variable `{name}` is not in the task input"))
+            Problem::new(
+                ErrorKind::Validation,
+                format!("URI template variable `{name}` is not in the task input"),
+            )
         })?;
         out.push_str(&percent_encode(&scalar_text(value)));
         rest = &after[close + 1..];
@@ -123,7 +163,11 @@ mod tests {
 
     #[test]
     fn expands_templates_and_encodes() {
-        let u = expand_uri_template("http://x/pet/{petId}?s={status}", &json!({"petId": 1, "status": "a b"})).unwrap();
+        let u = expand_uri_template(
+            "http://x/pet/{petId}?s={status}",
+            &json!({"petId": 1, "status": "a b"}),
+        )
+        .unwrap();
         assert_eq!(u, "http://x/pet/1?s=a%20b");
         assert!(expand_uri_template("http://x/{missing}", &json!({})).is_err());
     }

@@ -82,12 +82,21 @@ impl Ctx {
     }
 
     fn event(&self, reference: &str, name: &str, phase: TaskPhase) {
-        self.lock().events.push(TaskEvent { reference: reference.to_string(), name: name.to_string(), phase });
+        self.lock().events.push(TaskEvent {
+            reference: reference.to_string(),
+            name: name.to_string(),
+            phase,
+        });
     }
 
     /// Performs an effect: resolves from a delivered result, or asks the driver.
     pub(crate) fn effect(&self, key: String, request: EffectRequest) -> EffectFuture<'_> {
-        EffectFuture { ctx: self, key: EffectKey(key), request: Some(request), done: false }
+        EffectFuture {
+            ctx: self,
+            key: EffectKey(key),
+            request: Some(request),
+            done: false,
+        }
     }
 }
 
@@ -211,7 +220,12 @@ fn datetime_descriptor(ms: u64) -> Value {
     })
 }
 
-pub(crate) fn workflow_descriptor(id: &InstanceId, program: &Program, input: &Value, started_at_ms: u64) -> Value {
+pub(crate) fn workflow_descriptor(
+    id: &InstanceId,
+    program: &Program,
+    input: &Value,
+    started_at_ms: u64,
+) -> Value {
     json!({
         "id": id.0,
         "definition": program.definition,
@@ -223,11 +237,18 @@ pub(crate) fn workflow_descriptor(id: &InstanceId, program: &Program, input: &Va
 impl Ctx {
     /// Evaluates a jq expression, binding only the variables the source mentions (building
     /// `$task` and `$workflow` costs a copy; most expressions use neither).
-    fn eval(&self, frame: &Frame<'_>, src: &str, locals: &Locals, site: EvalSite<'_>) -> Result<Value, Problem> {
+    fn eval(
+        &self,
+        frame: &Frame<'_>,
+        src: &str,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<Value, Problem> {
         let names = locals.names();
         let (expr, mentions) = frame.program.expr(src, &names)?;
         let values = self.var_values(frame, mentions, locals, site);
-        expr.eval(site.input, &values, &self.env.limits.expression).map_err(|e| expr_problem(src, &e.to_string()))
+        expr.eval(site.input, &values, &self.env.limits.expression)
+            .map_err(|e| expr_problem(src, &e.to_string()))
     }
 
     fn eval_template(
@@ -250,21 +271,50 @@ impl Ctx {
     }
 
     /// A filter (`input.from`, `output.as`, `export.as`): a loose expression or an object template.
-    fn eval_filter(&self, frame: &Frame<'_>, pointer: &str, filter: &Value, locals: &Locals, site: EvalSite<'_>) -> Result<Value, Problem> {
+    fn eval_filter(
+        &self,
+        frame: &Frame<'_>,
+        pointer: &str,
+        filter: &Value,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<Value, Problem> {
         match filter {
             Value::String(s) => self.eval(frame, baton_expr::loose_source(s), locals, site),
             other => self.eval_template(frame, pointer, other, locals, site),
         }
     }
 
-    fn var_values(&self, frame: &Frame<'_>, mentions: Mentions, locals: &Locals, site: EvalSite<'_>) -> Vec<Value> {
+    fn var_values(
+        &self,
+        frame: &Frame<'_>,
+        mentions: Mentions,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Vec<Value> {
         // Indices follow BASE_VARS: context, input, output, secrets, task, workflow, runtime,
         // authorization.
         let mut values = Vec::with_capacity(BASE_VARS.len() + locals.values.len());
-        values.push(if mentions.has(0) { self.lock().context.clone() } else { Value::Null });
-        values.push(if mentions.has(1) { site.task_input.unwrap_or(site.input).clone() } else { Value::Null });
-        values.push(if mentions.has(2) { site.output.cloned().unwrap_or(Value::Null) } else { Value::Null });
-        values.push(if site.secrets && mentions.has(3) { self.env.secrets.clone() } else { Value::Null });
+        values.push(if mentions.has(0) {
+            self.lock().context.clone()
+        } else {
+            Value::Null
+        });
+        values.push(if mentions.has(1) {
+            site.task_input.unwrap_or(site.input).clone()
+        } else {
+            Value::Null
+        });
+        values.push(if mentions.has(2) {
+            site.output.cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        });
+        values.push(if site.secrets && mentions.has(3) {
+            self.env.secrets.clone()
+        } else {
+            Value::Null
+        });
         values.push(match site.task {
             Some(t) if mentions.has(4) => json!({
                 "name": t.name,
@@ -276,24 +326,50 @@ impl Ctx {
             }),
             _ => Value::Null,
         });
-        values.push(if mentions.has(5) { frame.descriptor.clone() } else { Value::Null });
-        values.push(if mentions.has(6) { self.env.runtime.clone() } else { Value::Null });
+        values.push(if mentions.has(5) {
+            frame.descriptor.clone()
+        } else {
+            Value::Null
+        });
+        values.push(if mentions.has(6) {
+            self.env.runtime.clone()
+        } else {
+            Value::Null
+        });
         values.push(Value::Null); // $authorization: resolved auth is never exposed to expressions
         values.extend(locals.values.iter().cloned());
         values
     }
 
-    fn truthy(&self, frame: &Frame<'_>, src: &str, locals: &Locals, site: EvalSite<'_>) -> Result<bool, Problem> {
+    fn truthy(
+        &self,
+        frame: &Frame<'_>,
+        src: &str,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<bool, Problem> {
         let v = self.eval(frame, baton_expr::loose_source(src), locals, site)?;
         Ok(!matches!(v, Value::Null | Value::Bool(false)))
     }
 
-    fn validate_schema(&self, frame: &Frame<'_>, pointer: &str, filter: Option<&DataFilter>, value: &Value, what: &str) -> Result<(), Problem> {
-        let Some(schema) = filter.and_then(|f| f.schema.as_ref()) else { return Ok(()) };
+    fn validate_schema(
+        &self,
+        frame: &Frame<'_>,
+        pointer: &str,
+        filter: Option<&DataFilter>,
+        value: &Value,
+        what: &str,
+    ) -> Result<(), Problem> {
+        let Some(schema) = filter.and_then(|f| f.schema.as_ref()) else {
+            return Ok(());
+        };
         let Some(doc) = &schema.document else {
-            return Err(Problem::new(ErrorKind::Configuration, "External schemas are not supported")
-                .with_detail("use an inline `schema.document`")
-                .at(pointer));
+            return Err(Problem::new(
+                ErrorKind::Configuration,
+                "External schemas are not supported",
+            )
+            .with_detail("use an inline `schema.document`")
+            .at(pointer));
         };
         let validator = frame.program.schema(pointer, doc)?;
         let errors: Vec<String> = validator
@@ -304,40 +380,87 @@ impl Ctx {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Problem::new(ErrorKind::Validation, format!("The {what} does not match its schema"))
-                .with_detail(errors.join("; ")))
+            Err(Problem::new(
+                ErrorKind::Validation,
+                format!("The {what} does not match its schema"),
+            )
+            .with_detail(errors.join("; ")))
         }
     }
 
     /// Runs a whole workflow (top level or sub-flow): input, tasks, output, timeout.
-    pub(crate) async fn run_workflow(&self, frame: &Frame<'_>, raw_input: Value, key: &str) -> Result<Value, Problem> {
+    pub(crate) async fn run_workflow(
+        &self,
+        frame: &Frame<'_>,
+        raw_input: Value,
+        key: &str,
+    ) -> Result<Value, Problem> {
         let wf = &frame.program.workflow;
-        self.validate_schema(frame, "/input", wf.input.as_ref(), &raw_input, "workflow input")
-            .map_err(|p| p.at("/input"))?;
-        let site = EvalSite { input: &raw_input, task_input: None, output: None, task: None, secrets: true };
+        self.validate_schema(
+            frame,
+            "/input",
+            wf.input.as_ref(),
+            &raw_input,
+            "workflow input",
+        )
+        .map_err(|p| p.at("/input"))?;
+        let site = EvalSite {
+            input: &raw_input,
+            task_input: None,
+            output: None,
+            task: None,
+            secrets: true,
+        };
         let input = match wf.input.as_ref().and_then(|f| f.expr.as_ref()) {
-            Some(from) => self.eval_filter(frame, "/input/from", from, &Locals::default(), site).map_err(|p| p.at("/input/from"))?,
+            Some(from) => self
+                .eval_filter(frame, "/input/from", from, &Locals::default(), site)
+                .map_err(|p| p.at("/input/from"))?,
             None => raw_input.clone(),
         };
         let body = async {
-            match self.run_list(frame, &wf.do_, "/do", &format!("{key}/do"), input, &Locals::default()).await? {
+            match self
+                .run_list(
+                    frame,
+                    &wf.do_,
+                    "/do",
+                    &format!("{key}/do"),
+                    input,
+                    &Locals::default(),
+                )
+                .await?
+            {
                 ListEnd::Normal(v) | ListEnd::End(v) => Ok(v),
             }
         };
         let output = match &wf.timeout {
             Some(t) => {
                 let ms = self.timeout_ms(frame, t, "/timeout")?;
-                self.with_timeout(body, ms, format!("{key}/timeout"), "/").await?
+                self.with_timeout(body, ms, format!("{key}/timeout"), "/")
+                    .await?
             }
             None => body.await?,
         };
-        let site = EvalSite { input: &output, task_input: None, output: None, task: None, secrets: false };
+        let site = EvalSite {
+            input: &output,
+            task_input: None,
+            output: None,
+            task: None,
+            secrets: false,
+        };
         let output = match wf.output.as_ref().and_then(|f| f.expr.as_ref()) {
-            Some(as_) => self.eval_filter(frame, "/output/as", as_, &Locals::default(), site).map_err(|p| p.at("/output/as"))?,
+            Some(as_) => self
+                .eval_filter(frame, "/output/as", as_, &Locals::default(), site)
+                .map_err(|p| p.at("/output/as"))?,
             None => output,
         };
-        self.validate_schema(frame, "/output", wf.output.as_ref(), &output, "workflow output")
-            .map_err(|p| p.at("/output"))?;
+        self.validate_schema(
+            frame,
+            "/output",
+            wf.output.as_ref(),
+            &output,
+            "workflow output",
+        )
+        .map_err(|p| p.at("/output"))?;
         Ok(output)
     }
 
@@ -352,34 +475,74 @@ impl Ctx {
                     .as_ref()
                     .and_then(|u| u.timeouts.get(name))
                     .and_then(|v| v.get("after"))
-                    .ok_or_else(|| Problem::new(ErrorKind::Configuration, format!("Unknown timeout `{name}`")).at(pointer))?;
+                    .ok_or_else(|| {
+                        Problem::new(
+                            ErrorKind::Configuration,
+                            format!("Unknown timeout `{name}`"),
+                        )
+                        .at(pointer)
+                    })?;
                 let d: Duration = serde_json::from_value(def.clone()).map_err(|e| {
-                    Problem::new(ErrorKind::Configuration, "Invalid timeout").with_detail(e.to_string()).at(pointer)
+                    Problem::new(ErrorKind::Configuration, "Invalid timeout")
+                        .with_detail(e.to_string())
+                        .at(pointer)
                 })?;
                 self.duration_ms(frame, &d, pointer, &Value::Null)
             }
         }
     }
 
-    fn duration_ms(&self, frame: &Frame<'_>, d: &Duration, pointer: &str, input: &Value) -> Result<u64, Problem> {
+    fn duration_ms(
+        &self,
+        frame: &Frame<'_>,
+        d: &Duration,
+        pointer: &str,
+        input: &Value,
+    ) -> Result<u64, Problem> {
         match d.literal_ms() {
             Ok(Some(ms)) => Ok(ms),
             Ok(None) => {
                 let Duration::Text(src) = d else { return Ok(0) };
-                let site = EvalSite { input, task_input: None, output: None, task: None, secrets: false };
-                let v = self.eval(frame, baton_expr::loose_source(src), &Locals::default(), site)?;
+                let site = EvalSite {
+                    input,
+                    task_input: None,
+                    output: None,
+                    task: None,
+                    secrets: false,
+                };
+                let v = self.eval(
+                    frame,
+                    baton_expr::loose_source(src),
+                    &Locals::default(),
+                    site,
+                )?;
                 let text = v.as_str().ok_or_else(|| {
-                    Problem::new(ErrorKind::Expression, "A duration expression must produce an ISO 8601 string").at(pointer)
+                    Problem::new(
+                        ErrorKind::Expression,
+                        "A duration expression must produce an ISO 8601 string",
+                    )
+                    .at(pointer)
                 })?;
-                baton_flow::parse_iso8601_duration_ms(text)
-                    .map_err(|e| Problem::new(ErrorKind::Expression, "Invalid duration").with_detail(e).at(pointer))
+                baton_flow::parse_iso8601_duration_ms(text).map_err(|e| {
+                    Problem::new(ErrorKind::Expression, "Invalid duration")
+                        .with_detail(e)
+                        .at(pointer)
+                })
             }
-            Err(e) => Err(Problem::new(ErrorKind::Configuration, "Invalid duration").with_detail(e).at(pointer)),
+            Err(e) => Err(Problem::new(ErrorKind::Configuration, "Invalid duration")
+                .with_detail(e)
+                .at(pointer)),
         }
     }
 
     /// Races `body` against a durable timer; the loser is dropped (its effects cancelled).
-    async fn with_timeout<T>(&self, body: impl Future<Output = Result<T, Problem>> + Send, ms: u64, key: String, reference: &str) -> Result<T, Problem> {
+    async fn with_timeout<T>(
+        &self,
+        body: impl Future<Output = Result<T, Problem>> + Send,
+        ms: u64,
+        key: String,
+        reference: &str,
+    ) -> Result<T, Problem> {
         let fire_at_ms = self.now_ms().saturating_add(ms);
         let timer = self.effect(key, EffectRequest::Timer { fire_at_ms });
         let mut body = std::pin::pin!(body);
@@ -421,9 +584,14 @@ impl Ctx {
             while i < tasks.len() {
                 steps += 1;
                 if steps > self.env.limits.for_iterations_max {
-                    return Err(Problem::new(ErrorKind::Runtime, "Too many task transitions")
-                        .with_detail(format!("more than {} in one task list", self.env.limits.for_iterations_max))
-                        .at(reference));
+                    return Err(
+                        Problem::new(ErrorKind::Runtime, "Too many task transitions")
+                            .with_detail(format!(
+                                "more than {} in one task list",
+                                self.env.limits.for_iterations_max
+                            ))
+                            .at(reference),
+                    );
                 }
                 let (name, task) = &tasks[i];
                 let task_ref = format!("{reference}/{i}/{name}");
@@ -433,16 +601,25 @@ impl Ctx {
                 } else {
                     format!("{key}/{i}/{name}")
                 };
-                let done = self.run_task(frame, name, task, &task_ref, &task_key, data, locals).await?;
+                let done = self
+                    .run_task(frame, name, task, &task_ref, &task_key, data, locals)
+                    .await?;
                 data = done.output;
                 match done.directive {
                     FlowDirective::Continue => i += 1,
                     FlowDirective::Exit => return Ok(ListEnd::Normal(data)),
                     FlowDirective::End => return Ok(ListEnd::End(data)),
                     FlowDirective::Goto(target) => {
-                        i = tasks.iter().position(|(n, _)| *n == target).ok_or_else(|| {
-                            Problem::new(ErrorKind::Configuration, format!("Unknown task `{target}` in `then`")).at(&task_ref)
-                        })?;
+                        i = tasks
+                            .iter()
+                            .position(|(n, _)| *n == target)
+                            .ok_or_else(|| {
+                                Problem::new(
+                                    ErrorKind::Configuration,
+                                    format!("Unknown task `{target}` in `then`"),
+                                )
+                                .at(&task_ref)
+                            })?;
                     }
                 }
             }
@@ -465,42 +642,119 @@ impl Ctx {
         Box::pin(async move {
             let base = &task.base;
             let started_at_ms = self.now_ms();
-            let info = TaskInfo { name, reference, started_at_ms, raw_input: &raw_input, raw_output: None };
-            let site = EvalSite { input: &raw_input, task_input: None, output: None, task: Some(&info), secrets: false };
+            let info = TaskInfo {
+                name,
+                reference,
+                started_at_ms,
+                raw_input: &raw_input,
+                raw_output: None,
+            };
+            let site = EvalSite {
+                input: &raw_input,
+                task_input: None,
+                output: None,
+                task: Some(&info),
+                secrets: false,
+            };
             if let Some(cond) = &base.if_
-                && !self.truthy(frame, cond, locals, site).map_err(|p| p.at(reference))? {
-                    self.event(reference, name, TaskPhase::Skipped);
-                    return Ok(TaskDone { output: raw_input, directive: FlowDirective::Continue });
-                }
+                && !self
+                    .truthy(frame, cond, locals, site)
+                    .map_err(|p| p.at(reference))?
+            {
+                self.event(reference, name, TaskPhase::Skipped);
+                return Ok(TaskDone {
+                    output: raw_input,
+                    directive: FlowDirective::Continue,
+                });
+            }
             self.event(reference, name, TaskPhase::Started);
             let result = async {
                 let input = match base.input.as_ref().and_then(|f| f.expr.as_ref()) {
-                    Some(from) => self.eval_filter(frame, &format!("{reference}/input/from"), from, locals, EvalSite { secrets: true, ..site })?,
+                    Some(from) => self.eval_filter(
+                        frame,
+                        &format!("{reference}/input/from"),
+                        from,
+                        locals,
+                        EvalSite {
+                            secrets: true,
+                            ..site
+                        },
+                    )?,
                     None => raw_input.clone(),
                 };
-                self.validate_schema(frame, &format!("{reference}/input"), base.input.as_ref(), &input, "task input")?;
+                self.validate_schema(
+                    frame,
+                    &format!("{reference}/input"),
+                    base.input.as_ref(),
+                    &input,
+                    "task input",
+                )?;
                 let body = self.run_body(frame, task, reference, key, &input, locals, &info);
                 let (raw_output, directive) = match &base.timeout {
                     Some(t) => {
                         let ms = self.timeout_ms(frame, t, &format!("{reference}/timeout"))?;
-                        self.with_timeout(body, ms, format!("{key}#timeout"), reference).await?
+                        self.with_timeout(body, ms, format!("{key}#timeout"), reference)
+                            .await?
                     }
                     None => body.await?,
                 };
-                let info_out = TaskInfo { raw_output: Some(&raw_output), ..info };
-                let site = EvalSite { input: &input, task_input: None, output: None, task: Some(&info_out), secrets: false };
+                let info_out = TaskInfo {
+                    raw_output: Some(&raw_output),
+                    ..info
+                };
+                let site = EvalSite {
+                    input: &input,
+                    task_input: None,
+                    output: None,
+                    task: Some(&info_out),
+                    secrets: false,
+                };
                 let output = match base.output.as_ref().and_then(|f| f.expr.as_ref()) {
                     Some(as_) => {
-                        let site = EvalSite { input: &raw_output, task_input: Some(&input), ..site };
-                        self.eval_filter(frame, &format!("{reference}/output/as"), as_, locals, site)?
+                        let site = EvalSite {
+                            input: &raw_output,
+                            task_input: Some(&input),
+                            ..site
+                        };
+                        self.eval_filter(
+                            frame,
+                            &format!("{reference}/output/as"),
+                            as_,
+                            locals,
+                            site,
+                        )?
                     }
                     None => raw_output.clone(),
                 };
-                self.validate_schema(frame, &format!("{reference}/output"), base.output.as_ref(), &output, "task output")?;
+                self.validate_schema(
+                    frame,
+                    &format!("{reference}/output"),
+                    base.output.as_ref(),
+                    &output,
+                    "task output",
+                )?;
                 if let Some(export) = base.export.as_ref().and_then(|f| f.expr.as_ref()) {
-                    let site = EvalSite { input: &output, task_input: Some(&input), output: Some(&output), task: Some(&info_out), secrets: false };
-                    let ctx_value = self.eval_filter(frame, &format!("{reference}/export/as"), export, locals, site)?;
-                    self.validate_schema(frame, &format!("{reference}/export"), base.export.as_ref(), &ctx_value, "context")?;
+                    let site = EvalSite {
+                        input: &output,
+                        task_input: Some(&input),
+                        output: Some(&output),
+                        task: Some(&info_out),
+                        secrets: false,
+                    };
+                    let ctx_value = self.eval_filter(
+                        frame,
+                        &format!("{reference}/export/as"),
+                        export,
+                        locals,
+                        site,
+                    )?;
+                    self.validate_schema(
+                        frame,
+                        &format!("{reference}/export"),
+                        base.export.as_ref(),
+                        &ctx_value,
+                        "context",
+                    )?;
                     self.lock().context = ctx_value;
                 }
                 let directive = match directive {
@@ -536,10 +790,28 @@ impl Ctx {
         info: &'a TaskInfo<'a>,
     ) -> BoxFut<'a, Result<(Value, Option<FlowDirective>), Problem>> {
         Box::pin(async move {
-            let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
+            let site = EvalSite {
+                input,
+                task_input: None,
+                output: None,
+                task: Some(info),
+                secrets: false,
+            };
             let out = match &task.kind {
-                TaskKind::Set(value) => self.eval_template(frame, &format!("{reference}/set"), value, locals, site)?,
-                TaskKind::Do(list) => match self.run_list(frame, list, &format!("{reference}/do"), &format!("{key}/do"), input.clone(), locals).await? {
+                TaskKind::Set(value) => {
+                    self.eval_template(frame, &format!("{reference}/set"), value, locals, site)?
+                }
+                TaskKind::Do(list) => match self
+                    .run_list(
+                        frame,
+                        list,
+                        &format!("{reference}/do"),
+                        &format!("{key}/do"),
+                        input.clone(),
+                        locals,
+                    )
+                    .await?
+                {
                     ListEnd::Normal(v) => v,
                     ListEnd::End(v) => return Ok((v, Some(FlowDirective::End))),
                 },
@@ -555,56 +827,121 @@ impl Ctx {
                     }
                     input.clone()
                 }
-                TaskKind::For { each, in_, at, while_, do_ } => {
-                    return self.run_for(frame, reference, key, input, locals, info, each, in_, at, while_.as_deref(), do_).await;
+                TaskKind::For {
+                    each,
+                    in_,
+                    at,
+                    while_,
+                    do_,
+                } => {
+                    return self
+                        .run_for(
+                            frame,
+                            reference,
+                            key,
+                            input,
+                            locals,
+                            info,
+                            each,
+                            in_,
+                            at,
+                            while_.as_deref(),
+                            do_,
+                        )
+                        .await;
                 }
                 TaskKind::Fork { branches, compete } => {
-                    self.run_fork(frame, reference, key, input, locals, branches, *compete).await?
+                    self.run_fork(frame, reference, key, input, locals, branches, *compete)
+                        .await?
                 }
                 TaskKind::Try { try_, catch } => {
-                    return self.run_try(frame, reference, key, input, locals, info, try_, catch).await;
+                    return self
+                        .run_try(frame, reference, key, input, locals, info, try_, catch)
+                        .await;
                 }
-                TaskKind::Raise { error } => return Err(self.raise(frame, reference, error, locals, site)?),
+                TaskKind::Raise { error } => {
+                    return Err(self.raise(frame, reference, error, locals, site)?);
+                }
                 TaskKind::Wait(d) => {
                     let ms = self.duration_ms(frame, d, &format!("{reference}/wait"), input)?;
                     let fire_at_ms = self.now_ms().saturating_add(ms);
-                    expect_ok(self.effect(format!("{key}#wait"), EffectRequest::Timer { fire_at_ms }).await?)?;
+                    expect_ok(
+                        self.effect(format!("{key}#wait"), EffectRequest::Timer { fire_at_ms })
+                            .await?,
+                    )?;
                     input.clone()
                 }
                 TaskKind::Emit { event } => {
                     let with = event.get("with").cloned().unwrap_or(Value::Null);
-                    let mut ev = self.eval_template(frame, &format!("{reference}/emit/event/with"), &with, locals, site)?;
-                    let obj = ev.as_object_mut().ok_or_else(|| Problem::new(ErrorKind::Validation, "An event must be an object"))?;
+                    let mut ev = self.eval_template(
+                        frame,
+                        &format!("{reference}/emit/event/with"),
+                        &with,
+                        locals,
+                        site,
+                    )?;
+                    let obj = ev.as_object_mut().ok_or_else(|| {
+                        Problem::new(ErrorKind::Validation, "An event must be an object")
+                    })?;
                     if !obj.contains_key("id") {
-                        obj.insert("id".into(), Value::String(crate::time::deterministic_uuid(&self.instance, key)));
+                        obj.insert(
+                            "id".into(),
+                            Value::String(crate::time::deterministic_uuid(&self.instance, key)),
+                        );
                     }
-                    obj.entry("specversion").or_insert_with(|| Value::String("1.0".into()));
+                    obj.entry("specversion")
+                        .or_insert_with(|| Value::String("1.0".into()));
                     if !obj.contains_key("time") {
-                        obj.insert("time".into(), Value::String(crate::time::iso8601_utc(self.now_ms())));
+                        obj.insert(
+                            "time".into(),
+                            Value::String(crate::time::iso8601_utc(self.now_ms())),
+                        );
                     }
                     for required in ["source", "type"] {
                         if !obj.get(required).is_some_and(Value::is_string) {
-                            return Err(Problem::new(ErrorKind::Validation, format!("The event needs a string `{required}`")));
+                            return Err(Problem::new(
+                                ErrorKind::Validation,
+                                format!("The event needs a string `{required}`"),
+                            ));
                         }
                     }
-                    expect_ok(self.effect(format!("{key}#emit"), EffectRequest::Emit { event: ev }).await?)?
+                    expect_ok(
+                        self.effect(format!("{key}#emit"), EffectRequest::Emit { event: ev })
+                            .await?,
+                    )?
                 }
                 TaskKind::Listen { to, read, foreach } => {
                     if foreach.is_some() {
-                        return Err(Problem::new(ErrorKind::Configuration, "`listen.foreach` is not supported yet"));
+                        return Err(Problem::new(
+                            ErrorKind::Configuration,
+                            "`listen.foreach` is not supported yet",
+                        ));
                     }
                     self.run_listen(frame, key, to, *read, locals, site).await?
                 }
                 TaskKind::Call { function, with } => {
-                    self.run_call(frame, reference, key, function, with, input, locals, info).await?
+                    self.run_call(frame, reference, key, function, with, input, locals, info)
+                        .await?
                 }
                 TaskKind::Run(spec) => match spec {
-                    RunSpec::Workflow { namespace, name: wf_name, version, input: wf_input } => {
+                    RunSpec::Workflow {
+                        namespace,
+                        name: wf_name,
+                        version,
+                        input: wf_input,
+                    } => {
                         let sub_input = match wf_input {
-                            Some(v) => self.eval_template(frame, &format!("{reference}/run/workflow/input"), v, locals, site)?,
+                            Some(v) => self.eval_template(
+                                frame,
+                                &format!("{reference}/run/workflow/input"),
+                                v,
+                                locals,
+                                site,
+                            )?,
                             None => input.clone(),
                         };
-                        self.run_subflow(frame, key, namespace, wf_name, version, sub_input).await?
+                        self.run_subflow(frame, key, namespace, wf_name, version, sub_input)
+                            .await?
                     }
                     RunSpec::Unsupported { kind } => {
                         return Err(Problem::new(ErrorKind::Configuration, format!("`run: {kind}` is refused"))
@@ -631,32 +968,61 @@ impl Ctx {
         while_: Option<&str>,
         do_: &TaskList,
     ) -> Result<(Value, Option<FlowDirective>), Problem> {
-        let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
+        let site = EvalSite {
+            input,
+            task_input: None,
+            output: None,
+            task: Some(info),
+            secrets: false,
+        };
         let collection = self.eval(frame, baton_expr::loose_source(in_), locals, site)?;
         let items: Vec<Value> = match collection {
             Value::Array(a) => a,
             Value::Null => Vec::new(),
             Value::Object(o) => o.into_iter().map(|(_, v)| v).collect(),
             other => {
-                return Err(Problem::new(ErrorKind::Expression, "`for.in` must produce an array")
-                    .with_detail(format!("got {}", type_name(&other))));
+                return Err(
+                    Problem::new(ErrorKind::Expression, "`for.in` must produce an array")
+                        .with_detail(format!("got {}", type_name(&other))),
+                );
             }
         };
         if items.len() as u64 > self.env.limits.for_iterations_max {
-            return Err(Problem::new(ErrorKind::Runtime, "Too many iterations")
-                .with_detail(format!("{} items, the limit is {}", items.len(), self.env.limits.for_iterations_max)));
+            return Err(
+                Problem::new(ErrorKind::Runtime, "Too many iterations").with_detail(format!(
+                    "{} items, the limit is {}",
+                    items.len(),
+                    self.env.limits.for_iterations_max
+                )),
+            );
         }
         let mut data = input.clone();
         for (index, item) in items.into_iter().enumerate() {
             let scope = locals.with(each, item).with(at, json!(index));
             if let Some(cond) = while_ {
-                let site = EvalSite { input: &data, task_input: None, output: None, task: Some(info), secrets: false };
+                let site = EvalSite {
+                    input: &data,
+                    task_input: None,
+                    output: None,
+                    task: Some(info),
+                    secrets: false,
+                };
                 if !self.truthy(frame, cond, &scope, site)? {
                     break;
                 }
             }
             let list_key = format!("{key}/for[{index}]/do");
-            match self.run_list(frame, do_, &format!("{reference}/do"), &list_key, data, &scope).await? {
+            match self
+                .run_list(
+                    frame,
+                    do_,
+                    &format!("{reference}/do"),
+                    &list_key,
+                    data,
+                    &scope,
+                )
+                .await?
+            {
                 ListEnd::Normal(v) => data = v,
                 ListEnd::End(v) => return Ok((v, Some(FlowDirective::End))),
             }
@@ -675,13 +1041,25 @@ impl Ctx {
         branches: &TaskList,
         compete: bool,
     ) -> Result<Value, Problem> {
-        let refs: Vec<String> = branches.0.iter().enumerate().map(|(i, (n, _))| format!("{reference}/fork/branches/{i}/{n}")).collect();
-        let keys: Vec<String> = branches.0.iter().enumerate().map(|(i, (n, _))| format!("{key}/fork/{i}/{n}")).collect();
+        let refs: Vec<String> = branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!("{reference}/fork/branches/{i}/{n}"))
+            .collect();
+        let keys: Vec<String> = branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!("{key}/fork/{i}/{n}"))
+            .collect();
         let mut futs: Vec<Option<BoxFut<'_, Result<TaskDone, Problem>>>> = branches
             .0
             .iter()
             .enumerate()
-            .map(|(i, (n, t))| Some(self.run_task(frame, n, t, &refs[i], &keys[i], input.clone(), locals)))
+            .map(|(i, (n, t))| {
+                Some(self.run_task(frame, n, t, &refs[i], &keys[i], input.clone(), locals))
+            })
             .collect();
         let mut results: Vec<Option<Value>> = vec![None; futs.len()];
         let mut first_error: Option<Problem> = None;
@@ -709,7 +1087,11 @@ impl Ctx {
                     }
                 }
             }
-            if futs.iter().all(Option::is_none) { Poll::Ready(()) } else { Poll::Pending }
+            if futs.iter().all(Option::is_none) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         })
         .await;
         // Dropping the remaining branches cancels their outstanding effects.
@@ -718,12 +1100,18 @@ impl Ctx {
             if let Some(v) = results.into_iter().flatten().next() {
                 return Ok(v);
             }
-            return Err(first_error.unwrap_or_else(|| Problem::new(ErrorKind::Runtime, "No branch completed")));
+            return Err(first_error
+                .unwrap_or_else(|| Problem::new(ErrorKind::Runtime, "No branch completed")));
         }
         if let Some(p) = first_error {
             return Err(p);
         }
-        Ok(Value::Array(results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect()))
+        Ok(Value::Array(
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or(Value::Null))
+                .collect(),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -743,23 +1131,58 @@ impl Ctx {
         let err_name = catch.as_.as_deref().unwrap_or("error");
         let mut attempt: u32 = 0;
         loop {
-            let attempt_key = if attempt == 0 { format!("{key}/try") } else { format!("{key}/try#{attempt}") };
-            let error = match self.run_list(frame, try_, &format!("{reference}/try"), &attempt_key, input.clone(), locals).await {
+            let attempt_key = if attempt == 0 {
+                format!("{key}/try")
+            } else {
+                format!("{key}/try#{attempt}")
+            };
+            let error = match self
+                .run_list(
+                    frame,
+                    try_,
+                    &format!("{reference}/try"),
+                    &attempt_key,
+                    input.clone(),
+                    locals,
+                )
+                .await
+            {
                 Ok(ListEnd::Normal(v)) => return Ok((v, None)),
                 Ok(ListEnd::End(v)) => return Ok((v, Some(FlowDirective::End))),
                 Err(p) => p,
             };
             let err_value = error.to_value();
             let scope = locals.with(err_name, err_value.clone());
-            let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
+            let site = EvalSite {
+                input,
+                task_input: None,
+                output: None,
+                task: Some(info),
+                secrets: false,
+            };
             if !self.catches(frame, catch, &error, &scope, site)? {
                 return Err(error);
             }
             if let Some(policy) = &retry {
-                if let Some(delay_ms) = self.retry_delay(frame, reference, key, policy, attempt, first_attempt_ms, &scope, site)? {
+                if let Some(delay_ms) = self.retry_delay(
+                    frame,
+                    reference,
+                    key,
+                    policy,
+                    attempt,
+                    first_attempt_ms,
+                    &scope,
+                    site,
+                )? {
                     attempt += 1;
                     let fire_at_ms = self.now_ms().saturating_add(delay_ms);
-                    expect_ok(self.effect(format!("{key}#retry{attempt}"), EffectRequest::Timer { fire_at_ms }).await?)?;
+                    expect_ok(
+                        self.effect(
+                            format!("{key}#retry{attempt}"),
+                            EffectRequest::Timer { fire_at_ms },
+                        )
+                        .await?,
+                    )?;
                     continue;
                 }
                 if catch.do_.is_none() {
@@ -770,7 +1193,17 @@ impl Ctx {
             }
             return match &catch.do_ {
                 None => Ok((input.clone(), None)),
-                Some(list) => match self.run_list(frame, list, &format!("{reference}/catch/do"), &format!("{key}/catch/do"), input.clone(), &scope).await? {
+                Some(list) => match self
+                    .run_list(
+                        frame,
+                        list,
+                        &format!("{reference}/catch/do"),
+                        &format!("{key}/catch/do"),
+                        input.clone(),
+                        &scope,
+                    )
+                    .await?
+                {
                     ListEnd::Normal(v) => Ok((v, None)),
                     ListEnd::End(v) => Ok((v, Some(FlowDirective::End))),
                 },
@@ -778,7 +1211,12 @@ impl Ctx {
         }
     }
 
-    fn retry_policy(&self, frame: &Frame<'_>, reference: &str, catch: &Catch) -> Result<Option<RetryPolicy>, Problem> {
+    fn retry_policy(
+        &self,
+        frame: &Frame<'_>,
+        reference: &str,
+        catch: &Catch,
+    ) -> Result<Option<RetryPolicy>, Problem> {
         Ok(match &catch.retry {
             None => None,
             Some(RetryRef::Inline(p)) => Some(p.clone()),
@@ -789,27 +1227,45 @@ impl Ctx {
                     .use_
                     .as_ref()
                     .and_then(|u| u.retries.get(name))
-                    .ok_or_else(|| Problem::new(ErrorKind::Configuration, format!("Unknown retry policy `{name}`")).at(reference))?;
+                    .ok_or_else(|| {
+                        Problem::new(
+                            ErrorKind::Configuration,
+                            format!("Unknown retry policy `{name}`"),
+                        )
+                        .at(reference)
+                    })?;
                 Some(serde_json::from_value(v.clone()).map_err(|e| {
-                    Problem::new(ErrorKind::Configuration, "Invalid retry policy").with_detail(e.to_string()).at(reference)
+                    Problem::new(ErrorKind::Configuration, "Invalid retry policy")
+                        .with_detail(e.to_string())
+                        .at(reference)
                 })?)
             }
         })
     }
 
-    fn catches(&self, frame: &Frame<'_>, catch: &Catch, error: &Problem, scope: &Locals, site: EvalSite<'_>) -> Result<bool, Problem> {
+    fn catches(
+        &self,
+        frame: &Frame<'_>,
+        catch: &Catch,
+        error: &Problem,
+        scope: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<bool, Problem> {
         if let Some(filter) = catch.errors.as_ref().and_then(|e| e.with.as_ref())
-            && !filter_matches(filter, error) {
-                return Ok(false);
-            }
+            && !filter_matches(filter, error)
+        {
+            return Ok(false);
+        }
         if let Some(w) = &catch.when
-            && !self.truthy(frame, w, scope, site)? {
-                return Ok(false);
-            }
+            && !self.truthy(frame, w, scope, site)?
+        {
+            return Ok(false);
+        }
         if let Some(w) = &catch.except_when
-            && self.truthy(frame, w, scope, site)? {
-                return Ok(false);
-            }
+            && self.truthy(frame, w, scope, site)?
+        {
+            return Ok(false);
+        }
         Ok(true)
     }
 
@@ -827,13 +1283,15 @@ impl Ctx {
         site: EvalSite<'_>,
     ) -> Result<Option<u64>, Problem> {
         if let Some(w) = &policy.when
-            && !self.truthy(frame, w, scope, site)? {
-                return Ok(None);
-            }
+            && !self.truthy(frame, w, scope, site)?
+        {
+            return Ok(None);
+        }
         if let Some(w) = &policy.except_when
-            && self.truthy(frame, w, scope, site)? {
-                return Ok(None);
-            }
+            && self.truthy(frame, w, scope, site)?
+        {
+            return Ok(None);
+        }
         let limit = policy.limit.as_ref();
         let count_max = limit
             .and_then(|l| l.attempt.as_ref())
@@ -844,7 +1302,12 @@ impl Ctx {
             return Ok(None);
         }
         let base_ms = match &policy.delay {
-            Some(d) => self.duration_ms(frame, d, &format!("{reference}/catch/retry/delay"), &Value::Null)?,
+            Some(d) => self.duration_ms(
+                frame,
+                d,
+                &format!("{reference}/catch/retry/delay"),
+                &Value::Null,
+            )?,
             None => 0,
         };
         let n = u64::from(attempt) + 1;
@@ -855,8 +1318,18 @@ impl Ctx {
             _ => base_ms,
         };
         if let Some(j) = &policy.jitter {
-            let from = self.duration_ms(frame, &j.from, &format!("{reference}/catch/retry/jitter/from"), &Value::Null)?;
-            let to = self.duration_ms(frame, &j.to, &format!("{reference}/catch/retry/jitter/to"), &Value::Null)?;
+            let from = self.duration_ms(
+                frame,
+                &j.from,
+                &format!("{reference}/catch/retry/jitter/from"),
+                &Value::Null,
+            )?;
+            let to = self.duration_ms(
+                frame,
+                &j.to,
+                &format!("{reference}/catch/retry/jitter/to"),
+                &Value::Null,
+            )?;
             if to > from {
                 let u = deterministic_unit(&self.instance, key, n);
                 delay_ms = delay_ms.saturating_add(from + ((to - from) as f64 * u) as u64);
@@ -865,7 +1338,12 @@ impl Ctx {
             }
         }
         if let Some(total) = limit.and_then(|l| l.duration.as_ref()) {
-            let total_ms = self.duration_ms(frame, total, &format!("{reference}/catch/retry/limit/duration"), &Value::Null)?;
+            let total_ms = self.duration_ms(
+                frame,
+                total,
+                &format!("{reference}/catch/retry/limit/duration"),
+                &Value::Null,
+            )?;
             if self.now_ms().saturating_add(delay_ms) > first_attempt_ms.saturating_add(total_ms) {
                 return Ok(None);
             }
@@ -873,7 +1351,14 @@ impl Ctx {
         Ok(Some(delay_ms))
     }
 
-    fn raise(&self, frame: &Frame<'_>, reference: &str, error: &RaiseError, locals: &Locals, site: EvalSite<'_>) -> Result<Problem, Problem> {
+    fn raise(
+        &self,
+        frame: &Frame<'_>,
+        reference: &str,
+        error: &RaiseError,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<Problem, Problem> {
         let def = match error {
             RaiseError::Inline(v) => v.clone(),
             RaiseError::Named(name) => frame
@@ -883,43 +1368,85 @@ impl Ctx {
                 .as_ref()
                 .and_then(|u| u.errors.get(name))
                 .cloned()
-                .ok_or_else(|| Problem::new(ErrorKind::Configuration, format!("Unknown error `{name}`")))?,
+                .ok_or_else(|| {
+                    Problem::new(ErrorKind::Configuration, format!("Unknown error `{name}`"))
+                })?,
         };
-        let v = self.eval_template(frame, &format!("{reference}/raise/error"), &def, locals, site)?;
-        let type_ = v.get("type").and_then(Value::as_str).ok_or_else(|| Problem::new(ErrorKind::Validation, "A raised error needs a `type`"))?;
-        let status = v.get("status").and_then(Value::as_u64).ok_or_else(|| Problem::new(ErrorKind::Validation, "A raised error needs a numeric `status`"))?;
+        let v = self.eval_template(
+            frame,
+            &format!("{reference}/raise/error"),
+            &def,
+            locals,
+            site,
+        )?;
+        let type_ = v
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Problem::new(ErrorKind::Validation, "A raised error needs a `type`"))?;
+        let status = v.get("status").and_then(Value::as_u64).ok_or_else(|| {
+            Problem::new(
+                ErrorKind::Validation,
+                "A raised error needs a numeric `status`",
+            )
+        })?;
         Ok(Problem {
             type_: type_.to_string(),
             status: u16::try_from(status).unwrap_or(500),
             title: v.get("title").and_then(Value::as_str).map(str::to_string),
             detail: v.get("detail").and_then(Value::as_str).map(str::to_string),
-            instance: Some(v.get("instance").and_then(Value::as_str).unwrap_or(reference).to_string()),
+            instance: Some(
+                v.get("instance")
+                    .and_then(Value::as_str)
+                    .unwrap_or(reference)
+                    .to_string(),
+            ),
         })
     }
 
-    async fn run_listen(&self, frame: &Frame<'_>, key: &str, to: &Value, read: ListenRead, locals: &Locals, site: EvalSite<'_>) -> Result<Value, Problem> {
+    async fn run_listen(
+        &self,
+        frame: &Frame<'_>,
+        key: &str,
+        to: &Value,
+        read: ListenRead,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<Value, Problem> {
         let strategy = crate::listen::Strategy::parse(to)?;
         let mut consumed: Vec<Value> = Vec::new();
         let mut state = strategy.start();
         let mut n: u32 = 0;
         loop {
             if n >= self.env.limits.listen_events_max {
-                return Err(Problem::new(ErrorKind::Runtime, "Too many events consumed by one listen task"));
+                return Err(Problem::new(
+                    ErrorKind::Runtime,
+                    "Too many events consumed by one listen task",
+                ));
             }
             let filters = strategy.pending_filters(&state);
-            let outcome = self.effect(format!("{key}{}{n}", crate::effect::LISTEN_KEY_MARK), EffectRequest::Listen { filters }).await?;
+            let outcome = self
+                .effect(
+                    format!("{key}{}{n}", crate::effect::LISTEN_KEY_MARK),
+                    EffectRequest::Listen { filters },
+                )
+                .await?;
             n += 1;
             let event = expect_ok(outcome)?;
             let matched_until = strategy.record(&mut state, &event);
             if !matched_until {
                 consumed.push(match read {
                     ListenRead::Envelope => event.clone(),
-                    ListenRead::Data | ListenRead::Raw => event.get("data").cloned().unwrap_or(Value::Null),
+                    ListenRead::Data | ListenRead::Raw => {
+                        event.get("data").cloned().unwrap_or(Value::Null)
+                    }
                 });
             }
             if let Some(until) = strategy.until_expression() {
                 let all = Value::Array(consumed.clone());
-                let s = EvalSite { input: &all, ..site };
+                let s = EvalSite {
+                    input: &all,
+                    ..site
+                };
                 if self.truthy(frame, until, locals, s)? {
                     break;
                 }
@@ -942,45 +1469,107 @@ impl Ctx {
         locals: &Locals,
         info: &TaskInfo<'_>,
     ) -> Result<Value, Problem> {
-        let site = EvalSite { input, task_input: None, output: None, task: Some(info), secrets: false };
+        let site = EvalSite {
+            input,
+            task_input: None,
+            output: None,
+            task: Some(info),
+            secrets: false,
+        };
         let args = self.eval_template(frame, &format!("{reference}/with"), with, locals, site)?;
         match function {
             "http" => {
-                let auths = frame.program.workflow.use_.as_ref().map(|u| &u.authentications);
+                let auths = frame
+                    .program
+                    .workflow
+                    .use_
+                    .as_ref()
+                    .map(|u| &u.authentications);
                 let request = build_http_request(&args, input, auths)?;
-                expect_ok(self.effect(format!("{key}#call"), EffectRequest::Http(request)).await?)
+                expect_ok(
+                    self.effect(format!("{key}#call"), EffectRequest::Http(request))
+                        .await?,
+                )
             }
-            "grpc" | "asyncapi" | "a2a" | "mcp" => Err(Problem::new(ErrorKind::Configuration, format!("`call: {function}` is not supported by Baton"))),
+            "grpc" | "asyncapi" | "a2a" | "mcp" => Err(Problem::new(
+                ErrorKind::Configuration,
+                format!("`call: {function}` is not supported by Baton"),
+            )),
             _ => {
-                let local = frame.program.workflow.use_.as_ref().and_then(|u| u.functions.get(function));
+                let local = frame
+                    .program
+                    .workflow
+                    .use_
+                    .as_ref()
+                    .and_then(|u| u.functions.get(function));
                 if let Some(def) = local {
                     // A function from `use.functions` is a task; its `with` arguments are its input.
                     let task: Task = serde_json::from_value(def.clone()).map_err(|e| {
-                        Problem::new(ErrorKind::Configuration, format!("Invalid function `{function}`")).with_detail(e.to_string())
+                        Problem::new(
+                            ErrorKind::Configuration,
+                            format!("Invalid function `{function}`"),
+                        )
+                        .with_detail(e.to_string())
                     })?;
                     let fref = format!("/use/functions/{function}");
                     let fkey = format!("{key}/fn");
                     let arg_input = if args.is_null() { input.clone() } else { args };
-                    let done = self.run_task(frame, function, &task, &fref, &fkey, arg_input, &Locals::default()).await?;
+                    let done = self
+                        .run_task(
+                            frame,
+                            function,
+                            &task,
+                            &fref,
+                            &fkey,
+                            arg_input,
+                            &Locals::default(),
+                        )
+                        .await?;
                     return Ok(done.output);
                 }
-                let request = EffectRequest::Function { name: function.to_string(), args };
+                let request = EffectRequest::Function {
+                    name: function.to_string(),
+                    args,
+                };
                 expect_ok(self.effect(format!("{key}#call"), request).await?)
             }
         }
     }
 
-    async fn run_subflow(&self, frame: &Frame<'_>, key: &str, namespace: &str, name: &str, version: &str, input: Value) -> Result<Value, Problem> {
+    async fn run_subflow(
+        &self,
+        frame: &Frame<'_>,
+        key: &str,
+        namespace: &str,
+        name: &str,
+        version: &str,
+        input: Value,
+    ) -> Result<Value, Problem> {
         if frame.depth >= self.env.limits.subflow_depth_max {
-            return Err(Problem::new(ErrorKind::Runtime, "Sub-flows nested too deeply"));
+            return Err(Problem::new(
+                ErrorKind::Runtime,
+                "Sub-flows nested too deeply",
+            ));
         }
-        let program = self.env.flows.resolve(namespace, name, version).ok_or_else(|| {
-            Problem::new(ErrorKind::Configuration, format!("Unknown workflow {namespace}/{name}:{version}"))
-        })?;
+        let program = self
+            .env
+            .flows
+            .resolve(namespace, name, version)
+            .ok_or_else(|| {
+                Problem::new(
+                    ErrorKind::Configuration,
+                    format!("Unknown workflow {namespace}/{name}:{version}"),
+                )
+            })?;
         let descriptor = workflow_descriptor(&self.instance, &program, &input, self.now_ms());
-        let sub = Frame { program: &program, descriptor, depth: frame.depth + 1 };
+        let sub = Frame {
+            program: &program,
+            descriptor,
+            depth: frame.depth + 1,
+        };
         let sub_key = format!("{key}/run");
-        let fut: BoxFut<'_, Result<Value, Problem>> = Box::pin(self.run_workflow(&sub, input, &sub_key));
+        let fut: BoxFut<'_, Result<Value, Problem>> =
+            Box::pin(self.run_workflow(&sub, input, &sub_key));
         fut.await
     }
 }
@@ -990,9 +1579,16 @@ fn expect_ok(outcome: Outcome) -> Result<Value, Problem> {
     match outcome {
         Outcome::Ok { value } => Ok(value),
         Outcome::Failed { problem } => Err(problem),
-        Outcome::Unknown { reason } => Err(Problem::new(ErrorKind::Communication, "Outcome unknown")
-            .with_detail(format!("the request may or may not have been applied: {reason}"))),
-        Outcome::Stale { reason, .. } => Err(Problem::new(ErrorKind::Communication, "Stale answer").with_detail(reason)),
+        Outcome::Unknown { reason } => {
+            Err(
+                Problem::new(ErrorKind::Communication, "Outcome unknown").with_detail(format!(
+                    "the request may or may not have been applied: {reason}"
+                )),
+            )
+        }
+        Outcome::Stale { reason, .. } => {
+            Err(Problem::new(ErrorKind::Communication, "Stale answer").with_detail(reason))
+        }
     }
 }
 
@@ -1005,26 +1601,31 @@ fn filter_matches(filter: &ErrorFilter, error: &Problem) -> bool {
         }
     }
     if let Some(s) = filter.status
-        && s != error.status {
-            return false;
-        }
+        && s != error.status
+    {
+        return false;
+    }
     if let Some(i) = &filter.instance
-        && error.instance.as_deref() != Some(i.as_str()) {
-            return false;
-        }
+        && error.instance.as_deref() != Some(i.as_str())
+    {
+        return false;
+    }
     if let Some(t) = &filter.title
-        && error.title.as_deref() != Some(t.as_str()) {
-            return false;
-        }
+        && error.title.as_deref() != Some(t.as_str())
+    {
+        return false;
+    }
     if let Some(d) = &filter.details
-        && error.detail.as_deref() != Some(d.as_str()) {
-            return false;
-        }
+        && error.detail.as_deref() != Some(d.as_str())
+    {
+        return false;
+    }
     true
 }
 
 fn expr_problem(src: &str, msg: &str) -> Problem {
-    Problem::new(ErrorKind::Expression, "Expression failed").with_detail(format!("`{}`: {msg}", src.trim()))
+    Problem::new(ErrorKind::Expression, "Expression failed")
+        .with_detail(format!("`{}`: {msg}", src.trim()))
 }
 
 /// Whether a value holds any strict `${…}` expression (templates without one are constants).

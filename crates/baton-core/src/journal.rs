@@ -52,7 +52,11 @@ pub enum Outcome {
     /// have happened. The runtime reconciles before delivering `Unknown` to the core.
     Unknown { reason: String },
     /// The answer is older than the freshness bound accepted.
-    Stale { value: Value, observed_at_ms: u64, reason: String },
+    Stale {
+        value: Value,
+        observed_at_ms: u64,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -87,7 +91,11 @@ pub struct FlowRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JournalEntry {
-    Started { at_ms: u64, flow: FlowRef, input: Value },
+    Started {
+        at_ms: u64,
+        flow: FlowRef,
+        input: Value,
+    },
     /// An effect's result. Appended once per key; duplicates are refused by the core.
     EffectCompleted {
         at_ms: u64,
@@ -99,10 +107,22 @@ pub enum JournalEntry {
         facts: Vec<String>,
     },
     /// A person or system asked the instance to stop.
-    CancelRequested { at_ms: u64, reason: String },
-    Completed { at_ms: u64, output: Value },
-    Faulted { at_ms: u64, problem: Problem },
-    Cancelled { at_ms: u64, reason: String },
+    CancelRequested {
+        at_ms: u64,
+        reason: String,
+    },
+    Completed {
+        at_ms: u64,
+        output: Value,
+    },
+    Faulted {
+        at_ms: u64,
+        problem: Problem,
+    },
+    Cancelled {
+        at_ms: u64,
+        reason: String,
+    },
 }
 
 impl JournalEntry {
@@ -132,7 +152,9 @@ impl JournalEntry {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            JournalEntry::Completed { .. } | JournalEntry::Faulted { .. } | JournalEntry::Cancelled { .. }
+            JournalEntry::Completed { .. }
+                | JournalEntry::Faulted { .. }
+                | JournalEntry::Cancelled { .. }
         )
     }
 }
@@ -177,6 +199,9 @@ impl Status {
         })
     }
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Cancelled | Status::Faulted | Status::Completed)
+        matches!(
+            self,
+            Status::Cancelled | Status::Faulted | Status::Completed
+        )
     }
 }

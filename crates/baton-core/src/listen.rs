@@ -11,7 +11,10 @@ pub enum Strategy {
     /// Each filter must be matched once (`one` is `all` of one filter).
     All(Vec<Value>),
     /// Any filter; with `until` keep consuming until the condition holds.
-    Any { filters: Vec<Value>, until: Option<Until> },
+    Any {
+        filters: Vec<Value>,
+        until: Option<Until>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -29,16 +32,24 @@ pub struct State {
 }
 
 fn filters_of(v: &Value, what: &str) -> Result<Vec<Value>, Problem> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| Problem::new(ErrorKind::Configuration, format!("`listen.to.{what}` must be a list")))?;
-    Ok(arr.iter().map(|f| f.get("with").cloned().unwrap_or(Value::Null)).collect())
+    let arr = v.as_array().ok_or_else(|| {
+        Problem::new(
+            ErrorKind::Configuration,
+            format!("`listen.to.{what}` must be a list"),
+        )
+    })?;
+    Ok(arr
+        .iter()
+        .map(|f| f.get("with").cloned().unwrap_or(Value::Null))
+        .collect())
 }
 
 impl Strategy {
     pub fn parse(to: &Value) -> Result<Strategy, Problem> {
         if let Some(one) = to.get("one") {
-            return Ok(Strategy::All(vec![one.get("with").cloned().unwrap_or(Value::Null)]));
+            return Ok(Strategy::All(vec![
+                one.get("with").cloned().unwrap_or(Value::Null),
+            ]));
         }
         if let Some(all) = to.get("all") {
             return Ok(Strategy::All(filters_of(all, "all")?));
@@ -49,14 +60,23 @@ impl Strategy {
                 Some(Value::String(s)) => Some(Until::Expression(s.clone())),
                 Some(other) => Some(Until::Strategy(Box::new(Strategy::parse(other)?))),
             };
-            return Ok(Strategy::Any { filters: filters_of(any, "any")?, until });
+            return Ok(Strategy::Any {
+                filters: filters_of(any, "any")?,
+                until,
+            });
         }
-        Err(Problem::new(ErrorKind::Configuration, "`listen.to` needs one of `one`, `any`, `all`"))
+        Err(Problem::new(
+            ErrorKind::Configuration,
+            "`listen.to` needs one of `one`, `any`, `all`",
+        ))
     }
 
     pub fn start(&self) -> State {
         match self {
-            Strategy::All(f) => State { matched: vec![false; f.len()], ..State::default() },
+            Strategy::All(f) => State {
+                matched: vec![false; f.len()],
+                ..State::default()
+            },
             Strategy::Any { filters, until } => State {
                 matched: vec![false; filters.len()],
                 until: match until {
@@ -71,7 +91,12 @@ impl Strategy {
     /// The filters an incoming event may match to be consumed next.
     pub fn pending_filters(&self, state: &State) -> Vec<Value> {
         match self {
-            Strategy::All(f) => f.iter().zip(&state.matched).filter(|(_, m)| !**m).map(|(f, _)| f.clone()).collect(),
+            Strategy::All(f) => f
+                .iter()
+                .zip(&state.matched)
+                .filter(|(_, m)| !**m)
+                .map(|(f, _)| f.clone())
+                .collect(),
             Strategy::Any { filters, until } => {
                 let mut out = filters.clone();
                 if let (Some(Until::Strategy(s)), Some(us)) = (until, &state.until) {
@@ -91,7 +116,11 @@ impl Strategy {
     pub fn record(&self, state: &mut State, event: &Value) -> bool {
         match self {
             Strategy::All(f) => {
-                if let Some(i) = f.iter().zip(&state.matched).position(|(flt, m)| !*m && matches(flt, event)) {
+                if let Some(i) = f
+                    .iter()
+                    .zip(&state.matched)
+                    .position(|(flt, m)| !*m && matches(flt, event))
+                {
                     state.matched[i] = true;
                 }
                 false
@@ -115,16 +144,23 @@ impl Strategy {
         match self {
             Strategy::All(_) => state.matched.iter().all(|m| *m),
             Strategy::Any { until: None, .. } => state.any_seen,
-            Strategy::Any { until: Some(Until::Strategy(s)), .. } => {
-                state.until.as_ref().is_some_and(|us| s.is_done(us))
-            }
-            Strategy::Any { until: Some(Until::Expression(_)), .. } => false,
+            Strategy::Any {
+                until: Some(Until::Strategy(s)),
+                ..
+            } => state.until.as_ref().is_some_and(|us| s.is_done(us)),
+            Strategy::Any {
+                until: Some(Until::Expression(_)),
+                ..
+            } => false,
         }
     }
 
     pub fn until_expression(&self) -> Option<&str> {
         match self {
-            Strategy::Any { until: Some(Until::Expression(e)), .. } => Some(e),
+            Strategy::Any {
+                until: Some(Until::Expression(e)),
+                ..
+            } => Some(e),
             _ => None,
         }
     }
@@ -133,12 +169,15 @@ impl Strategy {
 /// Whether a CloudEvent matches a filter's `with` properties: every literal property equals the
 /// event attribute; a `${…}` property is a jq predicate evaluated on that attribute.
 pub fn matches(with: &Value, event: &Value) -> bool {
-    let Some(props) = with.as_object() else { return true };
+    let Some(props) = with.as_object() else {
+        return true;
+    };
     props.iter().all(|(k, expected)| {
         let actual = event.get(k).unwrap_or(&Value::Null);
         match expected {
             Value::String(s) => match baton_expr::strip_strict(s) {
-                Some(src) => baton_expr::Expr::compile(src, &[]).map(|e| e.eval(actual, &[], &baton_expr::Budget::default()))
+                Some(src) => baton_expr::Expr::compile(src, &[])
+                    .map(|e| e.eval(actual, &[], &baton_expr::Budget::default()))
                     .ok()
                     .and_then(Result::ok)
                     .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false))),
@@ -156,7 +195,9 @@ mod tests {
 
     #[test]
     fn all_needs_every_filter() {
-        let s = Strategy::parse(&json!({"all": [{"with": {"type": "a"}}, {"with": {"type": "b"}}]})).unwrap();
+        let s =
+            Strategy::parse(&json!({"all": [{"with": {"type": "a"}}, {"with": {"type": "b"}}]}))
+                .unwrap();
         let mut st = s.start();
         s.record(&mut st, &json!({"type": "a"}));
         assert!(!s.is_done(&st));
@@ -167,9 +208,18 @@ mod tests {
 
     #[test]
     fn literal_and_expression_filters() {
-        assert!(matches(&json!({"type": "t", "source": "s"}), &json!({"type": "t", "source": "s", "id": "1"})));
+        assert!(matches(
+            &json!({"type": "t", "source": "s"}),
+            &json!({"type": "t", "source": "s", "id": "1"})
+        ));
         assert!(!matches(&json!({"type": "t"}), &json!({"type": "u"})));
-        assert!(matches(&json!({"data": "${ .temperature > 38 }"}), &json!({"data": {"temperature": 39}})));
-        assert!(!matches(&json!({"data": "${ .temperature > 38 }"}), &json!({"data": {"temperature": 37}})));
+        assert!(matches(
+            &json!({"data": "${ .temperature > 38 }"}),
+            &json!({"data": {"temperature": 39}})
+        ));
+        assert!(!matches(
+            &json!({"data": "${ .temperature > 38 }"}),
+            &json!({"data": {"temperature": 37}})
+        ));
     }
 }

@@ -40,7 +40,11 @@ pub enum RecoverError {
     #[error("the journal is empty or does not begin with `started`")]
     NoStart,
     #[error("journal entry {index} ({kind}) does not fit the flow: {why}")]
-    Diverged { index: usize, kind: &'static str, why: String },
+    Diverged {
+        index: usize,
+        kind: &'static str,
+        why: String,
+    },
     #[error("the journal belongs to flow {found}, not {expected}")]
     WrongFlow { expected: String, found: String },
 }
@@ -61,14 +65,27 @@ pub struct Instance {
 
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Instance").field("id", &self.id).field("status", &self.status).finish()
+        f.debug_struct("Instance")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .finish()
     }
 }
 
 impl Instance {
     /// Starts a new instance; the first step returns the `started` entry.
-    pub fn start(id: InstanceId, program: Arc<Program>, env: Env, input: Value, now_ms: u64) -> Instance {
-        let entry = JournalEntry::Started { at_ms: now_ms, flow: program.flow.clone(), input: input.clone() };
+    pub fn start(
+        id: InstanceId,
+        program: Arc<Program>,
+        env: Env,
+        input: Value,
+        now_ms: u64,
+    ) -> Instance {
+        let entry = JournalEntry::Started {
+            at_ms: now_ms,
+            flow: program.flow.clone(),
+            input: input.clone(),
+        };
         let mut inst = Instance::build(id, program, env, input, now_ms);
         inst.entries.push(entry);
         inst.journal_len = 1;
@@ -76,9 +93,25 @@ impl Instance {
         inst
     }
 
-    fn build(id: InstanceId, program: Arc<Program>, env: Env, input: Value, now_ms: u64) -> Instance {
-        let shared = Arc::new(Mutex::new(Shared { now_ms, context: Value::Object(Default::default()), ..Shared::default() }));
-        let ctx = Arc::new(Ctx { instance: id.clone(), shared, env, started_at_ms: now_ms, workflow_input: input.clone() });
+    fn build(
+        id: InstanceId,
+        program: Arc<Program>,
+        env: Env,
+        input: Value,
+        now_ms: u64,
+    ) -> Instance {
+        let shared = Arc::new(Mutex::new(Shared {
+            now_ms,
+            context: Value::Object(Default::default()),
+            ..Shared::default()
+        }));
+        let ctx = Arc::new(Ctx {
+            instance: id.clone(),
+            shared,
+            env,
+            started_at_ms: now_ms,
+            workflow_input: input.clone(),
+        });
         let root = Self::root_future(ctx.clone(), program.clone(), input);
         Instance {
             id,
@@ -94,8 +127,17 @@ impl Instance {
 
     fn root_future(ctx: Arc<Ctx>, program: Arc<Program>, input: Value) -> Root {
         Box::pin(async move {
-            let descriptor = workflow_descriptor(&ctx.instance, &program, &ctx.workflow_input, ctx.started_at_ms);
-            let frame = Frame { program: &program, descriptor, depth: 0 };
+            let descriptor = workflow_descriptor(
+                &ctx.instance,
+                &program,
+                &ctx.workflow_input,
+                ctx.started_at_ms,
+            );
+            let frame = Frame {
+                program: &program,
+                descriptor,
+                depth: 0,
+            };
             ctx.run_workflow(&frame, input, "").await
         })
     }
@@ -103,12 +145,20 @@ impl Instance {
     /// Rebuilds an instance from its journal. The returned instance's next [`Instance::step`]
     /// returns every effect that was outstanding at the end of the journal (to be re-sent with the
     /// same idempotency keys) and no entries already journaled.
-    pub fn recover(id: InstanceId, program: Arc<Program>, env: Env, journal: &[JournalEntry]) -> Result<Instance, RecoverError> {
+    pub fn recover(
+        id: InstanceId,
+        program: Arc<Program>,
+        env: Env,
+        journal: &[JournalEntry],
+    ) -> Result<Instance, RecoverError> {
         let Some(JournalEntry::Started { at_ms, flow, input }) = journal.first() else {
             return Err(RecoverError::NoStart);
         };
         if flow.hash != program.flow.hash {
-            return Err(RecoverError::WrongFlow { expected: program.flow.hash.clone(), found: flow.hash.clone() });
+            return Err(RecoverError::WrongFlow {
+                expected: program.flow.hash.clone(),
+                found: flow.hash.clone(),
+            });
         }
         let mut inst = Instance::build(id, program, env, input.clone(), *at_ms);
         inst.poll();
@@ -128,11 +178,17 @@ impl Instance {
                 JournalEntry::CancelRequested { reason, .. } => {
                     inst.cancel_reason = Some(reason.clone());
                 }
-                JournalEntry::Completed { .. } | JournalEntry::Faulted { .. } | JournalEntry::Cancelled { .. } => {
+                JournalEntry::Completed { .. }
+                | JournalEntry::Faulted { .. }
+                | JournalEntry::Cancelled { .. } => {
                     inst.finish_from(entry);
                 }
                 JournalEntry::Started { .. } => {
-                    return Err(RecoverError::Diverged { index, kind: entry.kind(), why: "a second `started`".into() });
+                    return Err(RecoverError::Diverged {
+                        index,
+                        kind: entry.kind(),
+                        why: "a second `started`".into(),
+                    });
                 }
             }
         }
@@ -212,7 +268,12 @@ impl Instance {
         if !self.accept(key, outcome.clone()) {
             return false;
         }
-        self.entries.push(JournalEntry::EffectCompleted { at_ms, key: key.clone(), outcome, facts: Vec::new() });
+        self.entries.push(JournalEntry::EffectCompleted {
+            at_ms,
+            key: key.clone(),
+            outcome,
+            facts: Vec::new(),
+        });
         self.journal_len += 1;
         self.poll();
         true
@@ -225,8 +286,14 @@ impl Instance {
         }
         self.set_now(now_ms);
         let at_ms = self.ctx.lock().now_ms;
-        self.entries.push(JournalEntry::CancelRequested { at_ms, reason: reason.to_string() });
-        self.entries.push(JournalEntry::Cancelled { at_ms, reason: reason.to_string() });
+        self.entries.push(JournalEntry::CancelRequested {
+            at_ms,
+            reason: reason.to_string(),
+        });
+        self.entries.push(JournalEntry::Cancelled {
+            at_ms,
+            reason: reason.to_string(),
+        });
         self.journal_len += 2;
         self.root = None; // dropping the future cancels every outstanding effect
         self.status = Status::Cancelled;
@@ -239,7 +306,9 @@ impl Instance {
             self.status = Status::Cancelled;
             return;
         }
-        let Some(root) = self.root.as_mut() else { return };
+        let Some(root) = self.root.as_mut() else {
+            return;
+        };
         let mut cx = Context::from_waker(Waker::noop());
         if let Poll::Ready(result) = Pin::as_mut(root).poll(&mut cx) {
             self.root = None;
@@ -267,13 +336,20 @@ impl Instance {
         let events = std::mem::take(&mut shared.events);
         let status = if self.status.is_terminal() {
             self.status
-        } else if !shared.outstanding.is_empty() && shared.outstanding.values().all(|r| r.is_wait()) {
+        } else if !shared.outstanding.is_empty() && shared.outstanding.values().all(|r| r.is_wait())
+        {
             Status::Waiting
         } else {
             Status::Running
         };
         drop(shared);
-        Step { entries: std::mem::take(&mut self.entries), start, cancel, events, status }
+        Step {
+            entries: std::mem::take(&mut self.entries),
+            start,
+            cancel,
+            events,
+            status,
+        }
     }
 
     /// Effects requested and not yet answered.
@@ -291,4 +367,3 @@ mod tests {
         is_send::<super::Instance>();
     }
 }
-

@@ -43,7 +43,10 @@ impl ErrorKind {
 
     /// The type URI the spec gives this kind.
     pub fn type_uri(self) -> String {
-        format!("https://serverlessworkflow.io/spec/1.0.0/errors/{}", self.name())
+        format!(
+            "https://serverlessworkflow.io/spec/1.0.0/errors/{}",
+            self.name()
+        )
     }
 
     pub fn default_status(self) -> u16 {
@@ -128,7 +131,12 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.title.as_deref().unwrap_or("error"), self.status)?;
+        write!(
+            f,
+            "{} ({})",
+            self.title.as_deref().unwrap_or("error"),
+            self.status
+        )?;
         if let Some(d) = &self.detail {
             write!(f, ": {d}")?;
         }
@@ -146,13 +154,18 @@ mod tests {
     #[test]
     fn both_spellings_of_standard_types_are_recognised() {
         assert_eq!(
-            ErrorKind::from_type_uri("https://serverlessworkflow.io/dsl/errors/types/communication"),
+            ErrorKind::from_type_uri(
+                "https://serverlessworkflow.io/dsl/errors/types/communication"
+            ),
             Some(ErrorKind::Communication)
         );
         assert_eq!(
             ErrorKind::from_type_uri("https://serverlessworkflow.io/spec/1.0.0/errors/timeout"),
             Some(ErrorKind::Timeout)
         );
-        assert_eq!(ErrorKind::from_type_uri("https://example.com/errors/timeout"), None);
+        assert_eq!(
+            ErrorKind::from_type_uri("https://example.com/errors/timeout"),
+            None
+        );
     }
 }

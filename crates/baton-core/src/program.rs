@@ -13,8 +13,16 @@ use crate::journal::FlowRef;
 use crate::problem::{ErrorKind, Problem};
 
 /// The variables every runtime expression may use, in the order values are passed to jaq.
-pub const BASE_VARS: [&str; 8] =
-    ["context", "input", "output", "secrets", "task", "workflow", "runtime", "authorization"];
+pub const BASE_VARS: [&str; 8] = [
+    "context",
+    "input",
+    "output",
+    "secrets",
+    "task",
+    "workflow",
+    "runtime",
+    "authorization",
+];
 
 /// Which of [`BASE_VARS`] an expression's source mentions, found once at compile time so that
 /// evaluation binds (and copies) only those.
@@ -142,7 +150,8 @@ impl Program {
 
     /// Builds a program from JSON (tests and the simulator).
     pub fn from_json(definition: Value) -> Result<Program, String> {
-        let workflow: Workflow = serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
+        let workflow: Workflow =
+            serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
         let source = definition.to_string();
         Ok(Program::new(workflow, definition, &source))
     }
@@ -154,7 +163,9 @@ impl Program {
         let entry = cache.entry(key).or_insert_with(|| {
             let mut vars: Vec<&str> = BASE_VARS.to_vec();
             vars.extend_from_slice(locals);
-            Expr::compile(src, &vars).map(|e| (e, Mentions::of(src))).map_err(|e| e.to_string())
+            Expr::compile(src, &vars)
+                .map(|e| (e, Mentions::of(src)))
+                .map_err(|e| e.to_string())
         });
         entry.clone().map_err(|msg| {
             Problem::new(ErrorKind::Expression, "Expression does not compile")
@@ -163,18 +174,25 @@ impl Program {
     }
 
     /// The compiled template for the value at `pointer` with the given local variable names.
-    pub fn template(&self, pointer: &str, value: &Value, locals: &[&str]) -> Result<(Template, Mentions), Problem> {
+    pub fn template(
+        &self,
+        pointer: &str,
+        value: &Value,
+        locals: &[&str],
+    ) -> Result<(Template, Mentions), Problem> {
         let key = cache_key(pointer, locals);
         let mut cache = self.templates.lock().unwrap_or_else(|p| p.into_inner());
         let entry = cache.entry(key).or_insert_with(|| {
             let mut vars: Vec<&str> = BASE_VARS.to_vec();
             vars.extend_from_slice(locals);
-            Template::compile(value, &vars).map(|t| (t, Mentions::of(&value.to_string()))).map_err(|errs| {
-                errs.into_iter()
-                    .map(|(p, e)| format!("at {pointer}{p}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            Template::compile(value, &vars)
+                .map(|t| (t, Mentions::of(&value.to_string())))
+                .map_err(|errs| {
+                    errs.into_iter()
+                        .map(|(p, e)| format!("at {pointer}{p}: {e}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
         });
         entry.clone().map_err(|msg| {
             Problem::new(ErrorKind::Expression, "Expression does not compile").with_detail(msg)
@@ -182,13 +200,21 @@ impl Program {
     }
 
     /// The compiled JSON Schema at `pointer`.
-    pub fn schema(&self, pointer: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, Problem> {
+    pub fn schema(
+        &self,
+        pointer: &str,
+        schema: &Value,
+    ) -> Result<Arc<jsonschema::Validator>, Problem> {
         let mut cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
         let entry = cache.entry(pointer.to_string()).or_insert_with(|| {
-            jsonschema::validator_for(schema).map(Arc::new).map_err(|e| e.to_string())
+            jsonschema::validator_for(schema)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
         });
         entry.clone().map_err(|msg| {
-            Problem::new(ErrorKind::Configuration, "Invalid JSON Schema").with_detail(msg).at(pointer)
+            Problem::new(ErrorKind::Configuration, "Invalid JSON Schema")
+                .with_detail(msg)
+                .at(pointer)
         })
     }
 }

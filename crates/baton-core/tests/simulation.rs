@@ -9,7 +9,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use baton_core::{EffectCall, EffectKey, EffectRequest, Env, Instance, InstanceId, JournalEntry, Outcome, Problem, ErrorKind, Program, Status};
+use baton_core::{
+    EffectCall, EffectKey, EffectRequest, Env, ErrorKind, Instance, InstanceId, JournalEntry,
+    Outcome, Problem, Program, Status,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -53,7 +56,14 @@ fn answer(call: &EffectCall) -> Outcome {
     match &call.request {
         EffectRequest::Function { name, args } if name == "flaky" => {
             // Retry attempts are numbered in the key: `…/try#2/…` is the third attempt.
-            let attempt: usize = call.key.0.split("/try#").nth(1).and_then(|s| s.split('/').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let attempt: usize = call
+                .key
+                .0
+                .split("/try#")
+                .nth(1)
+                .and_then(|s| s.split('/').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if attempt < 2 {
                 Outcome::failed(Problem::new(ErrorKind::Communication, "flaky").with_status(503))
             } else {
@@ -80,8 +90,22 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, program: Arc<Program>) -> Sim {
         let id = InstanceId(format!("sim-{seed}"));
-        let inst = Instance::start(id.clone(), program.clone(), Env::default(), json!({}), 1_000);
-        Sim { rng: StdRng::seed_from_u64(seed), program, id, journal: Vec::new(), inst, outstanding: Vec::new(), now_ms: 1_000 }
+        let inst = Instance::start(
+            id.clone(),
+            program.clone(),
+            Env::default(),
+            json!({}),
+            1_000,
+        );
+        Sim {
+            rng: StdRng::seed_from_u64(seed),
+            program,
+            id,
+            journal: Vec::new(),
+            inst,
+            outstanding: Vec::new(),
+            now_ms: 1_000,
+        }
     }
 
     /// Applies a step: entries go to the "store", effects to the outstanding set.
@@ -90,7 +114,11 @@ impl Sim {
         self.journal.extend(step.entries);
         self.outstanding.retain(|c| !step.cancel.contains(&c.key));
         for call in step.start {
-            assert!(!self.outstanding.iter().any(|c| c.key == call.key), "effect {} started twice", call.key);
+            assert!(
+                !self.outstanding.iter().any(|c| c.key == call.key),
+                "effect {} started twice",
+                call.key
+            );
             self.outstanding.push(call);
         }
     }
@@ -98,17 +126,33 @@ impl Sim {
     fn crash_and_recover(&mut self) {
         let before: HashSet<EffectKey> = self.inst.outstanding().into_iter().collect();
         let status_before = self.inst.status();
-        self.inst = Instance::recover(self.id.clone(), self.program.clone(), Env::default(), &self.journal)
-            .unwrap_or_else(|e| panic!("recover failed: {e}"));
+        self.inst = Instance::recover(
+            self.id.clone(),
+            self.program.clone(),
+            Env::default(),
+            &self.journal,
+        )
+        .unwrap_or_else(|e| panic!("recover failed: {e}"));
         let after: HashSet<EffectKey> = self.inst.outstanding().into_iter().collect();
-        assert_eq!(before, after, "replay must rebuild the same outstanding effects");
-        assert_eq!(status_before.is_terminal(), self.inst.status().is_terminal());
+        assert_eq!(
+            before, after,
+            "replay must rebuild the same outstanding effects"
+        );
+        assert_eq!(
+            status_before.is_terminal(),
+            self.inst.status().is_terminal()
+        );
         // The driver re-sends everything outstanding with the same idempotency keys.
         let step = self.inst.step();
-        assert!(step.entries.is_empty() || !self.journal.last().is_some_and(JournalEntry::is_terminal));
+        assert!(
+            step.entries.is_empty() || !self.journal.last().is_some_and(JournalEntry::is_terminal)
+        );
         self.journal.extend(step.entries);
         let keys: HashSet<EffectKey> = step.start.iter().map(|c| c.key.clone()).collect();
-        assert_eq!(keys, after, "recovery must re-request every outstanding effect");
+        assert_eq!(
+            keys, after,
+            "recovery must re-request every outstanding effect"
+        );
         for c in &step.start {
             if let Some(old) = self.outstanding.iter().find(|o| o.key == c.key) {
                 assert_eq!(old.idempotency_key, c.idempotency_key);
@@ -133,7 +177,11 @@ impl Sim {
                 15..=19 => {
                     // A stranger's answer: must be refused and change nothing.
                     let before = self.journal.len();
-                    let accepted = self.inst.deliver(&EffectKey("/nowhere#call".into()), Outcome::ok(json!(1)), self.now_ms);
+                    let accepted = self.inst.deliver(
+                        &EffectKey("/nowhere#call".into()),
+                        Outcome::ok(json!(1)),
+                        self.now_ms,
+                    );
                     assert!(!accepted);
                     self.absorb();
                     assert_eq!(before, self.journal.len());
@@ -149,7 +197,10 @@ impl Sim {
                     self.outstanding.remove(i);
                     // Sometimes the same answer arrives twice (a retried network reply).
                     if self.rng.random_bool(0.3) {
-                        assert!(!self.inst.deliver(&call.key, outcome, self.now_ms), "a duplicate answer was accepted");
+                        assert!(
+                            !self.inst.deliver(&call.key, outcome, self.now_ms),
+                            "a duplicate answer was accepted"
+                        );
                     }
                     self.absorb();
                 }
@@ -167,7 +218,13 @@ impl Sim {
             }
         }
         // Replaying the whole journal gives the same end.
-        let replayed = Instance::recover(self.id.clone(), self.program.clone(), Env::default(), &self.journal).expect("final replay");
+        let replayed = Instance::recover(
+            self.id.clone(),
+            self.program.clone(),
+            Env::default(),
+            &self.journal,
+        )
+        .expect("final replay");
         assert_eq!(replayed.status(), self.inst.status());
         (self.inst.status(), output)
     }
@@ -210,13 +267,23 @@ fn seeded_schedules_replay_to_the_same_state() {
     for (name, def) in flows() {
         let program = Arc::new(Program::from_json(def).expect("flow"));
         let (want_status, want_output) = undisturbed(&program);
-        assert_eq!(want_status, Status::Completed, "{name}: the undisturbed run must complete");
+        assert_eq!(
+            want_status,
+            Status::Completed,
+            "{name}: the undisturbed run must complete"
+        );
         for &seed in &seeds {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Sim::new(seed, program.clone()).run()));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Sim::new(seed, program.clone()).run()
+            }));
             match result {
                 Ok((status, output)) => {
                     assert_eq!(status, want_status, "{name}: seed {seed} ended {status:?}");
-                    assert_eq!(normalise(output), normalise(want_output.clone()), "{name}: seed {seed} output differs");
+                    assert_eq!(
+                        normalise(output),
+                        normalise(want_output.clone()),
+                        "{name}: seed {seed} output differs"
+                    );
                 }
                 Err(_) => panic!("{name}: seed {seed} failed; replay with BATON_SIM_SEED={seed}"),
             }

@@ -19,12 +19,22 @@ impl FlowCatalog {
         self.by_name
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((f.namespace.clone(), f.name.clone(), f.version.clone()), program.clone());
-        self.by_hash.write().unwrap_or_else(|p| p.into_inner()).insert(f.hash.clone(), program);
+            .insert(
+                (f.namespace.clone(), f.name.clone(), f.version.clone()),
+                program.clone(),
+            );
+        self.by_hash
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(f.hash.clone(), program);
     }
 
     pub fn by_hash(&self, hash: &str) -> Option<Arc<Program>> {
-        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
+        self.by_hash
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .cloned()
     }
 }
 
@@ -32,7 +42,9 @@ impl FlowResolver for FlowCatalog {
     fn resolve(&self, namespace: &str, name: &str, version: &str) -> Option<Arc<Program>> {
         let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
         if version != "latest" {
-            return map.get(&(namespace.to_string(), name.to_string(), version.to_string())).cloned();
+            return map
+                .get(&(namespace.to_string(), name.to_string(), version.to_string()))
+                .cloned();
         }
         // "latest": the highest version by semantic-version order among those registered.
         map.iter()
@@ -43,5 +55,7 @@ impl FlowResolver for FlowCatalog {
 }
 
 fn semver_key(v: &str) -> Vec<u64> {
-    v.split(['.', '-', '+']).map(|p| p.parse().unwrap_or(0)).collect()
+    v.split(['.', '-', '+'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }

@@ -4,7 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use baton_core::{EffectCall, EffectKey, EffectRequest, Instance, InstanceId, JournalEntry, Outcome, Program, Status};
+use baton_core::{
+    EffectCall, EffectKey, EffectRequest, Instance, InstanceId, JournalEntry, Outcome, Program,
+    Status,
+};
 use baton_store::{Append, Store};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -29,7 +32,11 @@ pub(crate) async fn start<S: Store>(
     let now = shared.clock.now_ms();
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
-    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), rx.clone());
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), rx.clone());
     let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx);
     // The start is acknowledged only once the `started` entry (and whatever the first step
     // produced) is durable.
@@ -40,23 +47,44 @@ pub(crate) async fn start<S: Store>(
             Ok((id, rx))
         }
         Err(e) => {
-            shared.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            shared
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             Err(e)
         }
     }
 }
 
-pub(crate) async fn resume<S: Store>(shared: Arc<Shared<S>>, id: InstanceId, flow: baton_core::FlowRef) -> Result<(), RuntimeError> {
-    if shared.running.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+pub(crate) async fn resume<S: Store>(
+    shared: Arc<Shared<S>>,
+    id: InstanceId,
+    flow: baton_core::FlowRef,
+) -> Result<(), RuntimeError> {
+    if shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&id)
+    {
         return Ok(());
     }
     let program = match shared.catalog.by_hash(&flow.hash) {
         Some(p) => p,
         None => {
-            let source = shared.store.flow_source(&flow.hash).await?.ok_or_else(|| RuntimeError::MissingFlow(format!("{}/{}:{} ({})", flow.namespace, flow.name, flow.version, flow.hash)))?;
-            let opts = baton_flow::ValidateOptions { known_functions: shared.functions.names() };
-            let loaded = baton_flow::load_flow(&source, &opts)
-                .map_err(|ds| RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("stored flow")).collect()))?;
+            let source = shared.store.flow_source(&flow.hash).await?.ok_or_else(|| {
+                RuntimeError::MissingFlow(format!(
+                    "{}/{}:{} ({})",
+                    flow.namespace, flow.name, flow.version, flow.hash
+                ))
+            })?;
+            let opts = baton_flow::ValidateOptions {
+                known_functions: shared.functions.names(),
+            };
+            let loaded = baton_flow::load_flow(&source, &opts).map_err(|ds| {
+                RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("stored flow")).collect())
+            })?;
             let p = Arc::new(Program::new(loaded.workflow, loaded.raw, &source));
             shared.catalog.insert(p.clone());
             p
@@ -66,9 +94,16 @@ pub(crate) async fn resume<S: Store>(shared: Arc<Shared<S>>, id: InstanceId, flo
     let consumed = consumed_events(&journal);
     let len = journal.len() as u64;
     let inst = Instance::recover(id.clone(), program, shared.options.env.clone(), &journal)
-        .map_err(|e| RuntimeError::Recover { id: id.0.clone(), why: e.to_string() })?;
+        .map_err(|e| RuntimeError::Recover {
+            id: id.0.clone(),
+            why: e.to_string(),
+        })?;
     let (tx, rx) = watch::channel(None);
-    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), rx);
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), rx);
     let mut driver = Driver::new(shared, inst, len, consumed, tx);
     driver.advance().await?;
     tokio::spawn(driver.run());
@@ -81,9 +116,14 @@ fn consumed_events(journal: &[JournalEntry]) -> HashSet<(String, String)> {
     journal
         .iter()
         .filter_map(|e| match e {
-            JournalEntry::EffectCompleted { key, outcome: Outcome::Ok { value }, .. } if key.is_listen() => {
-                Some((value.get("source")?.as_str()?.to_string(), value.get("id")?.as_str()?.to_string()))
-            }
+            JournalEntry::EffectCompleted {
+                key,
+                outcome: Outcome::Ok { value },
+                ..
+            } if key.is_listen() => Some((
+                value.get("source")?.as_str()?.to_string(),
+                value.get("id")?.as_str()?.to_string(),
+            )),
             _ => None,
         })
         .collect()
@@ -140,7 +180,13 @@ impl<S: Store> Driver<S> {
                 }
                 external.retain(|c| c.key != key);
             }
-            if let Some(cb) = self.shared.progress.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            if let Some(cb) = self
+                .shared
+                .progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
                 for e in &step.events {
                     cb(self.inst.id(), e);
                 }
@@ -149,14 +195,19 @@ impl<S: Store> Driver<S> {
             let mut ran_local = false;
             for call in step.start {
                 let local = match &call.request {
-                    EffectRequest::Function { name, .. } => self.shared.functions.get(name).filter(|f| f.is_local()),
+                    EffectRequest::Function { name, .. } => {
+                        self.shared.functions.get(name).filter(|f| f.is_local())
+                    }
                     _ => None,
                 };
                 match local {
                     Some(f) => {
-                        let EffectRequest::Function { args, .. } = &call.request else { continue };
+                        let EffectRequest::Function { args, .. } = &call.request else {
+                            continue;
+                        };
                         let outcome = f.call(args.clone(), &call.idempotency_key).await;
-                        self.inst.deliver(&call.key, outcome, self.shared.clock.now_ms());
+                        self.inst
+                            .deliver(&call.key, outcome, self.shared.clock.now_ms());
                         ran_local = true;
                         if self.shared.options.barrier_every_step {
                             self.append(std::mem::take(&mut entries)).await?;
@@ -181,7 +232,12 @@ impl<S: Store> Driver<S> {
             return Ok(());
         }
         let n = entries.len() as u64;
-        let batch = Append { instance: self.inst.id().clone(), first_seq: self.next_seq, entries, status: self.status };
+        let batch = Append {
+            instance: self.inst.id().clone(),
+            first_seq: self.next_seq,
+            entries,
+            status: self.status,
+        };
         self.shared.store.append(batch).await?;
         self.next_seq += n;
         Ok(())
@@ -204,7 +260,9 @@ impl<S: Store> Driver<S> {
             if self.status.is_terminal() {
                 break Ok(());
             }
-            let Some((key, outcome)) = self.rx.recv().await else { break Ok(()) };
+            let Some((key, outcome)) = self.rx.recv().await else {
+                break Ok(());
+            };
             self.tasks.remove(&key);
             let now = self.shared.clock.now_ms();
             self.inst.deliver(&key, outcome, now);
@@ -223,23 +281,46 @@ impl<S: Store> Driver<S> {
         let id = self.inst.id().clone();
         let rec = self.shared.store.instance(&id).await.ok().flatten();
         let result = match (end, rec) {
-            (Ok(()), Some(rec)) => RunResult { id: id.clone(), status: rec.status, output: rec.output, error: rec.error, events: std::mem::take(&mut self.events) },
+            (Ok(()), Some(rec)) => RunResult {
+                id: id.clone(),
+                status: rec.status,
+                output: rec.output,
+                error: rec.error,
+                events: std::mem::take(&mut self.events),
+            },
             (Err(e), _) => RunResult {
                 id: id.clone(),
                 status: Status::Faulted,
                 output: None,
-                error: Some(baton_core::Problem::new(baton_core::ErrorKind::Runtime, "Store failure").with_detail(e.to_string())),
+                error: Some(
+                    baton_core::Problem::new(baton_core::ErrorKind::Runtime, "Store failure")
+                        .with_detail(e.to_string()),
+                ),
                 events: std::mem::take(&mut self.events),
             },
-            (Ok(()), None) => RunResult { id: id.clone(), status: self.status, output: None, error: None, events: std::mem::take(&mut self.events) },
+            (Ok(()), None) => RunResult {
+                id: id.clone(),
+                status: self.status,
+                output: None,
+                error: None,
+                events: std::mem::take(&mut self.events),
+            },
         };
         let _ = self.result.send(Some(result));
-        self.shared.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 }
 
 /// Performs one external effect to an outcome.
-async fn perform<S: Store>(shared: &Arc<Shared<S>>, call: &EffectCall, consumed: &std::sync::Mutex<HashSet<(String, String)>>) -> Outcome {
+async fn perform<S: Store>(
+    shared: &Arc<Shared<S>>,
+    call: &EffectCall,
+    consumed: &std::sync::Mutex<HashSet<(String, String)>>,
+) -> Outcome {
     let allowed = &shared.options.allowed_url_prefixes;
     match &call.request {
         EffectRequest::Timer { fire_at_ms } => {
@@ -251,27 +332,43 @@ async fn perform<S: Store>(shared: &Arc<Shared<S>>, call: &EffectCall, consumed:
             // provider that honours the key applies the request at most once.
             let mut outcome = http::perform(&shared.http, call, req, allowed).await;
             let mut resends = 0;
-            while matches!(outcome, Outcome::Unknown { .. }) && resends < shared.options.unknown_resends_max {
+            while matches!(outcome, Outcome::Unknown { .. })
+                && resends < shared.options.unknown_resends_max
+            {
                 resends += 1;
                 outcome = http::perform(&shared.http, call, req, allowed).await;
             }
             outcome
         }
-        EffectRequest::Function { name, args } if name == "openapi" => http::perform_openapi(&shared.http, call, args, allowed).await,
+        EffectRequest::Function { name, args } if name == "openapi" => {
+            http::perform_openapi(&shared.http, call, args, allowed).await
+        }
         EffectRequest::Function { name, args } => match shared.functions.get(name) {
             Some(f) => f.call(args.clone(), &call.idempotency_key).await,
-            None => Outcome::failed(baton_core::Problem::new(baton_core::ErrorKind::Configuration, format!("Unknown function `{name}`"))),
+            None => Outcome::failed(baton_core::Problem::new(
+                baton_core::ErrorKind::Configuration,
+                format!("Unknown function `{name}`"),
+            )),
         },
         EffectRequest::Emit { event } => {
             if let Err(e) = crate::events::validate_cloud_event(event) {
-                return Outcome::failed(baton_core::Problem::new(baton_core::ErrorKind::Validation, "Invalid event").with_detail(e));
+                return Outcome::failed(
+                    baton_core::Problem::new(baton_core::ErrorKind::Validation, "Invalid event")
+                        .with_detail(e),
+                );
             }
             match shared.store.put_event(event).await {
                 Ok(_) => {
                     shared.events.notify();
                     Outcome::ok(event.clone())
                 }
-                Err(e) => Outcome::failed(baton_core::Problem::new(baton_core::ErrorKind::Runtime, "Cannot store the event").with_detail(e.to_string())),
+                Err(e) => Outcome::failed(
+                    baton_core::Problem::new(
+                        baton_core::ErrorKind::Runtime,
+                        "Cannot store the event",
+                    )
+                    .with_detail(e.to_string()),
+                ),
             }
         }
         EffectRequest::Listen { filters } => listen(shared, filters, consumed).await,
@@ -280,7 +377,11 @@ async fn perform<S: Store>(shared: &Arc<Shared<S>>, call: &EffectCall, consumed:
 
 /// Waits for the oldest stored event that matches one of `filters` and that this instance has not
 /// consumed yet.
-async fn listen<S: Store>(shared: &Arc<Shared<S>>, filters: &[Value], consumed: &std::sync::Mutex<HashSet<(String, String)>>) -> Outcome {
+async fn listen<S: Store>(
+    shared: &Arc<Shared<S>>,
+    filters: &[Value],
+    consumed: &std::sync::Mutex<HashSet<(String, String)>>,
+) -> Outcome {
     let mut cursor = 0u64;
     loop {
         // Register for wake-ups before reading, so an event stored in between is not missed.
@@ -289,17 +390,35 @@ async fn listen<S: Store>(shared: &Arc<Shared<S>>, filters: &[Value], consumed: 
         notified.as_mut().enable();
         let batch = match shared.store.events_after(cursor, 1000).await {
             Ok(b) => b,
-            Err(e) => return Outcome::failed(baton_core::Problem::new(baton_core::ErrorKind::Runtime, "Cannot read events").with_detail(e.to_string())),
+            Err(e) => {
+                return Outcome::failed(
+                    baton_core::Problem::new(baton_core::ErrorKind::Runtime, "Cannot read events")
+                        .with_detail(e.to_string()),
+                );
+            }
         };
         let got_full_batch = batch.len() == 1000;
         for stored in batch {
             cursor = stored.seq;
-            if !filters.iter().any(|f| baton_core::listen::matches(f, &stored.event)) {
+            if !filters
+                .iter()
+                .any(|f| baton_core::listen::matches(f, &stored.event))
+            {
                 continue;
             }
             let ident = (
-                stored.event.get("source").and_then(Value::as_str).unwrap_or("").to_string(),
-                stored.event.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                stored
+                    .event
+                    .get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                stored
+                    .event
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             );
             let mut c = consumed.lock().unwrap_or_else(|p| p.into_inner());
             if c.insert(ident) {
@@ -309,7 +428,9 @@ async fn listen<S: Store>(shared: &Arc<Shared<S>>, filters: &[Value], consumed: 
         if !got_full_batch {
             // Another process may store events in the same database without notifying this
             // one; re-read the store every so often as well as on local notifications.
-            let recheck = shared.clock.sleep_until(shared.clock.now_ms() + EVENT_RECHECK_MS);
+            let recheck = shared
+                .clock
+                .sleep_until(shared.clock.now_ms() + EVENT_RECHECK_MS);
             tokio::select! {
                 _ = notified => {}
                 _ = recheck => {}

@@ -44,14 +44,26 @@ impl FunctionRegistry {
     }
 
     pub fn register(&self, name: &str, f: impl Function) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), Arc::new(f));
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), Arc::new(f));
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Function>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }

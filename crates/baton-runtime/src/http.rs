@@ -55,24 +55,40 @@ fn is_unknown(e: &reqwest::Error) -> bool {
 
 pub(crate) fn check_allowed(url: &str, allowed: &Option<Vec<String>>) -> Result<(), Problem> {
     match allowed {
-        Some(prefixes) if !prefixes.iter().any(|p| url.starts_with(p.as_str())) => Err(Problem::new(
-            ErrorKind::Authorization,
-            "Outbound call to an undeclared destination",
-        )
-        .with_detail(format!("{url} is not under any declared provider"))),
+        Some(prefixes) if !prefixes.iter().any(|p| url.starts_with(p.as_str())) => {
+            Err(Problem::new(
+                ErrorKind::Authorization,
+                "Outbound call to an undeclared destination",
+            )
+            .with_detail(format!("{url} is not under any declared provider")))
+        }
         _ => Ok(()),
     }
 }
 
-pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &HttpRequest, allowed: &Option<Vec<String>>) -> Outcome {
+pub(crate) async fn perform(
+    clients: &HttpClients,
+    call: &EffectCall,
+    req: &HttpRequest,
+    allowed: &Option<Vec<String>>,
+) -> Outcome {
     if let Err(p) = check_allowed(&req.uri, allowed) {
         return Outcome::failed(p);
     }
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
-        Err(_) => return Outcome::failed(Problem::new(ErrorKind::Configuration, format!("invalid HTTP method `{}`", req.method))),
+        Err(_) => {
+            return Outcome::failed(Problem::new(
+                ErrorKind::Configuration,
+                format!("invalid HTTP method `{}`", req.method),
+            ));
+        }
     };
-    let client = if req.redirect { &clients.follow } else { &clients.no_follow };
+    let client = if req.redirect {
+        &clients.follow
+    } else {
+        &clients.no_follow
+    };
     let mut rb = client.request(method, &req.uri);
     if !req.query.is_empty() {
         rb = rb.query(&req.query);
@@ -80,9 +96,13 @@ pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &Http
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
     }
-    rb = rb.header("Idempotency-Key", &call.idempotency_key).header("X-Baton-Causation-Id", &call.causation_id);
+    rb = rb
+        .header("Idempotency-Key", &call.idempotency_key)
+        .header("X-Baton-Causation-Id", &call.causation_id);
     match &req.auth {
-        Some(HttpAuth::Basic { username, password }) => rb = rb.basic_auth(username, Some(password)),
+        Some(HttpAuth::Basic { username, password }) => {
+            rb = rb.basic_auth(username, Some(password))
+        }
         Some(HttpAuth::Bearer { token }) => rb = rb.bearer_auth(token),
         None => {}
     }
@@ -91,14 +111,23 @@ pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &Http
     }
     let resp = match rb.send().await {
         Ok(r) => r,
-        Err(e) if is_unknown(&e) => return Outcome::Unknown { reason: e.to_string() },
+        Err(e) if is_unknown(&e) => {
+            return Outcome::Unknown {
+                reason: e.to_string(),
+            };
+        }
         Err(e) => return Outcome::failed(communication("Request failed", e.to_string())),
     };
     let status = resp.status().as_u16();
     let headers: Map<String, Value> = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), Value::String(v.to_str().unwrap_or("").to_string())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                Value::String(v.to_str().unwrap_or("").to_string()),
+            )
+        })
         .collect();
     let is_json = resp
         .headers()
@@ -107,25 +136,41 @@ pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &Http
         .is_some_and(|ct| ct.contains("json"));
     let bytes = match resp.bytes().await {
         Ok(b) => b,
-        Err(e) => return Outcome::Unknown { reason: format!("response body lost: {e}") },
+        Err(e) => {
+            return Outcome::Unknown {
+                reason: format!("response body lost: {e}"),
+            };
+        }
     };
     if bytes.len() > RESPONSE_BYTES_MAX {
-        return Outcome::failed(communication("Response too large", format!("{} bytes", bytes.len())));
+        return Outcome::failed(communication(
+            "Response too large",
+            format!("{} bytes", bytes.len()),
+        ));
     }
     let content = if bytes.is_empty() {
         Value::Null
     } else if is_json {
         match serde_json::from_slice(&bytes) {
             Ok(v) => v,
-            Err(e) => return Outcome::failed(communication("Malformed JSON response", e.to_string()).with_status(status)),
+            Err(e) => {
+                return Outcome::failed(
+                    communication("Malformed JSON response", e.to_string()).with_status(status),
+                );
+            }
         }
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     let ok = (200..300).contains(&status) || (req.redirect && (300..400).contains(&status));
     if !ok {
         let title = format!("HTTP {status}");
-        let mut p = communication(&title, format!("{} {} answered {status}", req.method, req.uri)).with_status(status);
+        let mut p = communication(
+            &title,
+            format!("{} {} answered {status}", req.method, req.uri),
+        )
+        .with_status(status);
         if status == 401 {
             p.type_ = ErrorKind::Authentication.type_uri();
         } else if status == 403 {
@@ -138,8 +183,11 @@ pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &Http
         HttpOutput::Raw => Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
         HttpOutput::Response => {
             // The recorded request leaves out credentials: the journal never holds secrets.
-            let req_headers: Map<String, Value> =
-                req.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let req_headers: Map<String, Value> = req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             json!({
                 "request": {"method": req.method, "uri": req.uri, "headers": req_headers},
                 "statusCode": status,
@@ -152,49 +200,98 @@ pub(crate) async fn perform(clients: &HttpClients, call: &EffectCall, req: &Http
 }
 
 /// `call: openapi`: fetches (and caches) the document, finds the operation and calls it.
-pub(crate) async fn perform_openapi(clients: &HttpClients, call: &EffectCall, args: &Value, allowed: &Option<Vec<String>>) -> Outcome {
+pub(crate) async fn perform_openapi(
+    clients: &HttpClients,
+    call: &EffectCall,
+    args: &Value,
+    allowed: &Option<Vec<String>>,
+) -> Outcome {
     match openapi_request(clients, args, allowed).await {
         Ok(req) => perform(clients, call, &req, allowed).await,
         Err(p) => Outcome::failed(p),
     }
 }
 
-async fn openapi_request(clients: &HttpClients, args: &Value, allowed: &Option<Vec<String>>) -> Result<HttpRequest, Problem> {
+async fn openapi_request(
+    clients: &HttpClients,
+    args: &Value,
+    allowed: &Option<Vec<String>>,
+) -> Result<HttpRequest, Problem> {
     let config = |m: String| Problem::new(ErrorKind::Configuration, m);
     let doc_url = match args.pointer("/document/endpoint") {
         Some(Value::String(s)) => s.clone(),
-        Some(o) => o.get("uri").and_then(Value::as_str).map(str::to_string).ok_or_else(|| config("`document.endpoint.uri` is required".into()))?,
-        None => return Err(config("`call: openapi` needs `with.document.endpoint`".into())),
-    };
-    let op_id = args.get("operationId").and_then(Value::as_str).ok_or_else(|| config("`operationId` is required".into()))?;
-    let cached = clients.documents.lock().unwrap_or_else(|p| p.into_inner()).get(&doc_url).cloned();
-    let doc = match cached {
-        Some(d) => d,
+        Some(o) => o
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| config("`document.endpoint.uri` is required".into()))?,
         None => {
-            check_allowed(&doc_url, allowed)?;
-            let resp = clients.follow.get(&doc_url).send().await.map_err(|e| communication("Cannot fetch the OpenAPI document", e.to_string()))?;
-            if !resp.status().is_success() {
-                return Err(communication("Cannot fetch the OpenAPI document", format!("{doc_url} answered {}", resp.status())));
-            }
-            let d: Value = resp.json().await.map_err(|e| communication("The OpenAPI document is not JSON", e.to_string()))?;
-            clients.documents.lock().unwrap_or_else(|p| p.into_inner()).insert(doc_url.clone(), d.clone());
-            d
+            return Err(config(
+                "`call: openapi` needs `with.document.endpoint`".into(),
+            ));
         }
     };
-    let paths = doc.get("paths").and_then(Value::as_object).ok_or_else(|| config("the OpenAPI document has no `paths`".into()))?;
+    let op_id = args
+        .get("operationId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| config("`operationId` is required".into()))?;
+    let cached = clients
+        .documents
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&doc_url)
+        .cloned();
+    let doc =
+        match cached {
+            Some(d) => d,
+            None => {
+                check_allowed(&doc_url, allowed)?;
+                let resp = clients.follow.get(&doc_url).send().await.map_err(|e| {
+                    communication("Cannot fetch the OpenAPI document", e.to_string())
+                })?;
+                if !resp.status().is_success() {
+                    return Err(communication(
+                        "Cannot fetch the OpenAPI document",
+                        format!("{doc_url} answered {}", resp.status()),
+                    ));
+                }
+                let d: Value = resp.json().await.map_err(|e| {
+                    communication("The OpenAPI document is not JSON", e.to_string())
+                })?;
+                clients
+                    .documents
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(doc_url.clone(), d.clone());
+                d
+            }
+        };
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or_else(|| config("the OpenAPI document has no `paths`".into()))?;
     let mut found = None;
     for (path, item) in paths {
         if let Some(ops) = item.as_object() {
             for (method, op) in ops {
                 if op.get("operationId").and_then(Value::as_str) == Some(op_id) {
-                    found = Some((path.clone(), method.clone(), op.clone(), item.get("parameters").cloned()));
+                    found = Some((
+                        path.clone(),
+                        method.clone(),
+                        op.clone(),
+                        item.get("parameters").cloned(),
+                    ));
                 }
             }
         }
     }
-    let (path, method, op, shared_params) = found.ok_or_else(|| config(format!("no operation `{op_id}` in {doc_url}")))?;
+    let (path, method, op, shared_params) =
+        found.ok_or_else(|| config(format!("no operation `{op_id}` in {doc_url}")))?;
     let base = server_base(&doc, &doc_url);
-    let params = args.get("parameters").cloned().unwrap_or(Value::Object(Map::new()));
+    let params = args
+        .get("parameters")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     let mut url_path = path.clone();
     let mut query = Vec::new();
     let mut headers = Vec::new();
@@ -205,14 +302,21 @@ async fn openapi_request(clients: &HttpClients, args: &Value, allowed: &Option<V
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .chain(shared_params.and_then(|p| p.as_array().cloned()).unwrap_or_default())
+        .chain(
+            shared_params
+                .and_then(|p| p.as_array().cloned())
+                .unwrap_or_default(),
+        )
         .collect();
     for p in &declared {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("");
         let location = p.get("in").and_then(Value::as_str).unwrap_or("");
         let Some(v) = params.get(name) else {
             if p.get("required").and_then(Value::as_bool) == Some(true) && location != "body" {
-                return Err(Problem::new(ErrorKind::Validation, format!("missing required parameter `{name}` of `{op_id}`")));
+                return Err(Problem::new(
+                    ErrorKind::Validation,
+                    format!("missing required parameter `{name}` of `{op_id}`"),
+                ));
             }
             continue;
         };
@@ -243,7 +347,10 @@ async fn openapi_request(clients: &HttpClients, args: &Value, allowed: &Option<V
         query,
         body,
         output,
-        redirect: args.get("redirect").and_then(Value::as_bool).unwrap_or(false),
+        redirect: args
+            .get("redirect")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         auth: None,
     })
 }
@@ -252,12 +359,16 @@ async fn openapi_request(clients: &HttpClients, args: &Value, allowed: &Option<V
 /// document; relative to the document's own URL when it names none.
 fn server_base(doc: &Value, doc_url: &str) -> String {
     if let Some(url) = doc.pointer("/servers/0/url").and_then(Value::as_str)
-        && url.starts_with("http") {
-            return url.to_string();
-        }
+        && url.starts_with("http")
+    {
+        return url.to_string();
+    }
     let origin = doc_url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
     let host = doc.get("host").and_then(Value::as_str);
-    let scheme = doc.pointer("/schemes/0").and_then(Value::as_str).unwrap_or("https");
+    let scheme = doc
+        .pointer("/schemes/0")
+        .and_then(Value::as_str)
+        .unwrap_or("https");
     let base_path = doc.get("basePath").and_then(Value::as_str).unwrap_or("");
     match host {
         Some(h) => format!("{scheme}://{h}{base_path}"),

@@ -112,7 +112,9 @@ pub struct Runtime<S: Store> {
 
 impl<S: Store> Clone for Runtime<S> {
     fn clone(&self) -> Self {
-        Runtime { shared: self.shared.clone() }
+        Runtime {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -121,7 +123,11 @@ impl<S: Store> Runtime<S> {
         Self::with_clock(store, options, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(store: Arc<S>, mut options: RuntimeOptions, clock: Arc<dyn Clock>) -> Runtime<S> {
+    pub fn with_clock(
+        store: Arc<S>,
+        mut options: RuntimeOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Runtime<S> {
         let catalog = Arc::new(FlowCatalog::default());
         options.env.flows = catalog.clone();
         let http = http::HttpClients::new(options.http_timeout_ms);
@@ -159,15 +165,22 @@ impl<S: Store> Runtime<S> {
 
     /// Reports every task event of every instance to `f` (e.g. progress on stderr).
     pub fn on_progress(&self, f: impl Fn(&InstanceId, &TaskEvent) + Send + Sync + 'static) {
-        *self.shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
+        *self
+            .shared
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
     }
 
     /// Parses, validates and registers a flow (also making it available to `run: workflow`),
     /// and stores its source so instances can be resumed.
     pub async fn register_flow(&self, text: &str) -> Result<Arc<Program>, RuntimeError> {
-        let opts = baton_flow::ValidateOptions { known_functions: self.function_names() };
-        let loaded = baton_flow::load_flow(text, &opts)
-            .map_err(|ds| RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect()))?;
+        let opts = baton_flow::ValidateOptions {
+            known_functions: self.function_names(),
+        };
+        let loaded = baton_flow::load_flow(text, &opts).map_err(|ds| {
+            RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect())
+        })?;
         let program = Arc::new(Program::new(loaded.workflow, loaded.raw, text));
         self.shared.store.put_flow(&program.flow, text).await?;
         self.shared.catalog.insert(program.clone());
@@ -176,17 +189,34 @@ impl<S: Store> Runtime<S> {
 
     /// Starts an instance; returns once its start is durable. The instance runs in the
     /// background; [`Runtime::wait`] waits for its end.
-    pub async fn start(&self, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
-        Ok(driver::start(self.shared.clone(), program, input, None).await?.0)
+    pub async fn start(
+        &self,
+        program: Arc<Program>,
+        input: Value,
+    ) -> Result<InstanceId, RuntimeError> {
+        Ok(driver::start(self.shared.clone(), program, input, None)
+            .await?
+            .0)
     }
 
     /// Like [`Runtime::start`] with a caller-chosen id (idempotent starts use it).
-    pub async fn start_with_id(&self, id: InstanceId, program: Arc<Program>, input: Value) -> Result<InstanceId, RuntimeError> {
-        Ok(driver::start(self.shared.clone(), program, input, Some(id)).await?.0)
+    pub async fn start_with_id(
+        &self,
+        id: InstanceId,
+        program: Arc<Program>,
+        input: Value,
+    ) -> Result<InstanceId, RuntimeError> {
+        Ok(driver::start(self.shared.clone(), program, input, Some(id))
+            .await?
+            .0)
     }
 
     /// Starts an instance and waits for its end.
-    pub async fn run(&self, program: Arc<Program>, input: Value) -> Result<RunResult, RuntimeError> {
+    pub async fn run(
+        &self,
+        program: Arc<Program>,
+        input: Value,
+    ) -> Result<RunResult, RuntimeError> {
         // Hold the result channel from the start: a fast instance may end before a separate
         // `wait` could look it up, and its task events would be lost.
         let (id, rx) = driver::start(self.shared.clone(), program, input, None).await?;
@@ -198,13 +228,31 @@ impl<S: Store> Runtime<S> {
 
     /// Waits until the instance ends (or reports where it stands if it is not running here).
     pub async fn wait(&self, id: &InstanceId) -> Result<RunResult, RuntimeError> {
-        let rx = self.shared.running.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let rx = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
         if let Some(rx) = rx
-            && let Some(r) = await_result(rx).await {
-                return Ok(r);
-            }
-        let rec = self.shared.store.instance(id).await?.ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
-        Ok(RunResult { id: id.clone(), status: rec.status, output: rec.output, error: rec.error, events: Vec::new() })
+            && let Some(r) = await_result(rx).await
+        {
+            return Ok(r);
+        }
+        let rec = self
+            .shared
+            .store
+            .instance(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
+        Ok(RunResult {
+            id: id.clone(),
+            status: rec.status,
+            output: rec.output,
+            error: rec.error,
+            events: Vec::new(),
+        })
     }
 
     /// Resumes every unfinished instance in the store; returns their ids.

@@ -23,8 +23,14 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 pub enum StoreError {
     #[error("store I/O error: {0}")]
     Io(String),
-    #[error("journal conflict for instance {instance}: expected next sequence {expected}, store has {found}")]
-    Conflict { instance: String, expected: u64, found: u64 },
+    #[error(
+        "journal conflict for instance {instance}: expected next sequence {expected}, store has {found}"
+    )]
+    Conflict {
+        instance: String,
+        expected: u64,
+        found: u64,
+    },
     #[error("unknown instance {0}")]
     UnknownInstance(String),
     #[error("corrupt record: {0}")]
@@ -69,21 +75,42 @@ pub struct StoredEvent {
 /// (`tests/conformance.rs`).
 pub trait Store: Send + Sync + 'static {
     /// Keeps a flow's source by its hash (idempotent).
-    fn put_flow(&self, flow: &FlowRef, source: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn flow_source(&self, hash: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn put_flow(
+        &self,
+        flow: &FlowRef,
+        source: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn flow_source(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Appends durably. The first batch of an instance must start with `started`.
     fn append(&self, batch: Append) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn journal(&self, id: &InstanceId) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
-    fn instance(&self, id: &InstanceId) -> impl Future<Output = Result<Option<InstanceRecord>, StoreError>> + Send;
+    fn journal(
+        &self,
+        id: &InstanceId,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
+    fn instance(
+        &self,
+        id: &InstanceId,
+    ) -> impl Future<Output = Result<Option<InstanceRecord>, StoreError>> + Send;
     /// Instances, newest first, optionally only those in `status`, at most `limit`.
-    fn instances(&self, status: Option<Status>, limit: usize) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
+    fn instances(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
     /// Instances not yet completed, faulted or cancelled.
     fn unfinished(&self) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
     /// Stores an inbound event; `false` when an event with the same `source` and `id` is already
     /// there (CloudEvents dedupe).
     fn put_event(&self, event: &Value) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Events with a sequence greater than `after`, oldest first, at most `limit`.
-    fn events_after(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 }
 
 /// Derives the summary fields an append changes.
@@ -101,6 +128,12 @@ pub(crate) fn terminal_fields(entries: &[JournalEntry]) -> (Option<Value>, Optio
 }
 
 pub(crate) fn event_identity(event: &Value) -> (String, String) {
-    let s = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |k: &str| {
+        event
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     (s("source"), s("id"))
 }

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use baton_core::{InstanceId, JournalEntry, Status};
 use serde_json::Value;
 
-use crate::{Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields};
+use crate::{
+    Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -34,13 +36,22 @@ impl MemoryStore {
 
     fn append_sync(&self, batch: Append) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let Append { instance, first_seq, entries, status } = batch;
+        let Append {
+            instance,
+            first_seq,
+            entries,
+            status,
+        } = batch;
         let now = entries.last().map(JournalEntry::at_ms).unwrap_or(0);
         let (output, error) = terminal_fields(&entries);
         match inner.instances.get_mut(&instance) {
             Some((rec, journal)) => {
                 if journal.len() as u64 != first_seq {
-                    return Err(StoreError::Conflict { instance: instance.0, expected: first_seq, found: journal.len() as u64 });
+                    return Err(StoreError::Conflict {
+                        instance: instance.0,
+                        expected: first_seq,
+                        found: journal.len() as u64,
+                    });
                 }
                 journal.extend(entries);
                 rec.status = status;
@@ -58,7 +69,11 @@ impl MemoryStore {
                     return Err(StoreError::UnknownInstance(instance.0));
                 };
                 if first_seq != 0 {
-                    return Err(StoreError::Conflict { instance: instance.0, expected: first_seq, found: 0 });
+                    return Err(StoreError::Conflict {
+                        instance: instance.0,
+                        expected: first_seq,
+                        found: 0,
+                    });
                 }
                 let rec = InstanceRecord {
                     id: instance.clone(),
@@ -80,7 +95,10 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn put_flow(&self, flow: &baton_core::FlowRef, source: &str) -> Result<(), StoreError> {
-        self.lock().flows.entry(flow.hash.clone()).or_insert_with(|| source.to_string());
+        self.lock()
+            .flows
+            .entry(flow.hash.clone())
+            .or_insert_with(|| source.to_string());
         Ok(())
     }
 
@@ -93,14 +111,23 @@ impl Store for MemoryStore {
     }
 
     async fn journal(&self, id: &InstanceId) -> Result<Vec<JournalEntry>, StoreError> {
-        Ok(self.lock().instances.get(id).map(|(_, j)| j.clone()).unwrap_or_default())
+        Ok(self
+            .lock()
+            .instances
+            .get(id)
+            .map(|(_, j)| j.clone())
+            .unwrap_or_default())
     }
 
     async fn instance(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
         Ok(self.lock().instances.get(id).map(|(r, _)| r.clone()))
     }
 
-    async fn instances(&self, status: Option<Status>, limit: usize) -> Result<Vec<InstanceRecord>, StoreError> {
+    async fn instances(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
         let inner = self.lock();
         Ok(inner
             .order
@@ -139,7 +166,10 @@ impl Store for MemoryStore {
             .events
             .iter()
             .enumerate()
-            .map(|(i, e)| StoredEvent { seq: i as u64 + 1, event: e.clone() })
+            .map(|(i, e)| StoredEvent {
+                seq: i as u64 + 1,
+                event: e.clone(),
+            })
             .filter(|e| e.seq > after)
             .take(limit)
             .collect())

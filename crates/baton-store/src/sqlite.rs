@@ -15,7 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::{Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields};
+use crate::{
+    Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields,
+};
 
 /// How many queued writes one transaction takes at most.
 const GROUP_COMMIT_BATCH_MAX: usize = 4096;
@@ -29,7 +31,9 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { fsync_every_commit: true }
+        SqliteOptions {
+            fsync_every_commit: true,
+        }
     }
 }
 
@@ -83,9 +87,20 @@ CREATE TABLE IF NOT EXISTS events (
 
 fn open(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(io)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(io)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
-    conn.pragma_update(None, "synchronous", if opts.fsync_every_commit { "FULL" } else { "NORMAL" }).map_err(io)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(io)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(io)?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if opts.fsync_every_commit {
+            "FULL"
+        } else {
+            "NORMAL"
+        },
+    )
+    .map_err(io)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(io)?;
     Ok(conn)
 }
@@ -116,11 +131,18 @@ impl SqliteStore {
 
     fn send(&self, w: Write) -> Result<(), StoreError> {
         let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().ok_or(StoreError::Closed)?.send(w).map_err(|_| StoreError::Closed)
+        guard
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(w)
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Runs a read on the reader connection off the async threads.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,7 +155,12 @@ impl SqliteStore {
     /// Stops the writer after it has committed everything queued.
     pub fn close(&self) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
     }
@@ -183,7 +210,11 @@ fn write_batch(conn: &mut Connection, batch: &[Write]) -> Vec<Result<bool, Store
         let r = match tx.savepoint() {
             Ok(mut sp) => {
                 let r = apply(&sp, w);
-                let end = if r.is_ok() { sp.commit() } else { sp.rollback() };
+                let end = if r.is_ok() {
+                    sp.commit()
+                } else {
+                    sp.rollback()
+                };
                 match end {
                     Ok(()) => r,
                     Err(e) => Err(io(e)),
@@ -213,7 +244,9 @@ fn apply(conn: &Connection, w: &Write) -> Result<bool, StoreError> {
         Write::Event(event, _) => {
             let (source, id) = event_identity(event);
             let n = conn
-                .prepare_cached("INSERT OR IGNORE INTO events (source, id, body) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (source, id, body) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(io)?
                 .execute(params![source, id, event.to_string()])
                 .map_err(io)?;
@@ -238,7 +271,11 @@ fn append(conn: &Connection, a: &Append) -> Result<(), StoreError> {
     match current {
         Some(len) => {
             if len as u64 != a.first_seq {
-                return Err(StoreError::Conflict { instance: a.instance.0.clone(), expected: a.first_seq, found: len as u64 });
+                return Err(StoreError::Conflict {
+                    instance: a.instance.0.clone(),
+                    expected: a.first_seq,
+                    found: len as u64,
+                });
             }
         }
         None => {
@@ -246,7 +283,11 @@ fn append(conn: &Connection, a: &Append) -> Result<(), StoreError> {
                 return Err(StoreError::UnknownInstance(a.instance.0.clone()));
             };
             if a.first_seq != 0 {
-                return Err(StoreError::Conflict { instance: a.instance.0.clone(), expected: a.first_seq, found: 0 });
+                return Err(StoreError::Conflict {
+                    instance: a.instance.0.clone(),
+                    expected: a.first_seq,
+                    found: 0,
+                });
             }
             conn.prepare_cached(
                 "INSERT INTO instances (id, flow_hash, namespace, name, version, status, created_at_ms, updated_at_ms, journal_len, created_seq)
@@ -258,10 +299,13 @@ fn append(conn: &Connection, a: &Append) -> Result<(), StoreError> {
         }
     }
     {
-        let mut ins = conn.prepare_cached("INSERT INTO journal (instance_id, seq, body) VALUES (?1, ?2, ?3)").map_err(io)?;
+        let mut ins = conn
+            .prepare_cached("INSERT INTO journal (instance_id, seq, body) VALUES (?1, ?2, ?3)")
+            .map_err(io)?;
         for (i, e) in a.entries.iter().enumerate() {
             let body = serde_json::to_string(e).map_err(io)?;
-            ins.execute(params![a.instance.0, (a.first_seq + i as u64) as i64, body]).map_err(io)?;
+            ins.execute(params![a.instance.0, (a.first_seq + i as u64) as i64, body])
+                .map_err(io)?;
         }
     }
     conn.prepare_cached(
@@ -288,7 +332,12 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, S
     Ok((
         InstanceRecord {
             id: InstanceId(r.get(0)?),
-            flow: FlowRef { hash: r.get(1)?, namespace: r.get(2)?, name: r.get(3)?, version: r.get(4)? },
+            flow: FlowRef {
+                hash: r.get(1)?,
+                namespace: r.get(2)?,
+                name: r.get(3)?,
+                version: r.get(4)?,
+            },
             status: Status::Pending,
             created_at_ms: r.get::<_, i64>(6)? as u64,
             updated_at_ms: r.get::<_, i64>(7)? as u64,
@@ -300,13 +349,15 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, S
     ))
 }
 
-fn finish_record((mut rec, status): (InstanceRecord, String)) -> Result<InstanceRecord, StoreError> {
-    rec.status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{status}`")))?;
+fn finish_record(
+    (mut rec, status): (InstanceRecord, String),
+) -> Result<InstanceRecord, StoreError> {
+    rec.status = Status::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown status `{status}`")))?;
     Ok(rec)
 }
 
-const RECORD_COLUMNS: &str =
-    "id, flow_hash, namespace, name, version, status, created_at_ms, updated_at_ms, journal_len, output, error";
+const RECORD_COLUMNS: &str = "id, flow_hash, namespace, name, version, status, created_at_ms, updated_at_ms, journal_len, output, error";
 
 impl Store for SqliteStore {
     async fn put_flow(&self, flow: &FlowRef, source: &str) -> Result<(), StoreError> {
@@ -318,7 +369,11 @@ impl Store for SqliteStore {
     async fn flow_source(&self, hash: &str) -> Result<Option<String>, StoreError> {
         let hash = hash.to_string();
         self.read(move |c| {
-            c.query_row("SELECT source FROM flows WHERE hash = ?1", [hash], |r| r.get(0)).optional().map_err(io)
+            c.query_row("SELECT source FROM flows WHERE hash = ?1", [hash], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(io)
         })
         .await
     }
@@ -332,12 +387,16 @@ impl Store for SqliteStore {
     async fn journal(&self, id: &InstanceId) -> Result<Vec<JournalEntry>, StoreError> {
         let id = id.0.clone();
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT body FROM journal WHERE instance_id = ?1 ORDER BY seq").map_err(io)?;
+            let mut st = c
+                .prepare_cached("SELECT body FROM journal WHERE instance_id = ?1 ORDER BY seq")
+                .map_err(io)?;
             let rows = st.query_map([id], |r| r.get::<_, String>(0)).map_err(io)?;
             let mut out = Vec::new();
             for row in rows {
                 let body = row.map_err(io)?;
-                out.push(serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                out.push(
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
             }
             Ok(out)
         })
@@ -348,7 +407,11 @@ impl Store for SqliteStore {
         let id = id.0.clone();
         self.read(move |c| {
             let row = c
-                .query_row(&format!("SELECT {RECORD_COLUMNS} FROM instances WHERE id = ?1"), [id], record_from_row)
+                .query_row(
+                    &format!("SELECT {RECORD_COLUMNS} FROM instances WHERE id = ?1"),
+                    [id],
+                    record_from_row,
+                )
                 .optional()
                 .map_err(io)?;
             row.map(finish_record).transpose()
@@ -356,7 +419,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn instances(&self, status: Option<Status>, limit: usize) -> Result<Vec<InstanceRecord>, StoreError> {
+    async fn instances(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
         self.read(move |c| {
             let limit = limit as i64;
             let mut out = Vec::new();
@@ -407,14 +474,22 @@ impl Store for SqliteStore {
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(io)?;
+            let mut st = c
+                .prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(io)?;
             let mut out = Vec::new();
             for r in st
-                .query_map(params![after as i64, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .query_map(params![after as i64, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(io)?
             {
                 let (seq, body) = r.map_err(io)?;
-                out.push(StoredEvent { seq: seq as u64, event: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))? });
+                out.push(StoredEvent {
+                    seq: seq as u64,
+                    event: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                });
             }
             Ok(out)
         })

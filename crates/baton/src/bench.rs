@@ -34,15 +34,21 @@ pub struct BenchArgs {
 }
 
 fn w1_flow() -> String {
-    let mut s = String::from("document: {dsl: '1.0.3', namespace: bench, name: w1, version: '1.0.0'}\ndo:\n");
+    let mut s = String::from(
+        "document: {dsl: '1.0.3', namespace: bench, name: w1, version: '1.0.0'}\ndo:\n",
+    );
     for i in 1..=5 {
-        s.push_str(&format!("  - step{i}:\n      call: noop\n      with: {{step: {i}}}\n"));
+        s.push_str(&format!(
+            "  - step{i}:\n      call: noop\n      with: {{step: {i}}}\n"
+        ));
     }
     s
 }
 
 fn w2_flow(base: &str) -> String {
-    let mut s = String::from("document: {dsl: '1.0.3', namespace: bench, name: w2, version: '1.0.0'}\ndo:\n");
+    let mut s = String::from(
+        "document: {dsl: '1.0.3', namespace: bench, name: w2, version: '1.0.0'}\ndo:\n",
+    );
     for i in 1..=5 {
         s.push_str(&format!("  - get{i}:\n      call: http\n      with:\n        method: get\n        endpoint: {base}/ledger/ok\n"));
     }
@@ -58,8 +64,19 @@ struct Figures {
 
 async fn measure(flow: &str, n: usize, c: usize, barrier: bool) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(dir.path().join("bench.db"), SqliteOptions { fsync_every_commit: true })?);
-    let rt = Runtime::new(store, RuntimeOptions { barrier_every_step: barrier, ..RuntimeOptions::default() });
+    let store = Arc::new(SqliteStore::open(
+        dir.path().join("bench.db"),
+        SqliteOptions {
+            fsync_every_commit: true,
+        },
+    )?);
+    let rt = Runtime::new(
+        store,
+        RuntimeOptions {
+            barrier_every_step: barrier,
+            ..RuntimeOptions::default()
+        },
+    );
     let program = rt.register_flow(flow).await?;
     let sem = Arc::new(tokio::sync::Semaphore::new(c));
     let started = clock_us();
@@ -88,19 +105,29 @@ async fn measure(flow: &str, n: usize, c: usize, barrier: bool) -> Result<Figure
     let total_s = (clock_us() - started) as f64 / 1e6;
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-    Ok(Figures { per_sec: n as f64 / total_s, p50_ms: pct(0.50), p99_ms: pct(0.99), failed })
+    Ok(Figures {
+        per_sec: n as f64 / total_s,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        failed,
+    })
 }
 
 /// Microseconds on a monotonic clock (benchmarks measure real time by design).
 #[allow(clippy::disallowed_methods)]
 fn clock_us() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build; benchmark with `cargo run --release -p baton -- bench`");
+        eprintln!(
+            "warning: this is a debug build; benchmark with `cargo run --release -p baton -- bench`"
+        );
     }
     let server = baton_testkit::FakeServer::start().await;
     println!("workload concurrency instances  inst/s    p50_ms  p99_ms  failed  mode");
@@ -112,7 +139,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             other => anyhow::bail!("unknown workload `{other}` (w1, w2)"),
         };
         for &c in &args.concurrency {
-            let n = if c == 1 { args.instances_c1.unwrap_or(args.instances) } else { args.instances };
+            let n = if c == 1 {
+                args.instances_c1.unwrap_or(args.instances)
+            } else {
+                args.instances
+            };
             let f = measure(&flow, n, c, args.barrier_every_step).await?;
             any_failed |= f.failed > 0;
             println!(
@@ -121,9 +152,17 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
                 f.p50_ms,
                 f.p99_ms,
                 f.failed,
-                if args.barrier_every_step { "strict" } else { "group" }
+                if args.barrier_every_step {
+                    "strict"
+                } else {
+                    "group"
+                }
             );
         }
     }
-    Ok(if any_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if any_failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -25,24 +25,52 @@ fn config(msg: impl Into<String>) -> Problem {
 
 impl Decide {
     fn model(&self, path: &str) -> Result<Arc<DecisionModel>, Problem> {
-        if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        if let Some(m) = self
+            .models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+        {
             return Ok(m.clone());
         }
-        let xml = std::fs::read_to_string(path).map_err(|e| config(format!("cannot read DMN model `{path}`")).with_detail(e.to_string()))?;
-        let model = Arc::new(DecisionModel::parse(&xml).map_err(|e| config(format!("invalid DMN model `{path}`")).with_detail(e.to_string()))?);
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), model.clone());
+        let xml = std::fs::read_to_string(path).map_err(|e| {
+            config(format!("cannot read DMN model `{path}`")).with_detail(e.to_string())
+        })?;
+        let model = Arc::new(DecisionModel::parse(&xml).map_err(|e| {
+            config(format!("invalid DMN model `{path}`")).with_detail(e.to_string())
+        })?);
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_string(), model.clone());
         Ok(model)
     }
 
     fn evaluate(&self, args: &Value) -> Result<Value, Problem> {
-        let path = args.get("model").and_then(Value::as_str).ok_or_else(|| config("`decide` needs a string `with.model` (path to a DMN file)"))?;
-        let decision = args.get("decision").and_then(Value::as_str).ok_or_else(|| config("`decide` needs a string `with.decision`"))?;
-        let input = args.get("input").cloned().unwrap_or(Value::Object(Default::default()));
+        let path = args
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| config("`decide` needs a string `with.model` (path to a DMN file)"))?;
+        let decision = args
+            .get("decision")
+            .and_then(Value::as_str)
+            .ok_or_else(|| config("`decide` needs a string `with.decision`"))?;
+        let input = args
+            .get("input")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()));
         let model = self.model(path)?;
-        let eval = model
-            .evaluate(decision, &input, true)
-            .map_err(|e| Problem::new(ErrorKind::Validation, format!("decision `{decision}` failed")).with_detail(e.to_string()))?;
-        serde_json::to_value(&eval).map_err(|e| Problem::new(ErrorKind::Runtime, "cannot encode the decision").with_detail(e.to_string()))
+        let eval = model.evaluate(decision, &input, true).map_err(|e| {
+            Problem::new(
+                ErrorKind::Validation,
+                format!("decision `{decision}` failed"),
+            )
+            .with_detail(e.to_string())
+        })?;
+        serde_json::to_value(&eval).map_err(|e| {
+            Problem::new(ErrorKind::Runtime, "cannot encode the decision")
+                .with_detail(e.to_string())
+        })
     }
 }
 
@@ -64,7 +92,10 @@ impl Function for Decide {
 /// `baton decide MODEL --decision NAME --input JSON [--trace]`.
 pub fn cli(model: &Path, decision: &str, input: &Value, trace: bool) -> anyhow::Result<Value> {
     let xml = std::fs::read_to_string(model)?;
-    let model = DecisionModel::parse(&xml).map_err(|e| anyhow::anyhow!("invalid DMN model {}: {e}", model.display()))?;
-    let eval = model.evaluate(decision, input, trace).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = DecisionModel::parse(&xml)
+        .map_err(|e| anyhow::anyhow!("invalid DMN model {}: {e}", model.display()))?;
+    let eval = model
+        .evaluate(decision, input, trace)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(serde_json::to_value(&eval)?)
 }

@@ -21,7 +21,11 @@ use serde_json::Value;
 const DEFAULT_STORE: &str = "baton.db";
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Durable decision orchestration: Serverless Workflow flows that survive crashes")]
+#[command(
+    name = "baton",
+    version,
+    about = "Durable decision orchestration: Serverless Workflow flows that survive crashes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,7 +141,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -156,31 +163,78 @@ fn main() -> ExitCode {
 async fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Validate { flows } => Ok(validate(&flows)),
-        Command::Run { flow, input, store, flows, quiet } => run(&flow, input.as_deref(), &store.store, flows.as_deref(), quiet).await,
+        Command::Run {
+            flow,
+            input,
+            store,
+            flows,
+            quiet,
+        } => {
+            run(
+                &flow,
+                input.as_deref(),
+                &store.store,
+                flows.as_deref(),
+                quiet,
+            )
+            .await
+        }
         Command::Resume { store } => resume(&store.store).await,
-        Command::Instances { store, json, status, limit } => instances(&store.store, json, status.as_deref(), limit).await,
+        Command::Instances {
+            store,
+            json,
+            status,
+            limit,
+        } => instances(&store.store, json, status.as_deref(), limit).await,
         Command::Show { id, store, json } => show(&id, &store.store, json).await,
         Command::Event { event, store } => publish_event(&event, &store.store).await,
-        Command::Conformance { suite: Suite::ServerlessWorkflow { dirs } } => {
-            let dirs = if dirs.is_empty() { default_feature_dirs() } else { dirs };
+        Command::Conformance {
+            suite: Suite::ServerlessWorkflow { dirs },
+        } => {
+            let dirs = if dirs.is_empty() {
+                default_feature_dirs()
+            } else {
+                dirs
+            };
             let ok = baton_conformance::run_cli(&dirs).await;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Conformance { suite: Suite::Dmn { dir, csv } } => {
+        Command::Conformance {
+            suite: Suite::Dmn { dir, csv },
+        } => {
             let dir = dir.unwrap_or_else(|| standards_dir().join("dmn-tck/TestCases"));
             let (_passed, failed) = baton_decision::run_conformance_cli(&dir, csv.as_deref());
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Decide { model, decision, input, trace } => {
+        Command::Decide {
+            model,
+            decision,
+            input,
+            trace,
+        } => {
             let input = parse_input(input.as_deref())?;
             let out = decide::cli(&model, &decision, &input, trace)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::FakeServer { listen } => {
-            let addr = listen.parse().with_context(|| format!("invalid address `{listen}`"))?;
-            eprintln!("fake providers on http://{listen} (petstore: /petstore/v2, httpbin: /httpbin, ledger: /ledger)");
-            baton_testkit::serve_forever(addr).await.context("the fake server stopped")?;
+            let addr = listen
+                .parse()
+                .with_context(|| format!("invalid address `{listen}`"))?;
+            eprintln!(
+                "fake providers on http://{listen} (petstore: /petstore/v2, httpbin: /httpbin, ledger: /ledger)"
+            );
+            baton_testkit::serve_forever(addr)
+                .await
+                .context("the fake server stopped")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run(args).await,
@@ -188,11 +242,16 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
 }
 
 fn standards_dir() -> PathBuf {
-    std::env::var_os("BATON_STANDARDS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/standards"))
+    std::env::var_os("BATON_STANDARDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/standards"))
 }
 
 fn default_feature_dirs() -> Vec<PathBuf> {
-    vec![standards_dir().join("sw-spec/ctk/features"), PathBuf::from("conformance/features")]
+    vec![
+        standards_dir().join("sw-spec/ctk/features"),
+        PathBuf::from("conformance/features"),
+    ]
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -213,7 +272,9 @@ fn function_names() -> Vec<String> {
 }
 
 fn validate(flows: &[PathBuf]) -> ExitCode {
-    let opts = baton_flow::ValidateOptions { known_functions: function_names() };
+    let opts = baton_flow::ValidateOptions {
+        known_functions: function_names(),
+    };
     let mut failed = false;
     for path in flows {
         let text = match read(path) {
@@ -234,11 +295,16 @@ fn validate(flows: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn open_store(path: &Path) -> Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(path, SqliteOptions::default()).with_context(|| format!("cannot open the store {}", path.display()))?;
+    let store = SqliteStore::open(path, SqliteOptions::default())
+        .with_context(|| format!("cannot open the store {}", path.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -257,17 +323,22 @@ fn progress_printer(rt: &Runtime<SqliteStore>) {
 /// Registers every flow in `dir` (for `run: workflow`); files that fail to load are reported and
 /// skipped, since they are not the flow being run.
 async fn register_dir(rt: &Runtime<SqliteStore>, dir: &Path, except: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let p = entry.path();
-        let is_flow = p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
+        let is_flow = p
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
         if !is_flow || p.canonicalize().ok() == except.canonicalize().ok() {
             continue;
         }
         if let Ok(text) = std::fs::read_to_string(&p)
-            && let Err(e) = rt.register_flow(&text).await {
-                tracing::debug!("skipping {} for sub-flows: {e}", p.display());
-            }
+            && let Err(e) = rt.register_flow(&text).await
+        {
+            tracing::debug!("skipping {} for sub-flows: {e}", p.display());
+        }
     }
     Ok(())
 }
@@ -285,16 +356,27 @@ fn parse_input(input: Option<&str>) -> Result<Value> {
     }
 }
 
-async fn run(flow: &Path, input: Option<&str>, store: &Path, flows_dir: Option<&Path>, quiet: bool) -> Result<ExitCode> {
+async fn run(
+    flow: &Path,
+    input: Option<&str>,
+    store: &Path,
+    flows_dir: Option<&Path>,
+    quiet: bool,
+) -> Result<ExitCode> {
     let text = read(flow)?;
     let input = parse_input(input)?;
     let rt = runtime(open_store(store).await?);
-    let dir = flows_dir.map(Path::to_path_buf).or_else(|| flow.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let dir = flows_dir
+        .map(Path::to_path_buf)
+        .or_else(|| flow.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
     register_dir(&rt, &dir, flow).await?;
     let program = match rt.register_flow(&text).await {
         Ok(p) => p,
         Err(baton_runtime::RuntimeError::InvalidFlow(_)) => {
-            let opts = baton_flow::ValidateOptions { known_functions: rt.function_names() };
+            let opts = baton_flow::ValidateOptions {
+                known_functions: rt.function_names(),
+            };
             if let Err(diags) = baton_flow::load_flow(&text, &opts) {
                 for d in diags {
                     eprintln!("{}", d.render(&flow.display().to_string()));
@@ -313,7 +395,10 @@ async fn run(flow: &Path, input: Option<&str>, store: &Path, flows_dir: Option<&
     eprintln!("instance {id} {}", result.status.as_str());
     match result.status {
         Status::Completed => {
-            println!("{}", serde_json::to_string_pretty(&result.output.unwrap_or(Value::Null))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result.output.unwrap_or(Value::Null))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         _ => {
@@ -335,10 +420,19 @@ async fn resume(store: &Path) -> Result<ExitCode> {
         all_ok &= r.status == Status::Completed;
         println!("{} {}", id, r.status.as_str());
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-async fn instances(store: &Path, json: bool, status: Option<&str>, limit: usize) -> Result<ExitCode> {
+async fn instances(
+    store: &Path,
+    json: bool,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<ExitCode> {
     let status = match status {
         Some(s) => Some(Status::parse(s).with_context(|| format!("unknown status `{s}`"))?),
         None => None,
@@ -349,7 +443,14 @@ async fn instances(store: &Path, json: bool, status: Option<&str>, limit: usize)
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for r in list {
-            println!("{} {:<10} {}/{}:{}", r.id, r.status.as_str(), r.flow.namespace, r.flow.name, r.flow.version);
+            println!(
+                "{} {:<10} {}/{}:{}",
+                r.id,
+                r.status.as_str(),
+                r.flow.namespace,
+                r.flow.name,
+                r.flow.version
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -368,7 +469,10 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("instance {}", rec.id);
-    println!("flow     {}/{}:{} ({})", rec.flow.namespace, rec.flow.name, rec.flow.version, rec.flow.hash);
+    println!(
+        "flow     {}/{}:{} ({})",
+        rec.flow.namespace, rec.flow.name, rec.flow.version, rec.flow.hash
+    );
     println!("status   {}", rec.status.as_str());
     if let Some(o) = &rec.output {
         println!("output   {o}");
@@ -391,7 +495,9 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
                 format!("effect {key} {} {detail}", outcome.label())
             }
             JournalEntry::CancelRequested { reason, .. } => format!("cancel requested: {reason}"),
-            JournalEntry::Completed { output, .. } => format!("completed output={}", truncate(&output.to_string(), 120)),
+            JournalEntry::Completed { output, .. } => {
+                format!("completed output={}", truncate(&output.to_string(), 120))
+            }
             JournalEntry::Faulted { problem, .. } => format!("faulted {problem}"),
             JournalEntry::Cancelled { reason, .. } => format!("cancelled: {reason}"),
         };
@@ -401,7 +507,11 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
 }
 
 async fn publish_event(event: &str, store: &Path) -> Result<ExitCode> {

@@ -41,7 +41,12 @@ do:
     let db = dir.path().join("baton.db");
 
     let mut child = baton()
-        .args(["run", flow.to_str().unwrap(), "--store", db.to_str().unwrap()])
+        .args([
+            "run",
+            flow.to_str().unwrap(),
+            "--store",
+            db.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -49,35 +54,70 @@ do:
     // Wait (on the provider's own request counter, not a timer) until the second request has
     // reached the provider, which holds its answer for 400 ms; kill the run without warning then.
     let mut requests = server.ledger_requests();
-    tokio::time::timeout(std::time::Duration::from_secs(60), requests.wait_for(|n| *n >= 2))
-        .await
-        .expect("the run never sent its second request")
-        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        requests.wait_for(|n| *n >= 2),
+    )
+    .await
+    .expect("the run never sent its second request")
+    .unwrap();
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert!(!status.success(), "the run must have been killed, not finished");
-    let out = baton().args(["instances", "--store", db.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(
+        !status.success(),
+        "the run must have been killed, not finished"
+    );
+    let out = baton()
+        .args(["instances", "--store", db.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let id = listed[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(listed[0]["status"], "running", "the killed instance is unfinished in the store");
+    assert_eq!(
+        listed[0]["status"], "running",
+        "the killed instance is unfinished in the store"
+    );
 
-    let out = baton().args(["resume", "--store", db.to_str().unwrap()]).output().unwrap();
+    let out = baton()
+        .args(["resume", "--store", db.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "resume failed: {}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{id} completed")), "resume output: {stdout}");
+    assert!(
+        out.status.success(),
+        "resume failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{id} completed")),
+        "resume output: {stdout}"
+    );
 
-    let out = baton().args(["show", &id, "--store", db.to_str().unwrap(), "--json"]).output().unwrap();
+    let out = baton()
+        .args(["show", &id, "--store", db.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["instance"]["status"], "completed");
-    assert_eq!(shown["instance"]["output"], serde_json::json!({"first": 1, "second": 1, "third": 1}));
+    assert_eq!(
+        shown["instance"]["output"],
+        serde_json::json!({"first": 1, "second": 1, "third": 1})
+    );
 
     let report: Value = server.ledger_report();
     let keys = report["keys"].as_object().unwrap();
     assert_eq!(keys.len(), 3, "three distinct effects: {report}");
     for (key, v) in keys {
-        assert_eq!(v["applied"], 1, "effect {key} applied more than once: {report}");
+        assert_eq!(
+            v["applied"], 1,
+            "effect {key} applied more than once: {report}"
+        );
     }
     // The second call was in flight at the kill: it was sent again, with the same key.
-    assert!(keys.values().any(|v| v["seen"].as_u64().unwrap_or(0) >= 2), "the in-flight call was not re-sent: {report}");
+    assert!(
+        keys.values().any(|v| v["seen"].as_u64().unwrap_or(0) >= 2),
+        "the in-flight call was not re-sent: {report}"
+    );
 }

@@ -11,20 +11,39 @@ fn root() -> PathBuf {
 }
 
 fn baton(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_baton")).current_dir(root()).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn run_example(flow: &str, input: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("baton.db");
-    let out = baton(&["run", flow, "--input", input, "--store", db.to_str().unwrap(), "--quiet"]);
-    assert!(out.status.success(), "{flow} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = baton(&[
+        "run",
+        flow,
+        "--input",
+        input,
+        "--store",
+        db.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{flow} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn maplewood_stops_flags_the_lumber_yard() {
-    let out = run_example("examples/maplewood-stops.yaml", "@examples/maplewood-stops.input.json");
+    let out = run_example(
+        "examples/maplewood-stops.yaml",
+        "@examples/maplewood-stops.input.json",
+    );
     assert_eq!(
         out,
         json!({"driver": "d-17", "ok": false, "violations": [{"stop": 1, "rule": "lumber-yard-window", "eta": "14:15"}]})
@@ -33,8 +52,20 @@ fn maplewood_stops_flags_the_lumber_yard() {
 
 #[test]
 fn decide_reroute_evaluates_the_policy_table() {
-    assert_eq!(run_example("examples/decide-reroute.yaml", r#"{"delay": 42, "tier": "gold"}"#), json!({"action": "reroute", "needsApproval": false}));
-    assert_eq!(run_example("examples/decide-reroute.yaml", r#"{"delay": 90, "tier": "silver"}"#), json!({"action": "reroute", "needsApproval": true}));
+    assert_eq!(
+        run_example(
+            "examples/decide-reroute.yaml",
+            r#"{"delay": 42, "tier": "gold"}"#
+        ),
+        json!({"action": "reroute", "needsApproval": false})
+    );
+    assert_eq!(
+        run_example(
+            "examples/decide-reroute.yaml",
+            r#"{"delay": 90, "tier": "silver"}"#
+        ),
+        json!({"action": "reroute", "needsApproval": true})
+    );
 }
 
 #[test]
@@ -47,17 +78,35 @@ fn a_faulting_flow_exits_1_with_problem_details() {
     )
     .unwrap();
     let db = dir.path().join("baton.db");
-    let out = baton(&["run", flow.to_str().unwrap(), "--store", db.to_str().unwrap(), "--quiet"]);
+    let out = baton(&[
+        "run",
+        flow.to_str().unwrap(),
+        "--store",
+        db.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("\"status\": 409") && stderr.contains("\"instance\": \"/do/0/boom\""), "{stderr}");
+    assert!(
+        stderr.contains("\"status\": 409") && stderr.contains("\"instance\": \"/do/0/boom\""),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn examples_validate_and_a_broken_flow_is_located() {
-    for f in ["examples/maplewood-stops.yaml", "examples/decide-reroute.yaml", "examples/reserve-with-ledger.yaml", "examples/await-cancellation.yaml"] {
+    for f in [
+        "examples/maplewood-stops.yaml",
+        "examples/decide-reroute.yaml",
+        "examples/reserve-with-ledger.yaml",
+        "examples/await-cancellation.yaml",
+    ] {
         let out = baton(&["validate", f]);
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let flow = dir.path().join("broken.yaml");
@@ -70,6 +119,12 @@ fn examples_validate_and_a_broken_flow_is_located() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let path = flow.display().to_string();
-    assert!(stderr.contains(&format!("{path}:5:13: error[")), "then target not located: {stderr}");
-    assert!(stderr.contains(&format!("{path}:7:13: error[")), "bad duration not located: {stderr}");
+    assert!(
+        stderr.contains(&format!("{path}:5:13: error[")),
+        "then target not located: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{path}:7:13: error[")),
+        "bad duration not located: {stderr}"
+    );
 }
