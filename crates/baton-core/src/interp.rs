@@ -1587,7 +1587,10 @@ fn expect_ok(outcome: Outcome) -> Result<Value, Problem> {
             )
         }
         Outcome::Stale { reason, .. } => {
-            Err(Problem::new(ErrorKind::Communication, "Stale answer").with_detail(reason))
+            Err(
+                Problem::of_type(crate::problem::baton_types::STALE, 503, "Stale answer")
+                    .with_detail(reason),
+            )
         }
     }
 }

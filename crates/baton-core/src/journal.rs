@@ -106,6 +106,14 @@ pub enum JournalEntry {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         facts: Vec<String>,
     },
+    /// What happened on the way to an effect's outcome (a retry, a limiter wait, a breaker
+    /// transition, a reconciliation, a poll of an accepted job). Informational: replay skips
+    /// notes, so they never change the state derived from the journal.
+    EffectNote {
+        at_ms: u64,
+        key: EffectKey,
+        note: Value,
+    },
     /// A person or system asked the instance to stop.
     CancelRequested {
         at_ms: u64,
@@ -130,6 +138,7 @@ impl JournalEntry {
         match self {
             JournalEntry::Started { at_ms, .. }
             | JournalEntry::EffectCompleted { at_ms, .. }
+            | JournalEntry::EffectNote { at_ms, .. }
             | JournalEntry::CancelRequested { at_ms, .. }
             | JournalEntry::Completed { at_ms, .. }
             | JournalEntry::Faulted { at_ms, .. }
@@ -141,6 +150,7 @@ impl JournalEntry {
         match self {
             JournalEntry::Started { .. } => "started",
             JournalEntry::EffectCompleted { .. } => "effect_completed",
+            JournalEntry::EffectNote { .. } => "effect_note",
             JournalEntry::CancelRequested { .. } => "cancel_requested",
             JournalEntry::Completed { .. } => "completed",
             JournalEntry::Faulted { .. } => "faulted",

@@ -15,5 +15,5 @@ pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, i
 pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
 pub use machine::{Instance, RecoverError, Step};
-pub use problem::{ErrorKind, Problem};
+pub use problem::{ErrorKind, Problem, baton_types};
 pub use program::{BASE_VARS, Env, FlowResolver, Limits, NoFlows, Program, flow_hash};

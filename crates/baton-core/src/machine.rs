@@ -178,6 +178,7 @@ impl Instance {
                 JournalEntry::CancelRequested { reason, .. } => {
                     inst.cancel_reason = Some(reason.clone());
                 }
+                JournalEntry::EffectNote { .. } => {}
                 JournalEntry::Completed { .. }
                 | JournalEntry::Faulted { .. }
                 | JournalEntry::Cancelled { .. } => {
@@ -276,6 +277,30 @@ impl Instance {
         });
         self.journal_len += 1;
         self.poll();
+        true
+    }
+
+    /// Journals a note about an outstanding effect (see [`JournalEntry::EffectNote`]). Notes
+    /// about effects that are no longer outstanding are dropped: they would describe work whose
+    /// result can no longer matter.
+    pub fn note(&mut self, key: &EffectKey, note: Value, now_ms: u64) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.set_now(now_ms);
+        let at_ms = {
+            let s = self.ctx.lock();
+            if !s.outstanding.contains_key(key) || s.results.contains_key(key) {
+                return false;
+            }
+            s.now_ms
+        };
+        self.entries.push(JournalEntry::EffectNote {
+            at_ms,
+            key: key.clone(),
+            note,
+        });
+        self.journal_len += 1;
         true
     }
 

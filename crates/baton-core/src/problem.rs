@@ -77,6 +77,15 @@ impl ErrorKind {
 }
 
 /// A workflow error: RFC 9457 problem details where `instance` is a JSON Pointer to the task.
+/// Baton's own problem types, for what the standard kinds cannot tell apart. Flows catch them
+/// with `errors: with: type: <uri>`.
+pub mod baton_types {
+    /// A provider answered, but its body broke the operation's contract: never used as data.
+    pub const CONTRACT: &str = "https://baton.dev/errors/contract";
+    /// A provider's answer (or a fact) is older than the freshness bound accepted.
+    pub const STALE: &str = "https://baton.dev/errors/stale";
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -95,6 +104,17 @@ impl Problem {
         Problem {
             type_: kind.type_uri(),
             status: kind.default_status(),
+            title: Some(title.into()),
+            detail: None,
+            instance: None,
+        }
+    }
+
+    /// A problem of a type outside the standard kinds (see [`baton_types`]).
+    pub fn of_type(type_uri: &str, status: u16, title: impl Into<String>) -> Problem {
+        Problem {
+            type_: type_uri.to_string(),
+            status,
             title: Some(title.into()),
             detail: None,
             instance: None,

@@ -40,6 +40,23 @@ impl Diagnostic {
         }
     }
 
+    /// A diagnostic with a code defined outside this crate (the provider catalogue's
+    /// `BATON-PROV-…` codes), for documents parsed with [`crate::parse::parse_document`].
+    pub fn coded(
+        code: &str,
+        message: impl Into<String>,
+        pointer: impl Into<String>,
+        at: SourceLocation,
+    ) -> Self {
+        Diagnostic {
+            code: code.to_string(),
+            message: message.into(),
+            pointer: pointer.into(),
+            line: at.line,
+            column: at.column,
+        }
+    }
+
     /// `FILE:LINE:COL: error[CODE]: message`, the format compilers use so editors can jump to it.
     pub fn render(&self, file: &str) -> String {
         format!(

@@ -104,7 +104,8 @@ fn deserialize_model(raw: &Value) -> Result<model::Workflow, (String, String)> {
     })
 }
 
-fn error_pointer(path: &serde_path_to_error::Path) -> String {
+/// The JSON Pointer of the node a `serde_path_to_error` failure names.
+pub fn error_pointer(path: &serde_path_to_error::Path) -> String {
     let mut pointer = String::new();
     for segment in path.iter() {
         match segment {

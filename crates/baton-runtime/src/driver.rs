@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::{RunResult, RuntimeError, Shared, http};
+use crate::providers::{Notes, Target};
+use crate::{PROVIDER_FUNCTION, RunResult, RuntimeError, Shared, http};
 
 /// How often a listener re-reads the store for events stored by another process.
 const EVENT_RECHECK_MS: u64 = 500;
@@ -80,7 +81,7 @@ pub(crate) async fn resume<S: Store>(
                 ))
             })?;
             let opts = baton_flow::ValidateOptions {
-                known_functions: shared.functions.names(),
+                known_functions: shared.known_functions(),
             };
             let loaded = baton_flow::load_flow(&source, &opts).map_err(|ds| {
                 RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("stored flow")).collect())
@@ -129,12 +130,20 @@ fn consumed_events(journal: &[JournalEntry]) -> HashSet<(String, String)> {
         .collect()
 }
 
+/// What an effect task reports to its driver.
+enum EffectMsg {
+    /// Something worth journaling happened on the way (a retry, a reconciliation, a poll).
+    Note(Value),
+    /// The effect ended.
+    Done(Outcome),
+}
+
 struct Driver<S: Store> {
     shared: Arc<Shared<S>>,
     inst: Instance,
     next_seq: u64,
-    tx: mpsc::UnboundedSender<(EffectKey, Outcome)>,
-    rx: mpsc::UnboundedReceiver<(EffectKey, Outcome)>,
+    tx: mpsc::UnboundedSender<(EffectKey, EffectMsg)>,
+    rx: mpsc::UnboundedReceiver<(EffectKey, EffectMsg)>,
     tasks: HashMap<EffectKey, JoinHandle<()>>,
     consumed: Arc<std::sync::Mutex<HashSet<(String, String)>>>,
     result: watch::Sender<Option<RunResult>>,
@@ -249,10 +258,27 @@ impl<S: Store> Driver<S> {
         let consumed = self.consumed.clone();
         let key = call.key.clone();
         let handle = tokio::spawn(async move {
-            let outcome = perform(&shared, &call, &consumed).await;
-            let _ = tx.send((call.key, outcome));
+            let note_tx = tx.clone();
+            let note_key = call.key.clone();
+            let notes = move |note: Value| {
+                let _ = note_tx.send((note_key.clone(), EffectMsg::Note(note)));
+            };
+            let outcome = perform(&shared, &call, &consumed, &notes).await;
+            let _ = tx.send((call.key, EffectMsg::Done(outcome)));
         });
         self.tasks.insert(key, handle);
+    }
+
+    fn take(&mut self, (key, msg): (EffectKey, EffectMsg), now: u64) {
+        match msg {
+            EffectMsg::Note(note) => {
+                self.inst.note(&key, note, now);
+            }
+            EffectMsg::Done(outcome) => {
+                self.tasks.remove(&key);
+                self.inst.deliver(&key, outcome, now);
+            }
+        }
     }
 
     async fn run(mut self) {
@@ -260,16 +286,14 @@ impl<S: Store> Driver<S> {
             if self.status.is_terminal() {
                 break Ok(());
             }
-            let Some((key, outcome)) = self.rx.recv().await else {
+            let Some(first) = self.rx.recv().await else {
                 break Ok(());
             };
-            self.tasks.remove(&key);
             let now = self.shared.clock.now_ms();
-            self.inst.deliver(&key, outcome, now);
-            // Take every other outcome already waiting, so they share one durable append.
-            while let Ok((k, o)) = self.rx.try_recv() {
-                self.tasks.remove(&k);
-                self.inst.deliver(&k, o, now);
+            self.take(first, now);
+            // Take every other message already waiting, so they share one durable append.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.take(msg, now);
             }
             if let Err(e) = self.advance().await {
                 break Err(e);
@@ -320,12 +344,53 @@ async fn perform<S: Store>(
     shared: &Arc<Shared<S>>,
     call: &EffectCall,
     consumed: &std::sync::Mutex<HashSet<(String, String)>>,
+    notes: Notes<'_>,
 ) -> Outcome {
     let allowed = &shared.options.allowed_url_prefixes;
+    let providers = shared.options.providers.as_deref();
     match &call.request {
         EffectRequest::Timer { fire_at_ms } => {
             shared.clock.sleep_until(*fire_at_ms).await;
             Outcome::ok(Value::Null)
+        }
+        // A plain `call: http` to a declared provider shares that provider's gate.
+        EffectRequest::Http(req)
+            if let Some((layer, name)) =
+                providers.and_then(|l| l.provider_for_uri(&req.uri).map(|n| (l, n))) =>
+        {
+            layer
+                .call(&*shared.clock, name, Target::Http(req), call, notes)
+                .await
+        }
+        EffectRequest::Function { name, args } if name == PROVIDER_FUNCTION => {
+            let Some(layer) = providers else {
+                return Outcome::failed(baton_core::Problem::new(
+                    baton_core::ErrorKind::Configuration,
+                    "`call: provider` needs a provider catalogue (--providers FILE)",
+                ));
+            };
+            let (Some(provider), Some(operation)) = (
+                args.get("provider").and_then(Value::as_str),
+                args.get("operation").and_then(Value::as_str),
+            ) else {
+                return Outcome::failed(baton_core::Problem::new(
+                    baton_core::ErrorKind::Validation,
+                    "`call: provider` takes `with: {provider, operation, args}`",
+                ));
+            };
+            let op_args = args.get("args").cloned().unwrap_or(Value::Null);
+            layer
+                .call(
+                    &*shared.clock,
+                    provider,
+                    Target::Operation {
+                        operation,
+                        args: &op_args,
+                    },
+                    call,
+                    notes,
+                )
+                .await
         }
         EffectRequest::Http(req) => {
             // An unknown outcome is reconciled by re-sending with the same idempotency key: a

@@ -66,28 +66,57 @@ pub(crate) fn check_allowed(url: &str, allowed: &Option<Vec<String>>) -> Result<
     }
 }
 
-pub(crate) async fn perform(
-    clients: &HttpClients,
+/// What sending a request came to.
+pub(crate) enum Sent {
+    /// The server answered (any status).
+    Answer(RawAnswer),
+    /// Nothing reached the server (bad method, DNS, connection refused): definitely not applied.
+    NotSent(Problem),
+    /// The request went out but the answer was lost (timeout, connection drop): maybe applied.
+    Lost(String),
+}
+
+/// An answer as received. Header names are lower case.
+pub(crate) struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub is_json: bool,
+}
+
+/// Credentials a provider adds to every call; never journaled, never logged.
+#[derive(Clone)]
+pub(crate) enum ProviderAuth {
+    Bearer(String),
+    Basic(String, String),
+    Header(String, String),
+}
+
+impl std::fmt::Debug for ProviderAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderAuth::Bearer(_) => f.write_str("Bearer(***)"),
+            ProviderAuth::Basic(u, _) => write!(f, "Basic({u}, ***)"),
+            ProviderAuth::Header(h, _) => write!(f, "Header({h}, ***)"),
+        }
+    }
+}
+
+/// Sends `req` with the effect's idempotency key and causation id.
+pub(crate) async fn send(
+    client: &reqwest::Client,
     call: &EffectCall,
     req: &HttpRequest,
-    allowed: &Option<Vec<String>>,
-) -> Outcome {
-    if let Err(p) = check_allowed(&req.uri, allowed) {
-        return Outcome::failed(p);
-    }
+    provider_auth: Option<&ProviderAuth>,
+) -> Sent {
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
-            return Outcome::failed(Problem::new(
+            return Sent::NotSent(Problem::new(
                 ErrorKind::Configuration,
                 format!("invalid HTTP method `{}`", req.method),
             ));
         }
-    };
-    let client = if req.redirect {
-        &clients.follow
-    } else {
-        &clients.no_follow
     };
     let mut rb = client.request(method, &req.uri);
     if !req.query.is_empty() {
@@ -99,59 +128,80 @@ pub(crate) async fn perform(
     rb = rb
         .header("Idempotency-Key", &call.idempotency_key)
         .header("X-Baton-Causation-Id", &call.causation_id);
-    match &req.auth {
-        Some(HttpAuth::Basic { username, password }) => {
+    match (&req.auth, provider_auth) {
+        (Some(HttpAuth::Basic { username, password }), _) => {
             rb = rb.basic_auth(username, Some(password))
         }
-        Some(HttpAuth::Bearer { token }) => rb = rb.bearer_auth(token),
-        None => {}
+        (Some(HttpAuth::Bearer { token }), _) => rb = rb.bearer_auth(token),
+        (None, Some(ProviderAuth::Bearer(t))) => rb = rb.bearer_auth(t),
+        (None, Some(ProviderAuth::Basic(u, p))) => rb = rb.basic_auth(u, Some(p)),
+        (None, Some(ProviderAuth::Header(h, v))) => rb = rb.header(h, v),
+        (None, None) => {}
     }
     if let Some(body) = &req.body {
         rb = rb.json(body);
     }
     let resp = match rb.send().await {
         Ok(r) => r,
-        Err(e) if is_unknown(&e) => {
-            return Outcome::Unknown {
-                reason: e.to_string(),
-            };
-        }
-        Err(e) => return Outcome::failed(communication("Request failed", e.to_string())),
+        Err(e) if is_unknown(&e) => return Sent::Lost(e.to_string()),
+        Err(e) => return Sent::NotSent(communication("Request failed", e.to_string())),
     };
     let status = resp.status().as_u16();
-    let headers: Map<String, Value> = resp
+    let headers: Vec<(String, String)> = resp
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                Value::String(v.to_str().unwrap_or("").to_string()),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let is_json = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"));
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            return Outcome::Unknown {
-                reason: format!("response body lost: {e}"),
-            };
-        }
-    };
-    if bytes.len() > RESPONSE_BYTES_MAX {
-        return Outcome::failed(communication(
+    match resp.bytes().await {
+        Ok(b) if b.len() > RESPONSE_BYTES_MAX => Sent::NotSent(communication(
             "Response too large",
-            format!("{} bytes", bytes.len()),
-        ));
+            format!("{} bytes", b.len()),
+        )),
+        Ok(b) => Sent::Answer(RawAnswer {
+            status,
+            headers,
+            body: b.to_vec(),
+            is_json,
+        }),
+        Err(e) => Sent::Lost(format!("response body lost: {e}")),
     }
+}
+
+pub(crate) async fn perform(
+    clients: &HttpClients,
+    call: &EffectCall,
+    req: &HttpRequest,
+    allowed: &Option<Vec<String>>,
+) -> Outcome {
+    if let Err(p) = check_allowed(&req.uri, allowed) {
+        return Outcome::failed(p);
+    }
+    let client = if req.redirect {
+        &clients.follow
+    } else {
+        &clients.no_follow
+    };
+    match send(client, call, req, None).await {
+        Sent::Answer(a) => shape(req, &a),
+        Sent::NotSent(p) => Outcome::failed(p),
+        Sent::Lost(reason) => Outcome::Unknown { reason },
+    }
+}
+
+/// The outcome of a plain `call: http` answer: 2xx (and 3xx with `redirect: true`) is data in
+/// the shape `output` asks for; any other status is a `communication` error.
+pub(crate) fn shape(req: &HttpRequest, answer: &RawAnswer) -> Outcome {
+    let status = answer.status;
+    let bytes = &answer.body;
     let content = if bytes.is_empty() {
         Value::Null
-    } else if is_json {
-        match serde_json::from_slice(&bytes) {
+    } else if answer.is_json {
+        match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(e) => {
                 return Outcome::failed(
@@ -160,8 +210,8 @@ pub(crate) async fn perform(
             }
         }
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
     };
     let ok = (200..300).contains(&status) || (req.redirect && (300..400).contains(&status));
     if !ok {
@@ -178,9 +228,16 @@ pub(crate) async fn perform(
         }
         return Outcome::failed(p);
     }
-    let value = match req.output {
+    Outcome::ok(shape_value(req, answer, content))
+}
+
+/// The value a flow sees for a successful answer whose body is `content`.
+pub(crate) fn shape_value(req: &HttpRequest, answer: &RawAnswer, content: Value) -> Value {
+    match req.output {
         HttpOutput::Content => content,
-        HttpOutput::Raw => Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+        HttpOutput::Raw => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&answer.body))
+        }
         HttpOutput::Response => {
             // The recorded request leaves out credentials: the journal never holds secrets.
             let req_headers: Map<String, Value> = req
@@ -188,15 +245,19 @@ pub(crate) async fn perform(
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
+            let headers: Map<String, Value> = answer
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             json!({
                 "request": {"method": req.method, "uri": req.uri, "headers": req_headers},
-                "statusCode": status,
+                "statusCode": answer.status,
                 "headers": headers,
                 "content": content,
             })
         }
-    };
-    Outcome::ok(value)
+    }
 }
 
 /// `call: openapi`: fetches (and caches) the document, finds the operation and calls it.

@@ -12,6 +12,7 @@ mod driver;
 mod events;
 mod functions;
 mod http;
+mod providers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use catalog::FlowCatalog;
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use functions::{Function, FunctionRegistry, FunctionResult};
+pub use providers::{ProviderLayer, Secrets};
+
+/// The function name of calls to catalogue operations: `call: provider` with
+/// `with: {provider, operation, args}`.
+pub const PROVIDER_FUNCTION: &str = "provider";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,6 +60,8 @@ pub struct RuntimeOptions {
     pub unknown_resends_max: u32,
     /// When set, outbound HTTP calls may only go to URLs starting with one of these prefixes.
     pub allowed_url_prefixes: Option<Vec<String>>,
+    /// The declared providers, shared by every instance (and runtime) holding this layer.
+    pub providers: Option<Arc<ProviderLayer>>,
     pub env: Env,
 }
 
@@ -64,6 +72,7 @@ impl Default for RuntimeOptions {
             http_timeout_ms: 30_000,
             unknown_resends_max: 3,
             allowed_url_prefixes: None,
+            providers: None,
             env: Env::default(),
         }
     }
@@ -91,6 +100,18 @@ pub(crate) struct Shared<S: Store> {
     pub running: Mutex<HashMap<InstanceId, watch::Receiver<Option<RunResult>>>>,
     /// Called with each task event of every instance (progress display).
     pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
+}
+
+impl<S: Store> Shared<S> {
+    /// Function names a flow may call: the registered ones, plus `provider` when a catalogue
+    /// is loaded.
+    pub fn known_functions(&self) -> Vec<String> {
+        let mut names = self.functions.names();
+        if self.options.providers.is_some() {
+            names.push(PROVIDER_FUNCTION.to_string());
+        }
+        names
+    }
 }
 
 /// Waits for a driver's result; `None` if the driver went away without one.
@@ -160,7 +181,17 @@ impl<S: Store> Runtime<S> {
 
     /// Names of the registered custom functions (for flow validation).
     pub fn function_names(&self) -> Vec<String> {
-        self.shared.functions.names()
+        self.shared.known_functions()
+    }
+
+    /// The provider layer's state (breakers, tokens, counters), if a catalogue is loaded.
+    pub fn provider_snapshot(&self) -> Option<Value> {
+        let now = self.shared.clock.now_ms();
+        self.shared
+            .options
+            .providers
+            .as_ref()
+            .map(|l| l.snapshot(now))
     }
 
     /// Reports every task event of every instance to `f` (e.g. progress on stderr).

@@ -6,6 +6,7 @@
 
 mod bench;
 mod decide;
+mod providers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,12 +39,27 @@ struct StoreArg {
     store: PathBuf,
 }
 
+/// The provider catalogue and the secrets its credentials refer to.
+#[derive(clap::Args, Clone, Default)]
+struct ProviderArgs {
+    /// Provider catalogue (YAML): the external systems flows may call, with their limits.
+    /// When given, outbound calls may only go to these providers.
+    #[arg(long, env = "BATON_PROVIDERS")]
+    providers: Option<PathBuf>,
+    /// Secrets file (YAML or JSON mapping of name to value) for `secret: NAME` references.
+    #[arg(long, env = "BATON_SECRETS")]
+    secrets: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Check flows; diagnostics on stderr as FILE:LINE:COL: error[CODE]: message.
+    /// Check flows (and a provider catalogue); diagnostics on stderr as
+    /// FILE:LINE:COL: error[CODE]: message.
     Validate {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "providers")]
         flows: Vec<PathBuf>,
+        #[arg(long, env = "BATON_PROVIDERS")]
+        providers: Option<PathBuf>,
     },
     /// Run one instance of a flow to completion; the output JSON on stdout.
     Run {
@@ -59,11 +75,15 @@ enum Command {
         /// Do not print task progress on stderr.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        providers: ProviderArgs,
     },
     /// Resume every unfinished instance in the store and wait for them; prints `ID STATUS`.
     Resume {
         #[command(flatten)]
         store: StoreArg,
+        #[command(flatten)]
+        providers: ProviderArgs,
     },
     /// List instances.
     Instances {
@@ -162,13 +182,14 @@ fn main() -> ExitCode {
 
 async fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
-        Command::Validate { flows } => Ok(validate(&flows)),
+        Command::Validate { flows, providers } => Ok(validate(&flows, providers.as_deref())),
         Command::Run {
             flow,
             input,
             store,
             flows,
             quiet,
+            providers,
         } => {
             run(
                 &flow,
@@ -176,10 +197,11 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 &store.store,
                 flows.as_deref(),
                 quiet,
+                &providers,
             )
             .await
         }
-        Command::Resume { store } => resume(&store.store).await,
+        Command::Resume { store, providers } => resume(&store.store, &providers).await,
         Command::Instances {
             store,
             json,
@@ -265,17 +287,44 @@ fn runtime(store: Arc<SqliteStore>) -> Runtime<SqliteStore> {
     rt
 }
 
-fn function_names() -> Vec<String> {
-    let registry = baton_runtime::FunctionRegistry::with_builtins();
-    registry.register("decide", decide::Decide::default());
-    registry.names()
+/// A runtime bound to the provider catalogue (when given): outbound calls then go only to the
+/// declared providers, through their shared limits.
+fn runtime_with(store: Arc<SqliteStore>, args: &ProviderArgs) -> Result<Runtime<SqliteStore>> {
+    let mut options = RuntimeOptions::default();
+    if let Some(path) = &args.providers {
+        let layer = providers::load_layer(path, args.secrets.as_deref())?;
+        options.allowed_url_prefixes = Some(layer.catalog().base_urls());
+        options.providers = Some(Arc::new(layer));
+    }
+    let rt = Runtime::new(store, options);
+    rt.functions().register("decide", decide::Decide::default());
+    Ok(rt)
 }
 
-fn validate(flows: &[PathBuf]) -> ExitCode {
+fn function_names(with_providers: bool) -> Vec<String> {
+    let registry = baton_runtime::FunctionRegistry::with_builtins();
+    registry.register("decide", decide::Decide::default());
+    let mut names = registry.names();
+    if with_providers {
+        names.push(baton_runtime::PROVIDER_FUNCTION.to_string());
+    }
+    names
+}
+
+fn validate(flows: &[PathBuf], providers: Option<&Path>) -> ExitCode {
     let opts = baton_flow::ValidateOptions {
-        known_functions: function_names(),
+        known_functions: function_names(providers.is_some()),
     };
     let mut failed = false;
+    if let Some(path) = providers {
+        match providers::load_catalog_file(path) {
+            Ok(c) => eprintln!("{}: ok ({} providers)", path.display(), c.providers.len()),
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
+        }
+    }
     for path in flows {
         let text = match read(path) {
             Ok(t) => t,
@@ -362,10 +411,11 @@ async fn run(
     store: &Path,
     flows_dir: Option<&Path>,
     quiet: bool,
+    providers: &ProviderArgs,
 ) -> Result<ExitCode> {
     let text = read(flow)?;
     let input = parse_input(input)?;
-    let rt = runtime(open_store(store).await?);
+    let rt = runtime_with(open_store(store).await?, providers)?;
     let dir = flows_dir
         .map(Path::to_path_buf)
         .or_else(|| flow.parent().map(Path::to_path_buf))
@@ -393,6 +443,9 @@ async fn run(
     eprintln!("instance {id} started");
     let result = rt.wait(&id).await?;
     eprintln!("instance {id} {}", result.status.as_str());
+    if !quiet && let Some(snapshot) = rt.provider_snapshot() {
+        providers::print_summary(&snapshot);
+    }
     match result.status {
         Status::Completed => {
             println!(
@@ -410,8 +463,8 @@ async fn run(
     }
 }
 
-async fn resume(store: &Path) -> Result<ExitCode> {
-    let rt = runtime(open_store(store).await?);
+async fn resume(store: &Path, providers: &ProviderArgs) -> Result<ExitCode> {
+    let rt = runtime_with(open_store(store).await?, providers)?;
     let ids = rt.resume_all().await?;
     eprintln!("resuming {} instance(s)", ids.len());
     let mut all_ok = true;
@@ -493,6 +546,9 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
                     baton_core::Outcome::Stale { reason, .. } => reason.clone(),
                 };
                 format!("effect {key} {} {detail}", outcome.label())
+            }
+            JournalEntry::EffectNote { key, note, .. } => {
+                format!("  note {key} {}", truncate(&note.to_string(), 160))
             }
             JournalEntry::CancelRequested { reason, .. } => format!("cancel requested: {reason}"),
             JournalEntry::Completed { output, .. } => {
