@@ -319,3 +319,68 @@ async fn the_clock_runs_from_the_start_and_advances_by_hand() {
     .await;
     assert!(bad.is_err());
 }
+
+#[tokio::test]
+async fn the_warehouse_by_nature_drops_some_picks_it_accepted() {
+    let sim = still_sim(1).await;
+    let base = sim.base_url();
+    let mut dropped = Vec::new();
+    for i in 0..40 {
+        let key = format!("pick-{i}");
+        let (status, accepted) = post(
+            &format!("{base}/warehouse/picks"),
+            Some(&key),
+            json!({"order": "o-1030"}),
+        )
+        .await;
+        assert_eq!(
+            (status, accepted["accepted"].clone()),
+            (StatusCode::OK, json!(true))
+        );
+        let (status, _) = get(&format!("{base}/warehouse/picks/{key}")).await;
+        if status == StatusCode::NOT_FOUND {
+            dropped.push(key);
+        } else {
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    assert!(!dropped.is_empty() && dropped.len() < 20, "{dropped:?}");
+    let ledger = sim.ledger();
+    for (key, entry) in ledger["warehouse"].as_object().expect("warehouse") {
+        let expected = if dropped.contains(key) { 0 } else { 1 };
+        assert_eq!(entry["applied"], json!(expected), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_url_and_providers_and_serves() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
+        .args(["--port", "0", "--seed", "3", "--speed", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baton-sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a first line");
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    for provider in baton_sim::PROVIDERS {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("a provider line");
+        assert!(line.starts_with(provider), "{line}");
+        assert!(line.contains(&format!("{base}/{provider}")), "{line}");
+    }
+    let (status, clock) = get(&format!("{base}/clock")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(clock["now"], json!(baton_sim::DEFAULT_START));
+    child.kill().await.expect("stop the child started here");
+}
