@@ -15,13 +15,21 @@ use jiff::tz::TimeZone;
 /// Where Maplewood is.
 pub const ZONE: &str = "America/New_York";
 
-/// The default start of a simulation: 06:00 on a Monday, when the day's plan is made.
+/// The start of a scripted day: 06:00 on a Monday, when the day's plan is made. `baton sim` and
+/// the tests that check freshness start at `now` instead (see [`real_timestamp`]).
 pub const DEFAULT_START: &str = "2026-11-23T06:00:00-05:00";
 
 /// The real clock, for rate windows and arrival stamps.
 #[allow(clippy::disallowed_methods)] // the fake world's own real time (see the module docs)
 pub(crate) fn real_now() -> Instant {
     Instant::now()
+}
+
+/// The real wall-clock time, for a simulation that starts `now`: its `as_of` stamps then agree
+/// with the clock of the Baton that reads them, so freshness checks mean what they say.
+#[allow(clippy::disallowed_methods)] // the fake world's own real time (see the module docs)
+pub(crate) fn real_timestamp() -> Timestamp {
+    Timestamp::now()
 }
 
 /// A provider's own delay: scripted latency, a connection held open after applying an effect.
@@ -43,9 +51,13 @@ impl SimClock {
     /// `start` is an RFC 3339 instant; `speed` simulated seconds per real second (0 stops the
     /// clock between manual advances).
     pub(crate) fn new(start: &str, speed: f64) -> Result<SimClock, String> {
-        let ts: Timestamp = start
-            .parse()
-            .map_err(|e| format!("start '{start}' is not an RFC 3339 time: {e}"))?;
+        let ts: Timestamp = if start == "now" {
+            real_timestamp()
+        } else {
+            start
+                .parse()
+                .map_err(|e| format!("start '{start}' is not an RFC 3339 time (or `now`): {e}"))?
+        };
         if !(speed.is_finite() && speed >= 0.0) {
             return Err(format!(
                 "speed must be a finite number of at least 0, not {speed}"

@@ -135,7 +135,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// Simulated seconds per real second (default 1.0; 0 stops the clock between advances).
     pub speed: f64,
-    /// The simulated start, RFC 3339 (default [`DEFAULT_START`], 06:00 when the plan is made).
+    /// The simulated start, RFC 3339 or `now` (default [`DEFAULT_START`], 06:00 when the plan is
+    /// made). Start at `now` when Baton checks the freshness of what the providers answer: their
+    /// `as_of` stamps are then on Baton's clock.
     pub start: Option<String>,
 }
 
