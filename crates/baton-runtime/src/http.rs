@@ -143,7 +143,15 @@ pub(crate) async fn send(
     }
     let resp = match rb.send().await {
         Ok(r) => r,
-        Err(e) if is_unknown(&e) => return Sent::Lost(e.to_string()),
+        Err(e) if e.is_timeout() => {
+            return Sent::Lost(format!(
+                "no answer from {} within the request timeout after sending",
+                req.uri
+            ));
+        }
+        Err(e) if is_unknown(&e) => {
+            return Sent::Lost(format!("connection to {} lost after sending: {e}", req.uri));
+        }
         Err(e) => return Sent::NotSent(communication("Request failed", e.to_string())),
     };
     let status = resp.status().as_u16();

@@ -586,3 +586,35 @@ async fn clock_advance(AxState(s): AxState<Arc<Shared>>, bytes: Bytes) -> Respon
     s.clock.advance(advance.seconds);
     reply(StatusCode::OK, s.clock_json())
 }
+
+/// One line on what a provider is, for listings.
+pub fn describe(provider: &str) -> &'static str {
+    match provider {
+        "orders" => "legacy orders, nightly export (as_of = midnight)",
+        "portal" => "customer portal: fresh status, cancellations",
+        "gps" => "truck positions, 5-120 s old",
+        "optimizer" => "route plans: 202, then done 2-14 s later",
+        "carrier" => "partner carrier: 30 req/s, Idempotency-Key",
+        "warehouse" => "picks: sometimes 200 without doing it",
+        "inventory" => "stock (some from the nightly export), reservations",
+        "verify" => "address verification: 30 req/s, null verdicts under load",
+        "notify" => "driver tablets and customer texts",
+        "payments" => "refunds, by API and by hand",
+        _ => "",
+    }
+}
+
+/// Serves the world on `addr`, prints the base URL (first line of stdout) and each provider,
+/// and runs until Ctrl-C. Used by the `baton-sim` binary and `baton sim`.
+pub async fn serve_until_interrupted(addr: SocketAddr, opts: SimOptions) -> std::io::Result<()> {
+    let sim = Sim::bind(addr, opts).await?;
+    let base = sim.base_url();
+    println!("{base}");
+    for p in PROVIDERS {
+        println!("{p:<10} {base}/{p:<10} {}", describe(p));
+    }
+    println!("control    {base}/control  ledger {base}/ledger  clock {base}/clock");
+    let interrupted = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    interrupted
+}

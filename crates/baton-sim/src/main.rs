@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use baton_sim::{PROVIDERS, Sim, SimOptions};
+use baton_sim::SimOptions;
 use clap::Parser;
 
 /// The Maplewood Logistics simulator: Baton's demo world as fake HTTP providers.
@@ -18,25 +18,10 @@ struct Args {
     /// Simulated seconds per real second.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
-    /// Simulated start time, RFC 3339.
-    #[arg(long, default_value = baton_sim::DEFAULT_START)]
+    /// Simulated start time, RFC 3339, or `now` (the default: the providers' `as_of` stamps then
+    /// agree with Baton's clock, which freshness checks need).
+    #[arg(long, default_value = "now")]
     start: String,
-}
-
-fn blurb(provider: &str) -> &'static str {
-    match provider {
-        "orders" => "legacy orders, nightly export (as_of = midnight)",
-        "portal" => "customer portal: fresh status, cancellations",
-        "gps" => "truck positions, 5-120 s old",
-        "optimizer" => "route plans: 202, then done 2-14 s later",
-        "carrier" => "partner carrier: 30 req/s, Idempotency-Key",
-        "warehouse" => "picks: sometimes 200 without doing it",
-        "inventory" => "stock (some from the nightly export), reservations",
-        "verify" => "address verification: 30 req/s, null verdicts under load",
-        "notify" => "driver tablets and customer texts",
-        "payments" => "refunds, by API and by hand",
-        _ => "",
-    }
 }
 
 #[tokio::main]
@@ -47,22 +32,13 @@ async fn main() -> std::process::ExitCode {
         speed: args.speed,
         start: Some(args.start),
     };
-    let sim = match Sim::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), opts).await {
-        Ok(sim) => sim,
+    match baton_sim::serve_until_interrupted(SocketAddr::from(([127, 0, 0, 1], args.port)), opts)
+        .await
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("baton-sim: {e}");
-            return std::process::ExitCode::FAILURE;
+            std::process::ExitCode::FAILURE
         }
-    };
-    let base = sim.base_url();
-    println!("{base}");
-    for p in PROVIDERS {
-        println!("{p:<10} {base}/{p:<10} {}", blurb(p));
     }
-    println!("control    {base}/control  ledger {base}/ledger  clock {base}/clock");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("baton-sim: cannot wait for Ctrl-C: {e}");
-    }
-    sim.shutdown().await;
-    std::process::ExitCode::SUCCESS
 }

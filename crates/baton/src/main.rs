@@ -132,6 +132,22 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: String,
     },
+    /// Serve the Maplewood simulator (the demo world's providers) until Ctrl-C.
+    Sim {
+        /// Port on 127.0.0.1 (0 picks a free one); the examples' catalogue expects 7400.
+        #[arg(long, default_value_t = 7400)]
+        port: u16,
+        /// Seed of the world and of every random draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Simulated start, RFC 3339, or `now` (the default, so `as_of` stamps agree with
+        /// Baton's clock and freshness checks mean what they say).
+        #[arg(long, default_value = "now")]
+        start: String,
+    },
     /// Benchmarks (release build): W1 local durable steps, W2 HTTP steps.
     Bench(bench::BenchArgs),
 }
@@ -257,6 +273,23 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             baton_testkit::serve_forever(addr)
                 .await
                 .context("the fake server stopped")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            port,
+            seed,
+            speed,
+            start,
+        } => {
+            let opts = baton_sim::SimOptions {
+                seed,
+                speed,
+                start: Some(start),
+            };
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            baton_sim::serve_until_interrupted(addr, opts)
+                .await
+                .context("the simulator stopped")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run(args).await,

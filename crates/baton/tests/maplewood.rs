@@ -1,0 +1,206 @@
+//! The `examples/maplewood/` flows run end to end against the simulator, exactly as the README
+//! shows (`baton run FLOW --providers … --secrets …`), with the catalogue pointed at this test's
+//! simulator through `MAPLEWOOD_URL`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use baton_sim::{Faults, Sim, SimOptions};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+async fn sim() -> Sim {
+    Sim::start(SimOptions {
+        start: Some("now".to_string()),
+        ..SimOptions::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+/// Runs `baton` on a blocking thread so the in-process simulator keeps serving.
+async fn baton(sim: &Sim, db: PathBuf, args: Vec<String>) -> std::process::Output {
+    let base = sim.base_url();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .current_dir(root())
+            .env("MAPLEWOOD_URL", base)
+            .env("BATON_STORE", db)
+            .env_remove("BATON_PROVIDERS")
+            .args(args)
+            .output()
+            .expect("baton runs")
+    })
+    .await
+    .expect("join")
+}
+
+async fn run(
+    sim: &Sim,
+    flow: &str,
+    input: Option<&str>,
+) -> (Value, String, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let mut args: Vec<String> = [
+        "run",
+        flow,
+        "--providers",
+        "examples/maplewood/providers.yaml",
+        "--secrets",
+        "examples/maplewood/secrets.yaml",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(i) = input {
+        args.extend(["--input".to_string(), i.to_string()]);
+    }
+    let out = baton(sim, db.clone(), args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{flow} failed: {stderr}");
+    (
+        serde_json::from_slice(&out.stdout).expect("JSON output"),
+        stderr,
+        db,
+        dir,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn morning_plan_catches_what_the_optimizer_does_not_know() {
+    let sim = sim().await;
+    let (out, _, _, _dir) = run(&sim, "examples/maplewood/morning-plan.yaml", None).await;
+    assert_eq!(out["plan_ok"], json!(false));
+    let violations = out["violations"].as_array().expect("violations");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["rule"] == json!("lumber-yard-window") && v["eta"] == json!("14:15")),
+        "{out}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["rule"] == json!("rural-stop-cap"))
+    );
+    assert!(sim.request_count("optimizer") >= 2, "202, then polls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_stock_is_unknown_and_live_stock_decides() {
+    let sim = sim().await;
+    let (out, _, _, _d) = run(
+        &sim,
+        "examples/maplewood/stale-stock.yaml",
+        Some(r#"{"store": "store-01", "sku": "sku-lumber-2x4", "qty": 10}"#),
+    )
+    .await;
+    assert_eq!(out["decision"], json!("unknown"), "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("at most 15.0 min"))
+    );
+    let (out, _, _, _d) = run(
+        &sim,
+        "examples/maplewood/stale-stock.yaml",
+        Some(r#"{"store": "store-02", "sku": "sku-lumber-2x4", "qty": 10}"#),
+    )
+    .await;
+    assert_eq!(out["decision"], json!("send-trucks"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_address_checks_keep_to_the_rate_and_name_the_missing() {
+    let sim = sim().await;
+    let (out, stderr, _, _d) = run(&sim, "examples/maplewood/address-checks.yaml", None).await;
+    assert_eq!(out["checked"], json!(50), "{out}");
+    let arrivals = sim.arrivals_ms("verify");
+    let worst = (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| **t - arrivals[i] < 1000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(worst <= 30, "at most 30 a second, saw {worst}");
+    let missing = out["missing"].as_array().expect("missing").len();
+    if missing > 0 {
+        assert!(
+            out["go_ahead"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("withheld"))
+        );
+    }
+    assert!(stderr.contains("provider verify: 50 requests"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reservation_that_did_happen_is_reconciled_and_applied_once() {
+    let sim = sim().await;
+    sim.control(
+        "inventory",
+        Faults {
+            timeout_after_apply: Some(1.0),
+            hang_ms: Some(5_000),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    let (out, _, db, _d) = run(&sim, "examples/maplewood/reserve-and-book.yaml", None).await;
+    assert!(
+        out["reservation"].is_string() && out["booking"].is_string(),
+        "{out}"
+    );
+    let ledger = sim.ledger();
+    let reservations = ledger["inventory"].as_object().expect("inventory");
+    assert_eq!(reservations.len(), 1);
+    assert!(
+        reservations.values().all(|k| k["applied"] == json!(1)),
+        "{ledger}"
+    );
+    // `baton show` tells the story: unknown, then reconciled as applied.
+    let list = baton(&sim, db.clone(), vec!["instances".into(), "--json".into()]).await;
+    let list: Value = serde_json::from_slice(&list.stdout).expect("list");
+    let id = list[0]["id"].as_str().expect("id").to_string();
+    let shown = baton(&sim, db, vec!["show".into(), id]).await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let unknown = text.find("\"unknown\"").expect("unknown noted");
+    let reconciled = text
+        .find("\"reconciled\":\"applied\"")
+        .expect("reconciliation noted");
+    assert!(unknown < reconciled, "{text}");
+}
+
+#[test]
+fn a_broken_catalogue_is_reported_with_locations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("providers.yaml");
+    std::fs::write(
+        &path,
+        "providers:\n  carrier:\n    base_url: http://127.0.0.1:7400/carrier\n    rate_limit: { rate: -3 }\n    fallbacks: [nobody]\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["validate", "--providers", path.to_str().expect("utf-8")])
+        .output()
+        .expect("baton runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "providers.yaml:4:25: error[BATON-PROV-003]: the rate must be a positive number"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("providers.yaml:5:17: error[BATON-PROV-004]: no provider named `nobody`"),
+        "{err}"
+    );
+}
