@@ -269,3 +269,18 @@ fn random_token_soup_never_panics() {
         let _ = baton_decision::feel::parser::parse_unary_tests(&src, &[]);
     }
 }
+
+/// The trace of a requirement graph: required decisions first, a COLLECT
+/// table with several matches, a FIRST table that fell back to its default,
+/// and a business knowledge model's table listed under the decision that
+/// invoked it. The expected JSON is the stable trace format (DESIGN.md).
+#[test]
+fn trace_of_a_requirement_graph_is_stable() {
+    let m = DecisionModel::parse_strict(include_str!("data/trace-graph.dmn")).expect("compiles");
+    let r = m
+        .evaluate("Summary", &json!({"score": 120, "region": "US"}), true)
+        .expect("evaluates");
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("data/trace-graph.json")).expect("golden JSON");
+    assert_eq!(serde_json::to_value(&r).expect("serialises"), expected);
+}

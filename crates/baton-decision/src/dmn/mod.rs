@@ -6,6 +6,7 @@
 //! bound as functions, results coerced to their declared types.
 
 pub mod boxed;
+mod index;
 pub mod table;
 pub mod types;
 mod xml;
@@ -16,11 +17,11 @@ use boxed::{Boxed, FunctionDef, call_def};
 use types::{Type, TypeRegistry, coerce};
 
 use crate::feel::temporal::DateTime;
-use crate::feel::value::{Callable, Context, Function, Value};
-use crate::feel::{Evaluator, FeelError, Host};
+use crate::feel::value::{Callable, Context, Function, Value, str_eq};
+use crate::feel::{Buffers, Evaluator, FeelError, Host};
 use crate::json::{from_json, to_json};
-use crate::trace::{DecisionTrace, InputTrace, RuleRef, TableTrace, Trace, TraceValue};
-use std::borrow::Cow;
+use crate::trace::{DecisionTrace, Trace, TraceValue};
+use std::cell::Cell;
 
 /// Errors from parsing or evaluating a model. Each names what and where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -122,8 +123,14 @@ impl Host for ModelHost<'_> {
     }
 }
 
+thread_local! {
+    /// Evaluator buffers kept between evaluations on this thread.
+    static BUFFERS: Cell<Buffers> = const { Cell::new(Buffers::new()) };
+}
+
 /// Evaluation state of one call: memoised decision results and traces.
 struct Run {
+    /// Indexed by decision; allocated on the first result stored.
     values: Vec<Option<Value>>,
     /// Decisions being evaluated (cycle detection): a bit per decision.
     visiting: u64,
@@ -133,6 +140,30 @@ struct Run {
 }
 
 impl Run {
+    fn new(traces: bool) -> Run {
+        Run {
+            values: Vec::new(),
+            visiting: 0,
+            visiting_more: Vec::new(),
+            traces: traces.then(Vec::new),
+        }
+    }
+
+    /// A memoised decision result (null when not evaluated).
+    fn value(&self, idx: usize) -> Value {
+        self.values
+            .get(idx)
+            .and_then(Clone::clone)
+            .unwrap_or(Value::Null)
+    }
+
+    fn store(&mut self, idx: usize, v: Value, n_decisions: usize) {
+        if self.values.len() <= idx {
+            self.values.resize(n_decisions.max(idx + 1), None);
+        }
+        self.values[idx] = Some(v);
+    }
+
     fn is_visiting(&self, idx: usize) -> bool {
         if idx < 64 {
             self.visiting & (1 << idx) != 0
@@ -237,22 +268,18 @@ impl DecisionModel {
             model: m,
             now: opts.now.clone(),
         };
-        let mut ev = Evaluator::new(&host);
-        if let Some(idx) = m.decisions.iter().position(|d| &*d.name == decision) {
-            let mut run = Run {
-                values: vec![None; m.decisions.len()],
-                visiting: 0,
-                visiting_more: Vec::new(),
-                traces: opts.trace.then(Vec::new),
-            };
+        let mut ev = Evaluator::with_buffers(&host, BUFFERS.with(Cell::take));
+        if let Some(idx) = m.decisions.iter().position(|d| str_eq(&d.name, decision)) {
+            let mut run = Run::new(opts.trace);
             if opts.trace {
                 ev.trace = Some(Vec::new());
             }
             let v = self.eval_decision(&mut ev, idx, input, &mut run);
             let trace = run.traces.map(|decisions| Trace {
-                decision: Arc::from(decision),
+                decision: m.decisions[idx].name.clone(),
                 decisions,
             });
+            BUFFERS.with(|b| b.set(ev.into_buffers()));
             return Ok((v, trace));
         }
         if let Some(s) = m.services.iter().position(|s| &*s.name == decision) {
@@ -301,8 +328,14 @@ impl DecisionModel {
 
     /// Functions visible everywhere: business knowledge models and services.
     fn globals(&self) -> Vec<(Arc<str>, Value)> {
+        let mut g = Vec::new();
+        self.push_globals(&mut g);
+        g
+    }
+
+    fn push_globals(&self, g: &mut Vec<(Arc<str>, Value)>) {
         let m = &*self.inner;
-        let mut g = Vec::with_capacity(m.bkms.len() + m.services.len());
+        g.reserve(m.bkms.len() + m.services.len());
         for (i, b) in m.bkms.iter().enumerate() {
             g.push((
                 b.name.clone(),
@@ -321,25 +354,29 @@ impl DecisionModel {
                 })))),
             ));
         }
-        g
     }
 
-    fn input_scope(&self, input: &Context) -> Vec<(Arc<str>, Value)> {
+    /// Fills the scope a decision's body sees: global functions and the
+    /// input data (coerced to their declared types), with room for `extra`
+    /// required decisions.
+    fn input_scope(&self, scope: &mut Vec<(Arc<str>, Value)>, input: &Context, extra: usize) {
         let m = &*self.inner;
-        let mut scope = self.globals();
+        scope.reserve(m.bkms.len() + m.services.len() + input.entries.len() + extra);
+        self.push_globals(scope);
         for (k, v) in &input.entries {
-            let v = match m
-                .inputs
-                .iter()
-                .find(|i| i.name == *k)
-                .and_then(|i| i.ty.as_ref())
-            {
-                Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
-                None => v.clone(),
-            };
-            scope.push((k.clone(), v));
+            // Declared inputs are keyed by the model's own name allocation,
+            // which the compiled expressions share.
+            match m.inputs.iter().find(|i| str_eq(&i.name, k)) {
+                Some(i) => {
+                    let v = match &i.ty {
+                        Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
+                        None => v.clone(),
+                    };
+                    scope.push((i.name.clone(), v));
+                }
+                None => scope.push((k.clone(), v.clone())),
+            }
         }
-        scope
     }
 
     fn eval_decision(
@@ -349,7 +386,7 @@ impl DecisionModel {
         input: &Context,
         run: &mut Run,
     ) -> Value {
-        if let Some(v) = &run.values[idx] {
+        if let Some(Some(v)) = run.values.get(idx) {
             return v.clone();
         }
         if run.is_visiting(idx) {
@@ -358,20 +395,27 @@ impl DecisionModel {
         }
         run.set_visiting(idx, true);
         let d = &self.inner.decisions[idx];
-        let mut scope = self.input_scope(input);
+        // Required decisions first (their results are memoised in `run`).
         for &r in &d.req_decisions {
-            let v = self.eval_decision(ev, r, input, run);
-            scope.push((self.inner.decisions[r].name.clone(), v));
+            self.eval_decision(ev, r, input, run);
         }
         let start = ev.trace.as_ref().map(Vec::len).unwrap_or(0);
         let mut v = ev
-            .with_scope(scope, |ev| d.body.eval(ev))
+            .with_new_scope(
+                |scope| {
+                    self.input_scope(scope, input, d.req_decisions.len());
+                    for &r in &d.req_decisions {
+                        scope.push((self.inner.decisions[r].name.clone(), run.value(r)));
+                    }
+                },
+                |ev| d.body.eval(ev),
+            )
             .unwrap_or(Value::Null);
         if let Some(t) = &d.ty {
             v = coerce(t, v, false).unwrap_or(Value::Null);
         }
         if let (Some(traces), Some(records)) = (run.traces.as_mut(), ev.trace.as_mut()) {
-            let tables = records.drain(start..).map(table_trace).collect();
+            let tables = records.drain(start..).collect();
             traces.push(DecisionTrace {
                 id: d.id.clone(),
                 name: d.name.clone(),
@@ -380,36 +424,11 @@ impl DecisionModel {
             });
         }
         run.set_visiting(idx, false);
-        run.values[idx] = Some(v.clone());
+        // Only another decision can ask for this result again.
+        if self.inner.decisions.len() > 1 {
+            run.store(idx, v.clone(), self.inner.decisions.len());
+        }
         v
-    }
-}
-
-fn table_trace(r: table::TableRecord) -> TableTrace {
-    let rule = |i: &u32| RuleRef {
-        index: *i as usize + 1,
-        id: r
-            .rule_ids
-            .get(*i as usize)
-            .cloned()
-            .unwrap_or_else(|| Arc::from("")),
-    };
-    TableTrace {
-        id: r.id.clone(),
-        hit_policy: Cow::Borrowed(r.hit_policy),
-        inputs: r
-            .input_names
-            .iter()
-            .zip(r.inputs)
-            .map(|(n, v)| InputTrace {
-                input: n.clone(),
-                value: TraceValue(v),
-            })
-            .collect(),
-        matched: r.matched.iter().map(rule).collect(),
-        fired: r.fired.iter().map(rule).collect(),
-        defaulted: r.defaulted,
-        output: TraceValue(r.output),
     }
 }
 
@@ -470,12 +489,7 @@ impl Callable for ServiceFn {
     fn call(&self, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
         let m = &*self.model.inner;
         let s = &m.services[self.idx];
-        let mut run = Run {
-            values: vec![None; m.decisions.len()],
-            visiting: 0,
-            visiting_more: Vec::new(),
-            traces: None,
-        };
+        let mut run = Run::new(false);
         let mut input = Context::default();
         let mut args = args.into_iter();
         for &i in &s.input_data {
@@ -486,7 +500,7 @@ impl Callable for ServiceFn {
             if let Some(t) = &m.decisions[d].ty {
                 v = coerce(t, v, false).unwrap_or(Value::Null);
             }
-            run.values[d] = Some(v);
+            run.store(d, v, m.decisions.len());
         }
         let saved = ev.trace.take();
         let outs: Vec<(Arc<str>, Value)> = s

@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use std::borrow::Cow;
+
+use super::index::TableIndex;
 use super::types::{Type, coerce};
 use crate::feel::Evaluator;
-use crate::feel::ast::{Expr, UnaryTests};
+use crate::feel::ast::Expr;
+use crate::feel::cells::{Cell, Probe};
 use crate::feel::value::{Value, compare, equals};
+use crate::trace::{InputTrace, RuleRef, TableTrace, TraceValue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregation {
@@ -75,7 +80,7 @@ impl HitPolicy {
 pub struct TableInput {
     pub expr: Expr,
     /// `inputValues`: a value outside them makes the table fail (null).
-    pub allowed: Option<UnaryTests>,
+    pub allowed: Option<Cell>,
 }
 
 #[derive(Debug)]
@@ -83,15 +88,20 @@ pub struct TableOutput {
     pub name: Option<Arc<str>>,
     /// `outputValues` as literal values, in priority order (first = highest).
     pub priorities: Vec<Value>,
-    pub allowed: Option<UnaryTests>,
+    pub allowed: Option<Cell>,
     pub default: Option<Expr>,
     pub ty: Option<Type>,
 }
 
 #[derive(Debug)]
 pub struct Rule {
-    pub entries: Vec<UnaryTests>,
+    /// Input entries, compiled (see [`Cell`]).
+    pub cells: Box<[Cell]>,
     pub outputs: Vec<Expr>,
+    /// The rule's result computed once at compile time when every output
+    /// entry is a literal and its checks need no evaluation context
+    /// (`None` inside: the literals break `outputValues` or the type).
+    pub constant: Option<Option<Value>>,
 }
 
 #[derive(Debug)]
@@ -106,21 +116,8 @@ pub struct DecisionTable {
     pub rule_ids: Arc<[Arc<str>]>,
     /// Name used when the table has a single unnamed output inside a context.
     pub single_output_name: Option<Arc<str>>,
-}
-
-/// What one evaluation of a table saw and chose, kept as FEEL values until
-/// the public trace is built (so tracing costs little on the hot path).
-#[derive(Clone, Debug)]
-pub struct TableRecord {
-    pub id: Arc<str>,
-    pub hit_policy: &'static str,
-    pub input_names: Arc<[Arc<str>]>,
-    pub rule_ids: Arc<[Arc<str>]>,
-    pub inputs: Vec<Value>,
-    pub matched: Vec<u32>,
-    pub fired: Vec<u32>,
-    pub defaulted: bool,
-    pub output: Value,
+    /// Built by [`DecisionTable::precompute`].
+    pub index: Option<TableIndex>,
 }
 
 impl TableOutput {
@@ -135,7 +132,7 @@ fn output_value(ev: &mut Evaluator<'_>, o: &TableOutput, e: &Expr) -> Option<Val
     let mut v = ev.eval(e);
     if let Some(allowed) = &o.allowed
         && !v.is_null()
-        && ev.unary_tests(&v, allowed) != Some(true)
+        && !allowed.matches(ev, &Probe::new(&v))
     {
         return None;
     }
@@ -145,60 +142,183 @@ fn output_value(ev: &mut Evaluator<'_>, o: &TableOutput, e: &Expr) -> Option<Val
     Some(v)
 }
 
+/// The input values of one evaluation, with their integer keys (see
+/// [`Probe`]), computed once per column and shared by every rule.
+struct Row<'a> {
+    vals: &'a [Value],
+    ints: &'a [Option<i64>],
+}
+
+impl Row<'_> {
+    #[inline]
+    fn probe(&self, c: usize) -> Probe<'_> {
+        Probe::with_int(&self.vals[c], self.ints[c])
+    }
+}
+
 impl DecisionTable {
-    pub fn evaluate(&self, ev: &mut Evaluator<'_>) -> Value {
-        let inputs: Vec<Value> = self.inputs.iter().map(|i| ev.eval(&i.expr)).collect();
-        let mut valid = true;
-        for (inp, v) in self.inputs.iter().zip(&inputs) {
-            if let Some(allowed) = &inp.allowed
-                && !v.is_null()
-                && ev.unary_tests(v, allowed) != Some(true)
+    /// Computes the constant results of rules whose outputs are literals.
+    /// Called once by the compiler after the table is built.
+    pub fn precompute(&mut self) {
+        self.index = TableIndex::build(&self.rules, self.inputs.len());
+        let pure_checks = self.outputs.iter().all(|o| match &o.allowed {
+            None => true,
+            Some(c) => !c.has_generic(),
+        });
+        if !pure_checks {
+            return;
+        }
+        let host = crate::feel::NoHost;
+        let mut ev = Evaluator::new(&host);
+        for ri in 0..self.rules.len() {
+            if self.rules[ri]
+                .outputs
+                .iter()
+                .all(|e| matches!(e, Expr::Const(_)))
             {
-                valid = false;
+                let v = self.rule_output(&mut ev, ri as u32);
+                self.rules[ri].constant = Some(v);
             }
         }
-        let mut matched: Vec<u32> = Vec::new();
-        if valid {
-            for (ri, rule) in self.rules.iter().enumerate() {
-                let hit = rule
-                    .entries
-                    .iter()
-                    .zip(&inputs)
-                    .all(|(t, v)| ev.unary_tests(v, t) == Some(true));
-                if hit {
-                    matched.push(ri as u32);
-                    // FIRST needs no further matching; the trace shows the stop.
-                    if self.hit_policy == HitPolicy::First {
-                        break;
-                    }
+    }
+
+    pub fn evaluate(&self, ev: &mut Evaluator<'_>) -> Value {
+        // The input values go in the evaluator's scratch buffers (taken out
+        // while this table runs; a table nested in an output expression
+        // starts with fresh ones).
+        let mut vals = std::mem::take(&mut ev.row);
+        let mut ints = std::mem::take(&mut ev.ints);
+        vals.clear();
+        ints.clear();
+        for i in &self.inputs {
+            // Most input expressions are a bare name.
+            let v = match &i.expr {
+                Expr::Name(n) => match ev.lookup(n) {
+                    Some(v) => v.clone(),
+                    None => ev.eval(&i.expr),
+                },
+                e => ev.eval(e),
+            };
+            ints.push(Probe::int_key(&v));
+            vals.push(v);
+        }
+        let output = self.decide(ev, &mut vals, &ints);
+        vals.clear();
+        ints.clear();
+        ev.row = vals;
+        ev.ints = ints;
+        output
+    }
+
+    fn decide(&self, ev: &mut Evaluator<'_>, vals: &mut [Value], ints: &[Option<i64>]) -> Value {
+        let row = Row { vals, ints };
+        let valid = self
+            .inputs
+            .iter()
+            .enumerate()
+            .all(|(c, inp)| match &inp.allowed {
+                Some(allowed) => row.vals[c].is_null() || allowed.matches(ev, &row.probe(c)),
+                None => true,
+            });
+        let (output, matched, fired, defaulted) = if !valid {
+            (Value::Null, Vec::new(), Vec::new(), false)
+        } else if self.hit_policy == HitPolicy::First {
+            // The rule lists are only kept for the trace.
+            let tracing = ev.trace.is_some();
+            let one = |ri: u32| if tracing { vec![ri] } else { Vec::new() };
+            match self.first_match(ev, &row) {
+                Some(ri) => match self.rule_output(ev, ri) {
+                    Some(v) => (v, one(ri), one(ri), false),
+                    None => (Value::Null, one(ri), Vec::new(), false),
+                },
+                None => {
+                    let (v, fired, d) = self.apply(ev, &[]);
+                    (v, Vec::new(), fired, d)
                 }
             }
-        }
-        let (output, fired, defaulted) = if valid {
-            self.apply(ev, &matched)
         } else {
-            (Value::Null, Vec::new(), false)
+            let matched = self.all_matches(ev, &row);
+            let (v, fired, d) = self.apply(ev, &matched);
+            (v, matched, fired, d)
         };
         if let Some(records) = ev.trace.as_mut() {
-            records.push(TableRecord {
+            let rule = |i: u32| RuleRef {
+                index: i as usize + 1,
+                id: self
+                    .rule_ids
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from("")),
+            };
+            records.push(TableTrace {
                 id: self.id.clone(),
-                hit_policy: self.hit_policy.name(),
-                input_names: self.input_names.clone(),
-                rule_ids: self.rule_ids.clone(),
-                inputs,
-                matched,
-                fired,
+                hit_policy: Cow::Borrowed(self.hit_policy.name()),
+                inputs: self
+                    .input_names
+                    .iter()
+                    .zip(vals.iter_mut())
+                    .map(|(name, v)| InputTrace {
+                        input: name.clone(),
+                        value: TraceValue(std::mem::take(v)),
+                    })
+                    .collect(),
+                matched: matched.into_iter().map(rule).collect(),
+                fired: fired.into_iter().map(rule).collect(),
                 defaulted,
-                output: output.clone(),
+                output: TraceValue(output.clone()),
             });
         }
         output
+    }
+
+    fn rule_matches(&self, ev: &mut Evaluator<'_>, row: &Row<'_>, rule: &Rule) -> bool {
+        rule.cells
+            .iter()
+            .enumerate()
+            .all(|(c, cell)| cell.matches(ev, &row.probe(c)))
+    }
+
+    /// FIRST: the first matching rule; matching stops there (so the trace
+    /// lists one matched rule).
+    fn first_match(&self, ev: &mut Evaluator<'_>, row: &Row<'_>) -> Option<u32> {
+        if let Some(index) = &self.index {
+            let mut first = None;
+            index.for_each_match(&self.rules, ev, row.vals, row.ints, |r| {
+                first = Some(r);
+                false
+            });
+            return first;
+        }
+        self.rules
+            .iter()
+            .position(|rule| self.rule_matches(ev, row, rule))
+            .map(|i| i as u32)
+    }
+
+    fn all_matches(&self, ev: &mut Evaluator<'_>, row: &Row<'_>) -> Vec<u32> {
+        let mut matched = Vec::new();
+        if let Some(index) = &self.index {
+            index.for_each_match(&self.rules, ev, row.vals, row.ints, |r| {
+                matched.push(r);
+                true
+            });
+            return matched;
+        }
+        for (ri, rule) in self.rules.iter().enumerate() {
+            if self.rule_matches(ev, row, rule) {
+                matched.push(ri as u32);
+            }
+        }
+        matched
     }
 
     /// Evaluates a rule's output entries: a bare value for a single output,
     /// a context for several.
     fn rule_output(&self, ev: &mut Evaluator<'_>, ri: u32) -> Option<Value> {
         let rule = &self.rules[ri as usize];
+        if let Some(constant) = &rule.constant {
+            return constant.clone();
+        }
         if self.outputs.len() == 1 {
             return output_value(ev, &self.outputs[0], &rule.outputs[0]);
         }

@@ -132,10 +132,23 @@ impl TypeRegistry {
     }
 }
 
+#[inline]
 fn builtin_matches(b: &str, v: &Value) -> bool {
-    match (b, v) {
-        ("duration", Value::YmDuration(_) | Value::DtDuration(_)) => true,
-        (b, v) => v.type_name() == b,
+    // Compared against literals, so each arm is a short fixed-size compare.
+    match v {
+        Value::Null => b == "Null",
+        Value::Bool(_) => b == "boolean",
+        Value::Number(_) => b == "number",
+        Value::String(_) => b == "string",
+        Value::Date(_) => b == "date",
+        Value::Time(_) => b == "time",
+        Value::DateTime(_) => b == "date and time",
+        Value::YmDuration(_) => b == "years and months duration" || b == "duration",
+        Value::DtDuration(_) => b == "days and time duration" || b == "duration",
+        Value::List(_) => b == "list",
+        Value::Context(_) => b == "context",
+        Value::Range(_) => b == "range",
+        Value::Function(_) => b == "function",
     }
 }
 
@@ -169,7 +182,18 @@ fn allowed_ok(allowed: &UnaryTests, v: &Value) -> bool {
 
 /// Coerces `v` to `t` as DMN does for results and inputs; `None` when the
 /// value does not conform (the caller then yields null).
+#[inline]
 pub fn coerce(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
+    // The common cases, inline: a value that already has the type.
+    match t {
+        Type::Any => return Some(v),
+        Type::Builtin(b) if builtin_matches(b, &v) => return Some(v),
+        _ => {}
+    }
+    coerce_other(t, v, strings_as_temporal)
+}
+
+fn coerce_other(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
     if v.is_null() {
         return Some(v);
     }

@@ -13,6 +13,7 @@ use super::table::{DecisionTable, HitPolicy, Rule, TableInput, TableOutput};
 use super::types::{ItemDef, Type, TypeRegistry};
 use super::{Bkm, Decision, DmnError, InputData, ModelInner, Service};
 use crate::feel::ast::{Expr, UnaryTests};
+use crate::feel::cells::Cell;
 use crate::feel::parser::{parse_expression, parse_unary_tests};
 use crate::feel::value::Value;
 
@@ -76,6 +77,14 @@ fn href_id(n: Node<'_, '_>) -> Option<String> {
 }
 
 impl Compiler {
+    /// The model's own `Arc` for a declared name (a fresh one otherwise).
+    fn canonical(&self, name: &str) -> Arc<str> {
+        match self.names.iter().find(|n| &***n == name) {
+            Some(n) => n.clone(),
+            None => Arc::from(name),
+        }
+    }
+
     fn expr(&mut self, n: Node<'_, '_>, text: &str) -> Expr {
         match parse_expression(text, &self.names) {
             Ok(e) => e,
@@ -264,8 +273,14 @@ impl Compiler {
             let ie = child(i, "inputExpression");
             let text = ie.map(text_of).unwrap_or_default();
             input_names.push(Arc::from(i.attribute("label").unwrap_or(text.trim())));
-            let expr = self.expr(ie.unwrap_or(i), &text);
-            let allowed = child(i, "inputValues").map(|v| self.tests(v, &text_of(v)));
+            let mut expr = self.expr(ie.unwrap_or(i), &text);
+            // Share the declared name's allocation so that scope lookups
+            // usually match on the pointer.
+            if let Expr::Name(name) = &mut expr {
+                *name = self.canonical(name);
+            }
+            let allowed =
+                child(i, "inputValues").map(|v| Cell::compile(self.tests(v, &text_of(v))));
             inputs.push(TableInput { expr, allowed });
         }
         let outputs_xml: Vec<Node<'_, '_>> = children(n, "output").collect();
@@ -278,7 +293,7 @@ impl Compiler {
             let (priorities, allowed) = match child(*o, "outputValues") {
                 Some(v) => {
                     let t = self.tests(v, &text_of(v));
-                    (literal_values(&t), Some(t))
+                    (literal_values(&t), Some(Cell::compile(t)))
                 }
                 None => (Vec::new(), None),
             };
@@ -313,11 +328,12 @@ impl Compiler {
                 return Boxed::Empty;
             }
             rules.push(Rule {
-                entries,
+                cells: entries.into_iter().map(Cell::compile).collect(),
                 outputs: outs,
+                constant: None,
             });
         }
-        Boxed::Table(Box::new(DecisionTable {
+        let mut table = DecisionTable {
             id,
             hit_policy,
             inputs,
@@ -326,7 +342,10 @@ impl Compiler {
             input_names: input_names.into(),
             rule_ids: rule_ids.into(),
             single_output_name: single_name,
-        }))
+            index: None,
+        };
+        table.precompute();
+        Boxed::Table(Box::new(table))
     }
 }
 
@@ -411,7 +430,7 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
         );
         let var = child(n, "variable");
         inputs.push(InputData {
-            name: Arc::from(n.attribute("name").unwrap_or("")),
+            name: c.canonical(n.attribute("name").unwrap_or("")),
             ty: var.and_then(|v| c.type_ref(v)),
         });
     }

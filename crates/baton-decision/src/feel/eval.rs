@@ -13,7 +13,7 @@ use super::ast::{Args, CmpOp, Expr, Iteration, TypeRef, UnaryTest, UnaryTests};
 use super::builtins;
 use super::ops;
 use super::temporal::DateTime;
-use super::value::{Bound, Context, Function, Range, Value, compare, equals};
+use super::value::{Bound, Context, Function, Range, Value, compare, equals, str_eq};
 
 /// Maximum nesting of function invocations.
 pub const CALL_DEPTH_MAX: u32 = 256;
@@ -43,17 +43,74 @@ pub struct Evaluator<'h> {
     depth: u32,
     pub host: &'h dyn Host,
     /// Decision table records, collected only when a trace was asked for.
-    pub trace: Option<Vec<crate::dmn::table::TableRecord>>,
+    pub trace: Option<Vec<crate::trace::TableTrace>>,
+    /// Scratch space for decision tables (input values and their integer
+    /// keys); see [`Buffers`].
+    pub(crate) row: Vec<Value>,
+    pub(crate) ints: Vec<Option<i64>>,
 }
+
+/// An evaluator's growable buffers, kept between evaluations so that a
+/// steady stream of evaluations on one thread does not allocate them again.
+/// They are always handed back empty.
+#[derive(Default)]
+pub struct Buffers {
+    scope: Vec<(Arc<str>, Value)>,
+    row: Vec<Value>,
+    ints: Vec<Option<i64>>,
+}
+
+impl Buffers {
+    pub const fn new() -> Buffers {
+        Buffers {
+            scope: Vec::new(),
+            row: Vec::new(),
+            ints: Vec::new(),
+        }
+    }
+}
+
+/// Buffers that grew beyond this many entries are not kept for reuse.
+const BUFFER_KEEP_MAX: usize = 1024;
 
 impl<'h> Evaluator<'h> {
     pub fn new(host: &'h dyn Host) -> Self {
+        Self::with_buffers(host, Buffers::default())
+    }
+
+    /// An evaluator that reuses `buffers` (see [`Evaluator::into_buffers`]).
+    pub fn with_buffers(host: &'h dyn Host, buffers: Buffers) -> Self {
+        let Buffers {
+            mut scope,
+            mut row,
+            mut ints,
+        } = buffers;
+        scope.clear();
+        row.clear();
+        ints.clear();
         Evaluator {
-            scope: Vec::new(),
+            scope,
             input: Value::Null,
             depth: 0,
             host,
             trace: None,
+            row,
+            ints,
+        }
+    }
+
+    /// Gives the buffers back, emptied, for the next evaluator.
+    pub fn into_buffers(mut self) -> Buffers {
+        self.scope.clear();
+        self.row.clear();
+        self.ints.clear();
+        if self.scope.capacity() > BUFFER_KEEP_MAX || self.row.capacity() > BUFFER_KEEP_MAX {
+            return Buffers::new();
+        }
+        Buffers {
+            scope: std::mem::take(&mut self.scope),
+            row: std::mem::take(&mut self.row),
+            ints: std::mem::take(&mut self.ints),
         }
     }
 
@@ -74,7 +131,7 @@ impl<'h> Evaluator<'h> {
         self.scope
             .iter()
             .rev()
-            .find(|(k, _)| &**k == name)
+            .find(|(k, _)| str_eq(k, name))
             .map(|(_, v)| v)
     }
 
@@ -92,6 +149,32 @@ impl<'h> Evaluator<'h> {
         let saved_input = std::mem::take(&mut self.input);
         let r = f(self);
         self.scope = saved;
+        self.input = saved_input;
+        self.depth -= 1;
+        Some(r)
+    }
+
+    /// Like [`Evaluator::with_scope`] with a scope that `fill` builds. At
+    /// the top level (empty current scope) the scope is built in place in
+    /// the evaluator's own buffer instead of a new vector.
+    pub fn with_new_scope<T>(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<(Arc<str>, Value)>),
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> Option<T> {
+        if !self.scope.is_empty() {
+            let mut scope = Vec::new();
+            fill(&mut scope);
+            return self.with_scope(scope, f);
+        }
+        if self.depth >= CALL_DEPTH_MAX {
+            return None;
+        }
+        self.depth += 1;
+        fill(&mut self.scope);
+        let saved_input = std::mem::take(&mut self.input);
+        let r = f(self);
+        self.scope.clear();
         self.input = saved_input;
         self.depth -= 1;
         Some(r)
@@ -483,7 +566,7 @@ impl<'h> Evaluator<'h> {
         if unknown { None } else { Some(false) }
     }
 
-    fn unary_test(&mut self, input: &Value, t: &UnaryTest) -> Option<bool> {
+    pub(crate) fn unary_test(&mut self, input: &Value, t: &UnaryTest) -> Option<bool> {
         // Fast paths for constant cells (most table cells): no binding of `?`.
         match &t.expr {
             Expr::Const(v) => return test_against(input, v),

@@ -6,6 +6,7 @@ pub mod ast;
 pub mod builtins;
 mod builtins_list;
 mod builtins_time;
+pub mod cells;
 pub mod eval;
 pub mod lexer;
 pub mod ops;
@@ -16,7 +17,7 @@ pub mod value;
 
 use std::fmt;
 
-pub use eval::{Evaluator, Host, NoHost};
+pub use eval::{Buffers, Evaluator, Host, NoHost};
 pub use value::Value;
 
 /// A FEEL syntax error with its position in the expression text.

@@ -43,7 +43,7 @@ impl Context {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|(k, _)| &**k == key)
+            .find(|(k, _)| str_eq(k, key))
             .map(|(_, v)| v)
     }
     /// Inserts or replaces an entry, keeping the original position.
@@ -170,6 +170,28 @@ impl Value {
             Value::Function(_) => "function",
         }
     }
+}
+
+/// String equality for names and short literals: the same allocation, or a
+/// different length or first byte, is settled without calling `memcmp`.
+#[inline]
+pub fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    if a.len() <= 16 {
+        // Short names and codes: a byte loop beats a library call.
+        let mut diff = 0u8;
+        for i in 0..a.len() {
+            diff |= a[i] ^ b[i];
+        }
+        return diff == 0;
+    }
+    a == b
 }
 
 /// FEEL `=`: `Some(bool)` when comparable, `None` (null) for mismatched types.
