@@ -21,20 +21,28 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Number(n) => number_to_json(n),
-        Value::String(s) => J::String(s.to_string()),
+        // `String::from`, not `to_string`: no formatting machinery.
+        Value::String(s) => J::String(String::from(&**s)),
         Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Context(c) => J::Object(
-            c.entries
-                .iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        ),
+        Value::Context(c) => {
+            let mut map = serde_json::Map::with_capacity(c.entries.len());
+            for (k, v) in &c.entries {
+                map.insert(String::from(&**k), to_json(v));
+            }
+            J::Object(map)
+        }
         Value::Function(_) => J::Null,
         other => J::String(other.to_string()),
     }
 }
 
 fn number_to_json(n: &Decimal) -> serde_json::Value {
+    // Integers written without fraction digits, the common case, first.
+    if n.scale() == 0
+        && let Ok(i) = i64::try_from(n.mantissa())
+    {
+        return serde_json::Value::from(i);
+    }
     if n.fract().is_zero()
         && let Some(i) = n.to_i64()
     {
@@ -69,18 +77,27 @@ pub fn serialize_value<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S
         Value::List(items) => {
             let mut seq = s.serialize_seq(Some(items.len()))?;
             for i in items.iter() {
-                seq.serialize_element(&crate::trace::TraceValue(i.clone()))?;
+                seq.serialize_element(&Ser(i))?;
             }
             seq.end()
         }
         Value::Context(c) => {
             let mut map = s.serialize_map(Some(c.entries.len()))?;
             for (k, v) in &c.entries {
-                map.serialize_entry(&**k, &crate::trace::TraceValue(v.clone()))?;
+                map.serialize_entry(&**k, &Ser(v))?;
             }
             map.end()
         }
         other => s.serialize_str(&other.to_string()),
+    }
+}
+
+/// A borrowed value that serialises with [`serialize_value`].
+struct Ser<'a>(&'a Value);
+
+impl serde::Serialize for Ser<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_value(self.0, s)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::feel::temporal::DateTime;
 use crate::feel::value::{Callable, Context, Function, Value, str_eq};
 use crate::feel::{Buffers, Evaluator, FeelError, Host};
 use crate::json::{from_json, to_json};
-use crate::trace::{DecisionTrace, Trace, TraceValue};
+use crate::trace::{Recorder, Trace};
 use std::cell::Cell;
 
 /// Errors from parsing or evaluating a model. Each names what and where.
@@ -61,6 +61,42 @@ pub(crate) struct Decision {
     #[allow(dead_code)]
     pub req_inputs: Vec<usize>,
     pub body: Boxed,
+    /// Set when the body is a closed decision table (see
+    /// [`table::DecisionTable::is_closed`]) whose input expressions are
+    /// names of input data and the decision requires no other decision: the
+    /// table then reads the input values directly, without a scope.
+    pub direct: Option<Direct>,
+}
+
+/// The input data a direct table reads, one per column: the name and the
+/// declared type of the (first) input data of that name.
+pub(crate) struct Direct {
+    columns: Box<[(Arc<str>, Option<Type>)]>,
+}
+
+impl Decision {
+    /// Works out [`Decision::direct`] once the model is compiled.
+    fn plan_direct(&mut self, inputs: &[InputData]) {
+        let Boxed::Table(t) = &self.body else {
+            return;
+        };
+        if !self.req_decisions.is_empty() || !t.is_closed() {
+            return;
+        }
+        let mut columns = Vec::with_capacity(t.inputs.len());
+        for i in &t.inputs {
+            let crate::feel::ast::Expr::Name(n) = &i.expr else {
+                return;
+            };
+            let Some(data) = inputs.iter().find(|d| str_eq(&d.name, n)) else {
+                return;
+            };
+            columns.push((data.name.clone(), data.ty.clone()));
+        }
+        self.direct = Some(Direct {
+            columns: columns.into(),
+        });
+    }
 }
 
 pub(crate) struct Bkm {
@@ -126,6 +162,8 @@ impl Host for ModelHost<'_> {
 thread_local! {
     /// Evaluator buffers kept between evaluations on this thread.
     static BUFFERS: Cell<Buffers> = const { Cell::new(Buffers::new()) };
+    /// The input context's entries, for JSON input.
+    static INPUT_ENTRIES: Cell<Vec<(Arc<str>, Value)>> = const { Cell::new(Vec::new()) };
 }
 
 /// Evaluation state of one call: memoised decision results and traces.
@@ -136,16 +174,14 @@ struct Run {
     visiting: u64,
     /// Beyond 64 decisions, cycle detection falls back to this set.
     visiting_more: Vec<usize>,
-    traces: Option<Vec<DecisionTrace>>,
 }
 
 impl Run {
-    fn new(traces: bool) -> Run {
+    fn new() -> Run {
         Run {
             values: Vec::new(),
             visiting: 0,
             visiting_more: Vec::new(),
-            traces: traces.then(Vec::new),
         }
     }
 
@@ -232,24 +268,32 @@ impl DecisionModel {
                 found: json_kind(input).into(),
             });
         };
-        // Reuse the model's input names as keys (no allocation per key).
-        let mut ctx = Context::default();
+        // Reuse the model's input names as keys (no allocation per key) and
+        // this thread's entry buffer from the previous call.
+        let mut ctx = Context {
+            entries: INPUT_ENTRIES.with(Cell::take),
+        };
         ctx.entries.reserve(obj.len());
         for (k, v) in obj {
-            let key = match self.inner.inputs.iter().find(|i| &*i.name == k.as_str()) {
+            let key = match self.inner.inputs.iter().find(|i| str_eq(&i.name, k)) {
                 Some(i) => i.name.clone(),
                 None => Arc::from(k.as_str()),
             };
             ctx.entries.push((key, from_json(v)));
         }
-        let (v, trace) = self.evaluate_feel(
+        let result = self.evaluate_feel(
             decision,
             &ctx,
             &EvalOptions {
                 now: None,
                 trace: with_trace,
             },
-        )?;
+        );
+        ctx.entries.clear();
+        if ctx.entries.capacity() <= 64 {
+            INPUT_ENTRIES.with(|b| b.set(ctx.entries));
+        }
+        let (v, trace) = result?;
         Ok(Evaluation {
             output: to_json(&v),
             trace,
@@ -270,15 +314,15 @@ impl DecisionModel {
         };
         let mut ev = Evaluator::with_buffers(&host, BUFFERS.with(Cell::take));
         if let Some(idx) = m.decisions.iter().position(|d| str_eq(&d.name, decision)) {
-            let mut run = Run::new(opts.trace);
+            let mut run = Run::new();
             if opts.trace {
-                ev.trace = Some(Vec::new());
+                ev.trace = Some(Recorder::default());
             }
             let v = self.eval_decision(&mut ev, idx, input, &mut run);
-            let trace = run.traces.map(|decisions| Trace {
-                decision: m.decisions[idx].name.clone(),
-                decisions,
-            });
+            let trace = ev
+                .trace
+                .take()
+                .map(|rec| Trace::new(m.decisions[idx].name.clone(), self.inner.clone(), rec));
             BUFFERS.with(|b| b.set(ev.into_buffers()));
             return Ok((v, trace));
         }
@@ -399,29 +443,45 @@ impl DecisionModel {
         for &r in &d.req_decisions {
             self.eval_decision(ev, r, input, run);
         }
-        let start = ev.trace.as_ref().map(Vec::len).unwrap_or(0);
-        let mut v = ev
-            .with_new_scope(
-                |scope| {
-                    self.input_scope(scope, input, d.req_decisions.len());
-                    for &r in &d.req_decisions {
-                        scope.push((self.inner.decisions[r].name.clone(), run.value(r)));
-                    }
-                },
-                |ev| d.body.eval(ev),
-            )
-            .unwrap_or(Value::Null);
+        let direct = match (&d.direct, &d.body) {
+            (Some(direct), Boxed::Table(t)) => t.evaluate_values(ev, |vals| {
+                // As the scope would: the last entry of that name, coerced
+                // to the type of the first input data of that name.
+                for (name, ty) in &direct.columns {
+                    let Some((_, v)) = input.entries.iter().rev().find(|(k, _)| str_eq(k, name))
+                    else {
+                        // Not given: the name could mean something else
+                        // (a function); take the general path.
+                        return false;
+                    };
+                    vals.push(match ty {
+                        Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
+                        None => v.clone(),
+                    });
+                }
+                true
+            }),
+            _ => None,
+        };
+        let mut v = match direct {
+            Some(v) => v,
+            None => ev
+                .with_new_scope(
+                    |scope| {
+                        self.input_scope(scope, input, d.req_decisions.len());
+                        for &r in &d.req_decisions {
+                            scope.push((self.inner.decisions[r].name.clone(), run.value(r)));
+                        }
+                    },
+                    |ev| d.body.eval(ev),
+                )
+                .unwrap_or(Value::Null),
+        };
         if let Some(t) = &d.ty {
             v = coerce(t, v, false).unwrap_or(Value::Null);
         }
-        if let (Some(traces), Some(records)) = (run.traces.as_mut(), ev.trace.as_mut()) {
-            let tables = records.drain(start..).collect();
-            traces.push(DecisionTrace {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                output: TraceValue(v.clone()),
-                tables,
-            });
+        if let Some(rec) = ev.trace.as_mut() {
+            rec.decision(idx, &v);
         }
         run.set_visiting(idx, false);
         // Only another decision can ask for this result again.
@@ -489,7 +549,7 @@ impl Callable for ServiceFn {
     fn call(&self, ev: &mut Evaluator<'_>, args: Vec<Value>) -> Value {
         let m = &*self.model.inner;
         let s = &m.services[self.idx];
-        let mut run = Run::new(false);
+        let mut run = Run::new();
         let mut input = Context::default();
         let mut args = args.into_iter();
         for &i in &s.input_data {
@@ -522,5 +582,133 @@ impl Callable for ServiceFn {
                 .unwrap_or(Value::Null),
             _ => Value::context(outs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same model with every decision forced onto the general path.
+    fn without_direct(m: &DecisionModel) -> DecisionModel {
+        let mut inner = xml::parse_model(&MODEL_WITH_TYPES).expect("parses");
+        for d in &mut inner.decisions {
+            d.direct = None;
+        }
+        assert!(m.inner.decisions.iter().any(|d| d.direct.is_some()));
+        DecisionModel {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The benchmark table, with a date-typed input and `inputValues` added.
+    static MODEL_WITH_TYPES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        include_str!("../../tests/data/first-hit-10.dmn")
+            .replace(
+                r#"<inputData id="i_tier" name="tier">"#,
+                r#"<inputData id="i_since" name="since"><variable name="since" typeRef="date"/></inputData>
+  <inputData id="i_tier" name="tier">"#,
+            )
+            .replace(
+                r#"<input id="in_tier" label="tier">"#,
+                r#"<input id="in_since"><inputExpression typeRef="date"><text>since</text></inputExpression></input>
+      <input id="in_tier" label="tier">"#,
+            )
+            .replace(
+                "<inputEntry><text>-</text></inputEntry>\n        <outputEntry>",
+                "<inputEntry><text>-</text></inputEntry>\n        <inputEntry><text>-</text></inputEntry>\n        <outputEntry>",
+            )
+            .replace(
+                r#"<inputEntry><text>"gold"</text></inputEntry>"#,
+                r#"<inputEntry><text>-</text></inputEntry><inputEntry><text>"gold"</text></inputEntry>"#,
+            )
+            .replace(
+                r#"<inputEntry><text>"gold", "platinum"</text></inputEntry>"#,
+                r#"<inputEntry><text>-</text></inputEntry><inputEntry><text>"gold", "platinum"</text></inputEntry>"#,
+            )
+            .replace(
+                r#"<inputEntry><text>"silver"</text></inputEntry>"#,
+                r#"<inputEntry><text>-</text></inputEntry><inputEntry><text>"silver"</text></inputEntry>"#,
+            )
+            .replace(
+                r#"<inputEntry><text>"bronze"</text></inputEntry>"#,
+                r#"<inputEntry><text>-</text></inputEntry><inputEntry><text>"bronze"</text></inputEntry>"#,
+            )
+            .replace(
+                r#"<inputEntry><text>"platinum"</text></inputEntry>"#,
+                r#"<inputEntry><text>-</text></inputEntry><inputEntry><text>"platinum"</text></inputEntry>"#,
+            )
+    });
+
+    /// Reading a closed table's inputs directly gives the same results and
+    /// traces as the general path, for well-typed, mistyped, missing and
+    /// duplicated inputs.
+    #[test]
+    fn direct_tables_agree_with_the_general_path() {
+        let m = DecisionModel::parse_strict(&MODEL_WITH_TYPES).expect("compiles");
+        let general = without_direct(&m);
+        let ages = [
+            json_num(40),
+            json_num(17),
+            serde_json::json!(null),
+            serde_json::json!("40"),
+            serde_json::json!(64.5),
+        ];
+        let countries = [
+            serde_json::json!("DE"),
+            serde_json::json!("US"),
+            serde_json::json!(1),
+            serde_json::json!(null),
+        ];
+        let tiers = [
+            serde_json::json!("gold"),
+            serde_json::json!("platinum"),
+            serde_json::json!(["gold"]),
+        ];
+        let since = [serde_json::json!("2020-01-01"), serde_json::json!(null)];
+        let mut cases = Vec::new();
+        for a in &ages {
+            for c in &countries {
+                for t in &tiers {
+                    for s in &since {
+                        cases.push(
+                            serde_json::json!({"age": a, "country": c, "tier": t, "since": s}),
+                        );
+                    }
+                }
+            }
+        }
+        cases.push(serde_json::json!({"age": 40, "country": "DE"}));
+        cases.push(serde_json::json!({}));
+        for input in &cases {
+            for trace in [false, true] {
+                let a = m.evaluate("Offer", input, trace).expect("evaluates");
+                let b = general.evaluate("Offer", input, trace).expect("evaluates");
+                assert_eq!(
+                    serde_json::to_value(&a).unwrap(),
+                    serde_json::to_value(&b).unwrap(),
+                    "input {input}"
+                );
+            }
+        }
+        // A FEEL context may repeat a key: the last one counts, as in a scope.
+        let ctx = Context {
+            entries: vec![
+                (Arc::from("age"), Value::num(10)),
+                (Arc::from("age"), Value::num(40)),
+                (Arc::from("country"), Value::str("DE")),
+                (Arc::from("tier"), Value::str("gold")),
+                (Arc::from("since"), Value::Null),
+            ],
+        };
+        let opts = EvalOptions::default();
+        let (a, _) = m.evaluate_feel("Offer", &ctx, &opts).unwrap();
+        let (b, _) = general.evaluate_feel("Offer", &ctx, &opts).unwrap();
+        assert_eq!(to_json(&a), to_json(&b));
+        assert_eq!(to_json(&a)["discount"], 12);
+    }
+
+    fn json_num(n: i64) -> serde_json::Value {
+        serde_json::json!(n)
     }
 }

@@ -5,15 +5,13 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use std::borrow::Cow;
-
 use super::index::TableIndex;
 use super::types::{Type, coerce};
 use crate::feel::Evaluator;
 use crate::feel::ast::Expr;
 use crate::feel::cells::{Cell, Probe};
 use crate::feel::value::{Value, compare, equals};
-use crate::trace::{InputTrace, RuleRef, TableTrace, TraceValue};
+use crate::trace::{Rules, TableMeta};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregation {
@@ -106,14 +104,12 @@ pub struct Rule {
 
 #[derive(Debug)]
 pub struct DecisionTable {
-    pub id: Arc<str>,
+    /// Id, input captions and rule ids, for traces.
+    pub(crate) meta: Arc<TableMeta>,
     pub hit_policy: HitPolicy,
     pub inputs: Vec<TableInput>,
     pub outputs: Vec<TableOutput>,
     pub rules: Vec<Rule>,
-    /// For traces: input column captions and rule ids.
-    pub input_names: Arc<[Arc<str>]>,
-    pub rule_ids: Arc<[Arc<str>]>,
     /// Name used when the table has a single unnamed output inside a context.
     pub single_output_name: Option<Arc<str>>,
     /// Built by [`DecisionTable::precompute`].
@@ -210,6 +206,50 @@ impl DecisionTable {
         output
     }
 
+    /// Whether the table needs nothing from the scope but its input
+    /// columns: every cell is a compiled literal test, every rule's output
+    /// and every default is a literal. Such a table can be fed its input
+    /// values directly ([`DecisionTable::evaluate_values`]).
+    pub fn is_closed(&self) -> bool {
+        self.inputs
+            .iter()
+            .all(|i| i.allowed.as_ref().is_none_or(|c| !c.has_generic()))
+            && self
+                .rules
+                .iter()
+                .all(|r| r.constant.is_some() && r.cells.iter().all(|c| !c.has_generic()))
+            && self.outputs.iter().all(|o| {
+                o.default
+                    .as_ref()
+                    .is_none_or(|e| matches!(e, Expr::Const(_)))
+            })
+    }
+
+    /// Evaluates a [closed](DecisionTable::is_closed) table on input values
+    /// that `fill` pushes, one per column in order. `None` (and nothing
+    /// evaluated) when `fill` gives up.
+    pub fn evaluate_values(
+        &self,
+        ev: &mut Evaluator<'_>,
+        fill: impl FnOnce(&mut Vec<Value>) -> bool,
+    ) -> Option<Value> {
+        let mut vals = std::mem::take(&mut ev.row);
+        let mut ints = std::mem::take(&mut ev.ints);
+        vals.clear();
+        ints.clear();
+        let output = if fill(&mut vals) && vals.len() == self.inputs.len() {
+            ints.extend(vals.iter().map(Probe::int_key));
+            Some(self.decide(ev, &mut vals, &ints))
+        } else {
+            None
+        };
+        vals.clear();
+        ints.clear();
+        ev.row = vals;
+        ev.ints = ints;
+        output
+    }
+
     fn decide(&self, ev: &mut Evaluator<'_>, vals: &mut [Value], ints: &[Option<i64>]) -> Value {
         let row = Row { vals, ints };
         let valid = self
@@ -221,52 +261,25 @@ impl DecisionTable {
                 None => true,
             });
         let (output, matched, fired, defaulted) = if !valid {
-            (Value::Null, Vec::new(), Vec::new(), false)
+            (Value::Null, Rules::None, Rules::None, false)
         } else if self.hit_policy == HitPolicy::First {
-            // The rule lists are only kept for the trace.
-            let tracing = ev.trace.is_some();
-            let one = |ri: u32| if tracing { vec![ri] } else { Vec::new() };
             match self.first_match(ev, &row) {
                 Some(ri) => match self.rule_output(ev, ri) {
-                    Some(v) => (v, one(ri), one(ri), false),
-                    None => (Value::Null, one(ri), Vec::new(), false),
+                    Some(v) => (v, Rules::One(ri), Rules::One(ri), false),
+                    None => (Value::Null, Rules::One(ri), Rules::None, false),
                 },
                 None => {
                     let (v, fired, d) = self.apply(ev, &[]);
-                    (v, Vec::new(), fired, d)
+                    (v, Rules::None, Rules::from_slice(&fired), d)
                 }
             }
         } else {
             let matched = self.all_matches(ev, &row);
             let (v, fired, d) = self.apply(ev, &matched);
-            (v, matched, fired, d)
+            (v, Rules::from_slice(&matched), Rules::from_slice(&fired), d)
         };
-        if let Some(records) = ev.trace.as_mut() {
-            let rule = |i: u32| RuleRef {
-                index: i as usize + 1,
-                id: self
-                    .rule_ids
-                    .get(i as usize)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from("")),
-            };
-            records.push(TableTrace {
-                id: self.id.clone(),
-                hit_policy: Cow::Borrowed(self.hit_policy.name()),
-                inputs: self
-                    .input_names
-                    .iter()
-                    .zip(vals.iter_mut())
-                    .map(|(name, v)| InputTrace {
-                        input: name.clone(),
-                        value: TraceValue(std::mem::take(v)),
-                    })
-                    .collect(),
-                matched: matched.into_iter().map(rule).collect(),
-                fired: fired.into_iter().map(rule).collect(),
-                defaulted,
-                output: TraceValue(output.clone()),
-            });
+        if let Some(rec) = ev.trace.as_mut() {
+            rec.table(&self.meta, vals, matched, fired, defaulted, &output);
         }
         output
     }

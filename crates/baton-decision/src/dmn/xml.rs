@@ -16,6 +16,7 @@ use crate::feel::ast::{Expr, UnaryTests};
 use crate::feel::cells::Cell;
 use crate::feel::parser::{parse_expression, parse_unary_tests};
 use crate::feel::value::Value;
+use crate::trace::TableMeta;
 
 /// Documents larger than this are rejected before parsing.
 pub const MODEL_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -334,13 +335,16 @@ impl Compiler {
             });
         }
         let mut table = DecisionTable {
-            id,
+            meta: Arc::new(TableMeta {
+                id,
+                hit_policy: hit_policy.name(),
+                input_names: input_names.into(),
+                rule_ids: rule_ids.into(),
+            }),
             hit_policy,
             inputs,
             outputs,
             rules,
-            input_names: input_names.into(),
-            rule_ids: rule_ids.into(),
             single_output_name: single_name,
             index: None,
         };
@@ -477,7 +481,11 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
             req_decisions,
             req_inputs,
             body: c.boxed_child(*n),
+            direct: None,
         });
+    }
+    for d in &mut decisions {
+        d.plan_direct(&inputs);
     }
     let mut services = Vec::new();
     for n in children(root, "decisionService") {

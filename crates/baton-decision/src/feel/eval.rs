@@ -43,7 +43,7 @@ pub struct Evaluator<'h> {
     depth: u32,
     pub host: &'h dyn Host,
     /// Decision table records, collected only when a trace was asked for.
-    pub trace: Option<Vec<crate::trace::TableTrace>>,
+    pub(crate) trace: Option<crate::trace::Recorder>,
     /// Scratch space for decision tables (input values and their integer
     /// keys); see [`Buffers`].
     pub(crate) row: Vec<Value>,
