@@ -106,7 +106,9 @@ pub(crate) async fn resume<S: Store>(
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.clone(), rx);
     let mut driver = Driver::new(shared, inst, len, consumed, tx);
+    driver.recovering = true;
     driver.advance().await?;
+    driver.recovering = false;
     tokio::spawn(driver.run());
     Ok(())
 }
@@ -149,6 +151,9 @@ struct Driver<S: Store> {
     result: watch::Sender<Option<RunResult>>,
     events: Vec<baton_core::TaskEvent>,
     status: Status,
+    /// True while starting the effects that were outstanding when the journal was recovered:
+    /// their requests may have reached the provider before the crash.
+    recovering: bool,
 }
 
 impl<S: Store> Driver<S> {
@@ -171,6 +176,7 @@ impl<S: Store> Driver<S> {
             result,
             events: Vec::new(),
             status: Status::Running,
+            recovering: false,
         }
     }
 
@@ -257,13 +263,14 @@ impl<S: Store> Driver<S> {
         let tx = self.tx.clone();
         let consumed = self.consumed.clone();
         let key = call.key.clone();
+        let resumed = self.recovering;
         let handle = tokio::spawn(async move {
             let note_tx = tx.clone();
             let note_key = call.key.clone();
             let notes = move |note: Value| {
                 let _ = note_tx.send((note_key.clone(), EffectMsg::Note(note)));
             };
-            let outcome = perform(&shared, &call, &consumed, &notes).await;
+            let outcome = perform(&shared, &call, &consumed, &notes, resumed).await;
             let _ = tx.send((call.key, EffectMsg::Done(outcome)));
         });
         self.tasks.insert(key, handle);
@@ -345,6 +352,7 @@ async fn perform<S: Store>(
     call: &EffectCall,
     consumed: &std::sync::Mutex<HashSet<(String, String)>>,
     notes: Notes<'_>,
+    resumed: bool,
 ) -> Outcome {
     let allowed = &shared.options.allowed_url_prefixes;
     let providers = shared.options.providers.as_deref();
@@ -359,7 +367,14 @@ async fn perform<S: Store>(
                 providers.and_then(|l| l.provider_for_uri(&req.uri).map(|n| (l, n))) =>
         {
             layer
-                .call(&*shared.clock, name, Target::Http(req), call, notes)
+                .call(
+                    &*shared.clock,
+                    name,
+                    Target::Http(req),
+                    call,
+                    notes,
+                    resumed,
+                )
                 .await
         }
         EffectRequest::Function { name, args } if name == PROVIDER_FUNCTION => {
@@ -389,6 +404,7 @@ async fn perform<S: Store>(
                     },
                     call,
                     notes,
+                    resumed,
                 )
                 .await
         }

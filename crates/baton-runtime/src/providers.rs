@@ -232,7 +232,9 @@ impl ProviderLayer {
         Value::Object(out)
     }
 
-    /// Performs one call to `provider` (and its fallbacks, for named operations).
+    /// Performs one call to `provider` (and its fallbacks, for named operations). `resumed` says
+    /// the effect was in flight when the process stopped: its request may have been applied, so
+    /// a provider that can say so is asked before anything is sent again.
     pub(crate) async fn call(
         &self,
         clock: &dyn Clock,
@@ -240,6 +242,7 @@ impl ProviderLayer {
         target: Target<'_>,
         call: &EffectCall,
         notes: Notes<'_>,
+        resumed: bool,
     ) -> Outcome {
         let Some(primary) = self.gates.get(provider) else {
             return Outcome::failed(Problem::new(
@@ -257,6 +260,30 @@ impl ProviderLayer {
                     .iter()
                     .filter_map(|f| self.gates.get(f)),
             );
+        }
+        let is_effect = build_request(primary, &target).is_ok_and(|r| changes_the_world(&r));
+        if resumed && is_effect && primary.provider.spec.reconcile.is_some() {
+            notes(
+                json!({"resumed": "the request may have been sent before a restart; asking the provider first"}),
+            );
+            match primary
+                .reconcile(clock, call, "resumed after a restart", notes)
+                .await
+            {
+                Reconciled::Applied(value) => {
+                    bump(&primary.counters.ok);
+                    return Outcome::ok(value);
+                }
+                Reconciled::Resend => {}
+                Reconciled::Unresolved => {
+                    bump(&primary.counters.unknown);
+                    return Outcome::Unknown {
+                        reason: format!(
+                            "resumed after a restart; provider `{provider}` could not say whether the earlier request was applied"
+                        ),
+                    };
+                }
+            }
         }
         let mut last = None;
         for (i, gate) in chain.iter().enumerate() {
@@ -338,6 +365,14 @@ fn build_request(gate: &Gate, target: &Target<'_>) -> Result<HttpRequest, Proble
             })
         }
     }
+}
+
+/// Whether a request may change something at the provider (reads are safe to send again).
+fn changes_the_world(req: &HttpRequest) -> bool {
+    !matches!(
+        req.method.to_ascii_uppercase().as_str(),
+        "GET" | "HEAD" | "OPTIONS"
+    )
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -492,7 +527,13 @@ impl Gate {
                 Sent::Lost(reason) => {
                     self.breaker_result(true, probe, now, notes);
                     notes(json!({"unknown": {"reason": reason}}));
-                    match self.reconcile(clock, call, &reason, notes).await {
+                    let reconciled = if changes_the_world(req) {
+                        self.reconcile(clock, call, &reason, notes).await
+                    } else {
+                        notes(json!({"reconciled": "resend", "why": "a read changes nothing"}));
+                        Reconciled::Resend
+                    };
+                    match reconciled {
                         Reconciled::Applied(value) => {
                             return Attempted::Done(Outcome::ok(value));
                         }

@@ -538,7 +538,16 @@ providers:
 async fn contract_violations_and_stale_answers_never_reach_the_next_step() {
     let sim = sim().await;
     let rt = runtime(&inventory_catalog(&sim, "", false), None);
-    // store-01's stock comes from last night's export: hours older than the 15 minutes allowed.
+    // store-01's stock comes from last night's export; made at least two hours old so the test
+    // does not depend on the time of day.
+    sim.control(
+        "inventory",
+        Faults {
+            stale_s: Some(7_200),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
     let stale = rt
         .register_flow(&call_flow(
             "inventory",

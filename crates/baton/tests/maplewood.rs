@@ -93,6 +93,16 @@ async fn morning_plan_catches_what_the_optimizer_does_not_know() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_stock_is_unknown_and_live_stock_decides() {
     let sim = sim().await;
+    // store-01's figure is last midnight's export; just after midnight that is still fresh, so
+    // the test makes the export at least two hours old whatever the time of day.
+    sim.control(
+        "inventory",
+        Faults {
+            stale_s: Some(7_200),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
     let (out, _, _, _d) = run(
         &sim,
         "examples/maplewood/stale-stock.yaml",
@@ -202,5 +212,83 @@ fn a_broken_catalogue_is_reported_with_locations() {
     assert!(
         err.contains("providers.yaml:5:17: error[BATON-PROV-004]: no provider named `nobody`"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_a_reservation_hangs_then_resume_asks_before_resending() {
+    let sim = sim().await;
+    // The inventory applies the reservation, then holds the connection without answering.
+    sim.control(
+        "inventory",
+        Faults {
+            timeout_after_apply: Some(1.0),
+            hang_ms: Some(30_000),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .current_dir(root())
+        .env("MAPLEWOOD_URL", sim.base_url())
+        .env("BATON_STORE", &db)
+        .args([
+            "run",
+            "examples/maplewood/reserve-and-book.yaml",
+            "--providers",
+            "examples/maplewood/providers.yaml",
+            "--secrets",
+            "examples/maplewood/secrets.yaml",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("baton runs");
+    // Kill it the moment the reservation is applied: its answer never arrives.
+    let mut ledger = sim.subscribe_ledger();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ledger.wait_for(|n| *n >= 1),
+    )
+    .await
+    .expect("the reservation is applied within a minute")
+    .expect("ledger");
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert!(!status.success(), "the run was killed, not finished");
+    let out = baton(
+        &sim,
+        db.clone(),
+        vec![
+            "resume".into(),
+            "--providers".into(),
+            "examples/maplewood/providers.yaml".into(),
+            "--secrets".into(),
+            "examples/maplewood/secrets.yaml".into(),
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ledger = sim.ledger();
+    let reservation = ledger["inventory"]
+        .as_object()
+        .and_then(|o| o.values().next().cloned())
+        .expect("one reservation");
+    assert_eq!(reservation["applied"], json!(1), "{ledger}");
+    assert_eq!(
+        reservation["requests"],
+        json!(1),
+        "asked, not re-sent: {ledger}"
+    );
+    assert_eq!(
+        ledger["carrier"].as_object().map(|o| o.len()),
+        Some(1),
+        "the flow went on"
     );
 }
