@@ -122,6 +122,40 @@ pub(crate) struct ModelInner {
     pub services: Vec<Service>,
     pub types: TypeRegistry,
     pub diagnostics: Vec<DmnError>,
+    /// The JSON form of the literal context results of direct tables,
+    /// keyed by the address of the model's own `Arc<Context>` (the model
+    /// keeps each alive, so the address identifies it), sorted by key.
+    pub json_constants: Vec<(usize, serde_json::Value)>,
+}
+
+impl ModelInner {
+    /// Fills [`ModelInner::json_constants`] once the model is compiled.
+    pub(crate) fn cache_json_constants(&mut self) {
+        let mut cache = Vec::new();
+        for d in &self.decisions {
+            if let (Some(_), Boxed::Table(t)) = (&d.direct, &d.body) {
+                for r in &t.rules {
+                    if let Some(Some(Value::Context(c))) = &r.constant {
+                        cache.push((Arc::as_ptr(c) as usize, to_json(&Value::Context(c.clone()))));
+                    }
+                }
+            }
+        }
+        cache.sort_by_key(|(k, _)| *k);
+        self.json_constants = cache;
+    }
+
+    /// `to_json`, using the cached form of a literal result.
+    fn output_json(&self, v: &Value) -> serde_json::Value {
+        if let Value::Context(c) = v
+            && let Ok(i) = self
+                .json_constants
+                .binary_search_by_key(&(Arc::as_ptr(c) as usize), |(k, _)| *k)
+        {
+            return self.json_constants[i].1.clone();
+        }
+        to_json(v)
+    }
 }
 
 /// A compiled DMN model. Cheap to clone and safe to share between threads.
@@ -295,7 +329,7 @@ impl DecisionModel {
         }
         let (v, trace) = result?;
         Ok(Evaluation {
-            output: to_json(&v),
+            output: self.inner.output_json(&v),
             trace,
         })
     }

@@ -512,7 +512,7 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
             params,
         });
     }
-    Ok(ModelInner {
+    let mut model = ModelInner {
         name: root.attribute("name").unwrap_or("").to_string(),
         namespace: root.attribute("namespace").unwrap_or("").to_string(),
         decisions,
@@ -521,5 +521,8 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
         services,
         types: c.types,
         diagnostics: c.diagnostics,
-    })
+        json_constants: Vec::new(),
+    };
+    model.cache_json_constants();
+    Ok(model)
 }
