@@ -424,9 +424,13 @@ impl Catalog {
             .max_by_key(|p| p.base.len())
     }
 
-    /// Every base URL: the only destinations outbound calls may reach.
+    /// Every base URL with a closing `/`: the prefixes outbound calls may start with (the slash
+    /// keeps `…/carrier` from admitting `…/carrier-elsewhere`).
     pub fn base_urls(&self) -> Vec<String> {
-        self.providers.values().map(|p| p.base.clone()).collect()
+        self.providers
+            .values()
+            .map(|p| format!("{}/", p.base))
+            .collect()
     }
 }
 

@@ -50,11 +50,6 @@ impl ManualClock {
         *now += ms;
         self.moved.send_replace(*now);
     }
-
-    /// How many tasks are sleeping on this clock (tests wait for them to settle).
-    pub fn sleepers(&self) -> usize {
-        self.moved.receiver_count()
-    }
 }
 
 impl Clock for ManualClock {

@@ -357,7 +357,16 @@ async fn the_binary_prints_its_url_and_providers_and_serves() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
-        .args(["--port", "0", "--seed", "3", "--speed", "0"])
+        .args([
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--speed",
+            "0",
+            "--start",
+            baton_sim::DEFAULT_START,
+        ])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
