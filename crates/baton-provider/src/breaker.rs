@@ -105,7 +105,7 @@ impl Breaker {
         if s.state == BreakerState::HalfOpen {
             if s.probes_out + s.probes_ok >= self.spec.half_open_probes {
                 // Every probe slot is taken: wait for their verdict, as if still open.
-                let until_ms = now_ms + self.spec.open_for.ms().min(1_000).max(1);
+                let until_ms = now_ms + self.spec.open_for.ms().clamp(1, 1_000);
                 return (Admit::Rejected { until_ms }, transition);
             }
             s.probes_out += 1;

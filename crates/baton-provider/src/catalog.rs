@@ -489,7 +489,7 @@ pub fn load_catalog(text: &str) -> Result<Catalog, Vec<Diagnostic>> {
     if diags.is_empty() {
         Ok(Catalog { providers })
     } else {
-        diags.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        diags.sort_by_key(|d| (d.line, d.column));
         Err(diags)
     }
 }

@@ -36,7 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Dur, String> {
         other => return Err(format!("unknown duration unit `{other}` in `{text}`")),
     };
     let ms = n * factor;
-    if !ms.is_finite() || ms < 0.0 || ms > 1e15 {
+    if !ms.is_finite() || !(0.0..=1e15).contains(&ms) {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Dur(ms.round() as u64))

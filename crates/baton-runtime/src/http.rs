@@ -71,7 +71,7 @@ pub(crate) enum Sent {
     /// The server answered (any status).
     Answer(RawAnswer),
     /// Nothing reached the server (bad method, DNS, connection refused): definitely not applied.
-    NotSent(Problem),
+    Refused(Problem),
     /// The request went out but the answer was lost (timeout, connection drop): maybe applied.
     Lost(String),
 }
@@ -112,7 +112,7 @@ pub(crate) async fn send(
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
-            return Sent::NotSent(Problem::new(
+            return Sent::Refused(Problem::new(
                 ErrorKind::Configuration,
                 format!("invalid HTTP method `{}`", req.method),
             ));
@@ -152,7 +152,7 @@ pub(crate) async fn send(
         Err(e) if is_unknown(&e) => {
             return Sent::Lost(format!("connection to {} lost after sending: {e}", req.uri));
         }
-        Err(e) => return Sent::NotSent(communication("Request failed", e.to_string())),
+        Err(e) => return Sent::Refused(communication("Request failed", e.to_string())),
     };
     let status = resp.status().as_u16();
     let headers: Vec<(String, String)> = resp
@@ -166,7 +166,7 @@ pub(crate) async fn send(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"));
     match resp.bytes().await {
-        Ok(b) if b.len() > RESPONSE_BYTES_MAX => Sent::NotSent(communication(
+        Ok(b) if b.len() > RESPONSE_BYTES_MAX => Sent::Refused(communication(
             "Response too large",
             format!("{} bytes", b.len()),
         )),
@@ -196,7 +196,7 @@ pub(crate) async fn perform(
     };
     match send(client, call, req, None).await {
         Sent::Answer(a) => shape(req, &a),
-        Sent::NotSent(p) => Outcome::failed(p),
+        Sent::Refused(p) => Outcome::failed(p),
         Sent::Lost(reason) => Outcome::Unknown { reason },
     }
 }

@@ -454,7 +454,8 @@ impl Gate {
         }
     }
 
-    /// Sends once through the gate: breaker, slot, token. `None` when the breaker refuses.
+    /// Sends once through the gate: breaker, slot, token. `Err` (a `Circuit open` problem) when
+    /// the breaker refuses; otherwise what sending came to and whether it was a half-open probe.
     async fn send_once(
         &self,
         clock: &dyn Clock,
@@ -494,6 +495,21 @@ impl Gate {
         ))
     }
 
+    /// A reconcile question or a status poll through the gate; `None` when the breaker refuses.
+    /// Any answer below 500 counts as the provider being healthy.
+    async fn follow_up(
+        &self,
+        clock: &dyn Clock,
+        req: &HttpRequest,
+        call: &EffectCall,
+        notes: Notes<'_>,
+    ) -> Option<Sent> {
+        let (sent, probe) = self.send_once(clock, req, call, notes).await.ok()?;
+        let failure = !matches!(&sent, Sent::Answer(a) if a.status < 500);
+        self.breaker_result(failure, probe, clock.now_ms(), notes);
+        Some(sent)
+    }
+
     fn breaker_result(&self, failure: bool, probe: bool, now_ms: u64, notes: Notes<'_>) {
         if let Some(b) = &self.breaker {
             let t = b.record(failure, probe, now_ms);
@@ -520,7 +536,7 @@ impl Gate {
             };
             let now = clock.now_ms();
             let (problem, class, after_ms) = match sent {
-                Sent::NotSent(p) => {
+                Sent::Refused(p) => {
                     self.breaker_result(true, probe, now, notes);
                     (p, RetryOn::Connect, None)
                 }
@@ -651,13 +667,8 @@ impl Gate {
                 auth: None,
             };
             for _ in 0..spec.retry.max_attempts.max(2) {
-                let sent = match self.send_once(clock, &check, call, notes).await {
-                    Ok((s, probe)) => {
-                        let failure = !matches!(&s, Sent::Answer(a) if a.status < 500);
-                        self.breaker_result(failure, probe, clock.now_ms(), notes);
-                        s
-                    }
-                    Err(_) => break,
+                let Some(sent) = self.follow_up(clock, &check, call, notes).await else {
+                    break;
                 };
                 let Sent::Answer(raw) = sent else { continue };
                 let answer = Answer {
@@ -757,17 +768,12 @@ impl Gate {
             clock.sleep_until(next).await;
             interval = (interval.saturating_mul(2)).min(acc_spec.max_interval.ms().max(1));
             bump(&self.counters.polls);
-            let sent = match self.send_once(clock, &status_req, call, notes).await {
-                Ok((s, probe)) => {
-                    let failure = !matches!(&s, Sent::Answer(a) if a.status < 500);
-                    self.breaker_result(failure, probe, clock.now_ms(), notes);
-                    s
-                }
-                Err(_) => continue,
+            let Some(sent) = self.follow_up(clock, &status_req, call, notes).await else {
+                continue;
             };
             let raw: RawAnswer = match sent {
                 Sent::Answer(raw) => raw,
-                Sent::NotSent(_) | Sent::Lost(_) => continue,
+                Sent::Refused(_) | Sent::Lost(_) => continue,
             };
             if raw.status >= 500 || raw.status == 429 || raw.status == 408 {
                 continue;

@@ -37,9 +37,11 @@ fn runtime(catalog: &str, clock: Option<Arc<ManualClock>>) -> Runtime<MemoryStor
         .insert("carrier_token".into(), "s3cret-carrier-token".into());
     let now = clock.as_ref().map(|c| c.now_ms()).unwrap_or(0);
     let layer = ProviderLayer::new(catalog, &secrets, now).expect("secrets resolve");
-    let mut options = RuntimeOptions::default();
-    options.allowed_url_prefixes = Some(layer.catalog().base_urls());
-    options.providers = Some(Arc::new(layer));
+    let options = RuntimeOptions {
+        allowed_url_prefixes: Some(layer.catalog().base_urls()),
+        providers: Some(Arc::new(layer)),
+        ..RuntimeOptions::default()
+    };
     let store = Arc::new(MemoryStore::new());
     match clock {
         Some(c) => Runtime::with_clock(store, options, c),
