@@ -38,7 +38,10 @@ fn bench(c: &mut Criterion) {
         ("baton/feel-values", false),
         ("baton/feel-values+trace", true),
     ] {
-        let opts = EvalOptions { now: None, trace };
+        let opts = EvalOptions {
+            trace,
+            ..EvalOptions::default()
+        };
         c.bench_function(label, |b| {
             let mut i = 0;
             b.iter(|| {

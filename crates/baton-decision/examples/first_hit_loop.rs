@@ -44,7 +44,10 @@ fn main() {
         .map(|(a, c, t)| serde_json::json!({"age": a, "country": c, "tier": t}))
         .collect();
     let trace = mode.ends_with("-trace");
-    let opts = EvalOptions { now: None, trace };
+    let opts = EvalOptions {
+        trace,
+        ..EvalOptions::default()
+    };
     for i in 0..n {
         let k = i % CASES.len();
         if mode.starts_with("json") {

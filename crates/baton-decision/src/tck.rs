@@ -241,7 +241,7 @@ fn run_test_case(model: &DecisionModel, tc: Node<'_, '_>) -> (Outcome, String) {
     let kind = tc.attribute("type").unwrap_or("decision");
     let opts = EvalOptions {
         now: wall_clock(),
-        trace: false,
+        ..EvalOptions::default()
     };
     let mut failures = Vec::new();
     for rn in elements(tc, "resultNode") {

@@ -284,3 +284,58 @@ fn trace_of_a_requirement_graph_is_stable() {
         serde_json::from_str(include_str!("data/trace-graph.json")).expect("golden JSON");
     assert_eq!(serde_json::to_value(&r).expect("serialises"), expected);
 }
+
+/// Work that grows without bound (nested loops, quadratic `partial`, big
+/// products) ends within the step budget.
+#[test]
+fn runaway_work_is_bounded_by_the_step_budget() {
+    use baton_decision::feel::parser::parse_expression;
+    use baton_decision::feel::{Evaluator, NoHost};
+    let host = NoHost;
+    for src in [
+        "for a in 1..999999 return for b in 1..999999 return a",
+        "for i in 1..999999 return count(partial)",
+        "count(for i in 1..999999 return string join(for j in 1..999 return \"x\"))",
+        "some a in (for i in 1..999999 return i), b in (for j in 1..999999 return j) satisfies a = -1",
+    ] {
+        let e = parse_expression(src, &[]).expect(src);
+        let mut ev = Evaluator::new(&host);
+        ev.set_step_budget(2_000_000);
+        let v = ev.eval(&e);
+        assert!(ev.out_of_steps(), "{src}: stopped by the budget");
+        assert!(
+            v.to_string().len() < 64 * 1024 * 1024,
+            "{src}: result too large"
+        );
+    }
+    let e = parse_expression("for a in 1..999999 return a", &[]).expect("parses");
+    let mut ev = Evaluator::new(&host);
+    ev.set_step_budget(1_000);
+    assert!(ev.eval(&e).is_null(), "a small budget stops a long loop");
+    let mut ev = Evaluator::new(&host);
+    ev.set_step_budget(10_000_000);
+    assert!(!ev.eval(&e).is_null(), "a large one does not");
+    assert!(!ev.out_of_steps());
+}
+
+/// Strings stop growing at the size limit (16 MiB): doubling a string past
+/// it gives null instead of exhausting memory.
+#[test]
+fn strings_are_bounded() {
+    use baton_decision::feel::eval_str;
+    let v = eval_str(
+        "for i in 1..40 return if i = 1 then \"abcdefgh\" else string length(partial[-1] + partial[-1])",
+    )
+    .expect("parses");
+    assert!(!v.is_null());
+    let v = eval_str(
+        "for i in 1..30 return if i = 1 then \"abcdefgh\" else if partial[-1] = null then null else partial[-1] + partial[-1]",
+    )
+    .expect("parses");
+    let baton_decision::feel::Value::List(items) = v else {
+        panic!("a list");
+    };
+    // 8 bytes doubled 21 times is 16 MiB: the next doubling is refused.
+    assert!(!items[21].is_null());
+    assert!(items[22].is_null());
+}

@@ -189,6 +189,9 @@ impl Boxed {
                 };
                 let mut out = Vec::new();
                 for item in items.iter() {
+                    if ev.out_of_steps() {
+                        return Value::Null;
+                    }
                     let mark = ev.mark();
                     ev.bind(Arc::from("item"), item.clone());
                     if let Value::Context(c) = item {
@@ -243,9 +246,13 @@ fn eval_iterate(
     };
     let mut out = Vec::with_capacity(items.len());
     for item in items.iter() {
+        if ev.out_of_steps() {
+            return Value::Null;
+        }
         let mark = ev.mark();
         ev.bind(var.clone(), item.clone());
         if kind == IterKind::For {
+            ev.charge(out.len());
             ev.bind(Arc::from("partial"), Value::list(out.clone()));
         }
         out.push(body.eval(ev));

@@ -177,6 +177,10 @@ pub struct Evaluation {
 pub struct EvalOptions {
     pub now: Option<DateTime>,
     pub trace: bool,
+    /// Evaluation steps allowed; `None` for the default
+    /// ([`crate::feel::eval::STEP_BUDGET_DEFAULT`]). Past it, what is left
+    /// to evaluate gives null.
+    pub step_budget: Option<u64>,
 }
 
 struct ModelHost<'m> {
@@ -319,8 +323,8 @@ impl DecisionModel {
             decision,
             &ctx,
             &EvalOptions {
-                now: None,
                 trace: with_trace,
+                ..EvalOptions::default()
             },
         );
         ctx.entries.clear();
@@ -347,6 +351,9 @@ impl DecisionModel {
             now: opts.now.clone(),
         };
         let mut ev = Evaluator::with_buffers(&host, BUFFERS.with(Cell::take));
+        if let Some(steps) = opts.step_budget {
+            ev.set_step_budget(steps);
+        }
         if let Some(idx) = m.decisions.iter().position(|d| str_eq(&d.name, decision)) {
             let mut run = Run::new();
             if opts.trace {

@@ -565,15 +565,25 @@ fn substring(a: &[Value]) -> Value {
 }
 
 fn string_join(l: &[Value], d: &str) -> Value {
-    let mut parts = Vec::new();
+    let mut out = String::new();
+    let mut first = true;
     for v in l {
         match v {
-            Value::String(s) => parts.push(s.to_string()),
+            Value::String(s) => {
+                if !first {
+                    out.push_str(d);
+                }
+                first = false;
+                if out.len() + s.len() > super::eval::STRING_LEN_MAX {
+                    return Value::Null;
+                }
+                out.push_str(s);
+            }
             Value::Null => {}
             _ => return Value::Null,
         }
     }
-    Value::str(&parts.join(d))
+    Value::str(&out)
 }
 
 /// Compiles an XPath-flavoured pattern (flags `i`, `s`, `m`, `x`, `q`).

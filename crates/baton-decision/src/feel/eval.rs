@@ -19,6 +19,13 @@ use super::value::{Bound, Context, Function, Range, Value, compare, equals, str_
 pub const CALL_DEPTH_MAX: u32 = 256;
 /// Maximum number of items a `for`, range iteration or builtin may produce.
 pub const LIST_LEN_MAX: usize = 1_000_000;
+/// Maximum length in bytes of a string built by evaluation (concatenation,
+/// `string join`, `replace`, ...).
+pub const STRING_LEN_MAX: usize = 16 * 1024 * 1024;
+/// Default evaluation budget, in steps: one per expression node evaluated,
+/// plus the size of lists and strings that built-ins and iterations walk.
+/// Past it every further evaluation gives null. A few seconds of work.
+pub const STEP_BUDGET_DEFAULT: u64 = 50_000_000;
 
 /// What the evaluator needs from its embedding (the DMN model, the clock).
 pub trait Host: Sync {
@@ -41,6 +48,8 @@ pub struct Evaluator<'h> {
     scope: Vec<(Arc<str>, Value)>,
     input: Value,
     depth: u32,
+    /// Steps left (see [`STEP_BUDGET_DEFAULT`]).
+    steps: u64,
     pub host: &'h dyn Host,
     /// Decision table records, collected only when a trace was asked for.
     pub(crate) trace: Option<crate::trace::Recorder>,
@@ -92,11 +101,28 @@ impl<'h> Evaluator<'h> {
             scope,
             input: Value::Null,
             depth: 0,
+            steps: STEP_BUDGET_DEFAULT,
             host,
             trace: None,
             row,
             ints,
         }
+    }
+
+    /// Sets the number of evaluation steps left (see [`STEP_BUDGET_DEFAULT`]).
+    pub fn set_step_budget(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    /// Whether the step budget ran out.
+    pub fn out_of_steps(&self) -> bool {
+        self.steps == 0
+    }
+
+    /// Charges `n` steps for work proportional to a list or string size.
+    #[inline]
+    pub fn charge(&mut self, n: usize) {
+        self.steps = self.steps.saturating_sub(n as u64);
     }
 
     /// Gives the buffers back, emptied, for the next evaluator.
@@ -185,6 +211,10 @@ impl<'h> Evaluator<'h> {
     }
 
     pub fn eval(&mut self, e: &Expr) -> Value {
+        if self.steps == 0 {
+            return Value::Null;
+        }
+        self.steps -= 1;
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Name(n) => match self.lookup(n) {
@@ -320,7 +350,10 @@ impl<'h> Evaluator<'h> {
             return int_range(&src, &end);
         }
         match src {
-            Value::List(l) => Some(l.to_vec()),
+            Value::List(l) => {
+                self.charge(l.len());
+                Some(l.to_vec())
+            }
             Value::Range(r) => match (&r.start.value, &r.end.value) {
                 (Value::Number(_), Value::Number(_)) => {
                     let lo = offset_if(&r.start.value, !r.start.inclusive, 1);
@@ -355,6 +388,7 @@ impl<'h> Evaluator<'h> {
             // `partial` holds the results so far, for self-referencing loops.
             let mark = self.mark();
             if partial {
+                self.charge(out.len());
                 self.bind(Arc::from("partial"), Value::list(out.clone()));
             }
             let v = self.eval(body);
@@ -366,6 +400,9 @@ impl<'h> Evaluator<'h> {
             return false;
         };
         for item in items {
+            if self.steps == 0 {
+                return false;
+            }
             let mark = self.mark();
             self.bind(first.name.clone(), item);
             let ok = self.for_level(rest, body, partial, out);
@@ -408,6 +445,9 @@ impl<'h> Evaluator<'h> {
             return false;
         };
         for item in items {
+            if self.steps == 0 {
+                return false;
+            }
             let mark = self.mark();
             self.bind(first.name.clone(), item);
             let ok = self.quant_level(rest, cond, out);
@@ -436,6 +476,9 @@ impl<'h> Evaluator<'h> {
         }
         let mut out = Vec::new();
         for item in items.iter() {
+            if self.steps == 0 {
+                return Value::Null;
+            }
             let mark = self.mark();
             // `item` names the element, unless the element has its own `item` entry.
             self.bind(Arc::from("item"), item.clone());
@@ -464,6 +507,7 @@ impl<'h> Evaluator<'h> {
                 return match args {
                     Args::Positional(a) => {
                         let vals: Vec<Value> = a.iter().map(|e| self.eval(e)).collect();
+                        self.charge_args(&vals);
                         builtins::call(self, n, vals)
                     }
                     Args::Named(a) => {
@@ -505,10 +549,27 @@ impl<'h> Evaluator<'h> {
         }
     }
 
+    /// Charges for the lists and strings a built-in will walk.
+    fn charge_args(&mut self, args: &[Value]) {
+        let mut n = 0;
+        for a in args {
+            n += match a {
+                Value::List(l) => l.len(),
+                Value::String(s) => s.len() / 16,
+                Value::Context(c) => c.entries.len(),
+                _ => 0,
+            };
+        }
+        self.charge(n);
+    }
+
     /// Invokes a function value with positional arguments.
     pub fn call_function(&mut self, f: &Function, args: Vec<Value>) -> Value {
         match f {
-            Function::Builtin(n) => builtins::call(self, n, args),
+            Function::Builtin(n) => {
+                self.charge_args(&args);
+                builtins::call(self, n, args)
+            }
             Function::User {
                 params,
                 body,
@@ -567,9 +628,13 @@ impl<'h> Evaluator<'h> {
     }
 
     pub(crate) fn unary_test(&mut self, input: &Value, t: &UnaryTest) -> Option<bool> {
+        if self.steps == 0 {
+            return None;
+        }
+        self.steps -= 1;
         // Fast paths for constant cells (most table cells): no binding of `?`.
         match &t.expr {
-            Expr::Const(v) => return test_against(input, v),
+            Expr::Const(v) => return self.charged_test(input, v),
             Expr::UnaryCmp(op, e) => {
                 if let Expr::Const(v) = &**e {
                     return cmp(*op, input, v);
@@ -588,12 +653,20 @@ impl<'h> Evaluator<'h> {
                 if t.uses_input {
                     truth(&v)
                 } else {
-                    test_against(input, &v)
+                    self.charged_test(input, &v)
                 }
             }
         };
         self.input = saved;
         r
+    }
+
+    /// [`test_against`], charging for the list it may walk.
+    fn charged_test(&mut self, input: &Value, v: &Value) -> Option<bool> {
+        if let Value::List(l) = v {
+            self.charge(l.len());
+        }
+        test_against(input, v)
     }
 
     pub fn instance_of(&self, v: &Value, t: &TypeRef) -> bool {

@@ -90,7 +90,15 @@ fn add(a: &Value, b: &Value) -> Value {
     use Value::*;
     match (a, b) {
         (Number(x), Number(y)) => x.checked_add(*y).map(Number).unwrap_or(Null),
-        (String(x), String(y)) => Value::str(&format!("{x}{y}")),
+        (String(x), String(y)) => {
+            if x.len() + y.len() > super::eval::STRING_LEN_MAX {
+                return Null;
+            }
+            let mut s = std::string::String::with_capacity(x.len() + y.len());
+            s.push_str(x);
+            s.push_str(y);
+            Value::str(&s)
+        }
         (YmDuration(x), YmDuration(y)) => x.checked_add(*y).map(YmDuration).unwrap_or(Null),
         (DtDuration(x), DtDuration(y)) => x.checked_add(*y).map(DtDuration).unwrap_or(Null),
         (Date(d), YmDuration(m)) | (YmDuration(m), Date(d)) => {
