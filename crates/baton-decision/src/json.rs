@@ -13,26 +13,41 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::feel::Value;
-use crate::feel::value::fmt_number;
+use crate::feel::value::{RENDER_VALUES_MAX, fmt_number};
+use std::cell::Cell;
 
 pub fn to_json(v: &Value) -> serde_json::Value {
+    to_json_within(v, &mut RENDER_VALUES_MAX.clone())
+}
+
+/// [`to_json`] of at most `budget` values; the rest become null (values
+/// share their parts, so a value's written-out form can be exponentially
+/// larger than the value; see [`RENDER_VALUES_MAX`]).
+fn to_json_within(v: &Value, budget: &mut usize) -> serde_json::Value {
     use serde_json::Value as J;
+    if *budget == 0 {
+        return J::Null;
+    }
+    *budget -= 1;
     match v {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Number(n) => number_to_json(n),
         // `String::from`, not `to_string`: no formatting machinery.
         Value::String(s) => J::String(String::from(&**s)),
-        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::List(items) => J::Array(items.iter().map(|i| to_json_within(i, budget)).collect()),
         Value::Context(c) => {
             let mut map = serde_json::Map::with_capacity(c.entries.len());
             for (k, v) in &c.entries {
-                map.insert(String::from(&**k), to_json(v));
+                map.insert(String::from(&**k), to_json_within(v, budget));
             }
             J::Object(map)
         }
         Value::Function(_) => J::Null,
-        other => J::String(other.to_string()),
+        other => match other.to_string_bounded() {
+            Some(s) => J::String(s),
+            None => J::Null,
+        },
     }
 }
 
@@ -62,42 +77,51 @@ fn number_to_json(n: &Decimal) -> serde_json::Value {
 /// Serialises a FEEL value with the same mapping as [`to_json`], without
 /// building an intermediate JSON tree.
 pub fn serialize_value<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::{SerializeMap, SerializeSeq};
-    match v {
-        Value::Null | Value::Function(_) => s.serialize_unit(),
-        Value::Bool(b) => s.serialize_bool(*b),
-        Value::Number(n) => match number_to_json(n) {
-            serde_json::Value::Number(num) => match num.as_i64() {
-                Some(i) => s.serialize_i64(i),
-                None => s.serialize_f64(num.as_f64().unwrap_or(0.0)),
-            },
-            other => serde::Serialize::serialize(&other, s),
-        },
-        Value::String(x) => s.serialize_str(x),
-        Value::List(items) => {
-            let mut seq = s.serialize_seq(Some(items.len()))?;
-            for i in items.iter() {
-                seq.serialize_element(&Ser(i))?;
-            }
-            seq.end()
-        }
-        Value::Context(c) => {
-            let mut map = s.serialize_map(Some(c.entries.len()))?;
-            for (k, v) in &c.entries {
-                map.serialize_entry(&**k, &Ser(v))?;
-            }
-            map.end()
-        }
-        other => s.serialize_str(&other.to_string()),
-    }
+    serde::Serialize::serialize(&Ser(v, &Cell::new(RENDER_VALUES_MAX)), s)
 }
 
-/// A borrowed value that serialises with [`serialize_value`].
-struct Ser<'a>(&'a Value);
+/// A borrowed value that serialises with the [`to_json`] mapping, sharing a
+/// budget of values with its siblings.
+struct Ser<'a>(&'a Value, &'a Cell<usize>);
 
 impl serde::Serialize for Ser<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_value(self.0, s)
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let budget = self.1;
+        if budget.get() == 0 {
+            return s.serialize_unit();
+        }
+        budget.set(budget.get() - 1);
+        match self.0 {
+            Value::Null | Value::Function(_) => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => match number_to_json(n) {
+                serde_json::Value::Number(num) => match num.as_i64() {
+                    Some(i) => s.serialize_i64(i),
+                    None => s.serialize_f64(num.as_f64().unwrap_or(0.0)),
+                },
+                other => serde::Serialize::serialize(&other, s),
+            },
+            Value::String(x) => s.serialize_str(x),
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items.iter() {
+                    seq.serialize_element(&Ser(i, budget))?;
+                }
+                seq.end()
+            }
+            Value::Context(c) => {
+                let mut map = s.serialize_map(Some(c.entries.len()))?;
+                for (k, v) in &c.entries {
+                    map.serialize_entry(&**k, &Ser(v, budget))?;
+                }
+                map.end()
+            }
+            other => match other.to_string_bounded() {
+                Some(text) => s.serialize_str(&text),
+                None => s.serialize_unit(),
+            },
+        }
     }
 }
 

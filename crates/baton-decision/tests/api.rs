@@ -339,3 +339,53 @@ fn strings_are_bounded() {
     assert!(!items[21].is_null());
     assert!(items[22].is_null());
 }
+
+/// Fuzzing regression (feel target, out of memory): `==…==5 **6` nested
+/// unary `=` comparisons, each a range whose two ends share the inner
+/// range, so the written-out value doubled with every `=`. Ranges now need
+/// ordered end points, and rendering stops after a bounded number of values.
+#[test]
+fn nested_unary_equals_do_not_build_exponential_values() {
+    use baton_decision::feel::eval_str;
+    let src = format!("{}5 **6", "=".repeat(54));
+    let v = eval_str(&src).expect("parses");
+    assert!(v.to_string().len() < 1000, "{v}");
+    assert!(eval_str("= [1..2]").expect("parses").is_null());
+    assert!(eval_str("< {a: 1}").expect("parses").is_null());
+    assert!(!eval_str("= 5").expect("parses").is_null());
+}
+
+/// A list holding the previous list twice, sixty times: small in memory
+/// (shared parts), 2^60 values written out. Rendering it as a string, as
+/// JSON, or through `string()` stays bounded; equality with itself is
+/// immediate.
+#[test]
+fn rendering_shared_structures_is_bounded() {
+    use baton_decision::feel::eval_str;
+    let v =
+        eval_str("(for i in 1..60 return if i = 1 then [1] else [partial[-1], partial[-1]])[-1]")
+            .expect("parses");
+    assert!(matches!(v, baton_decision::feel::Value::List(_)));
+    let text = v.to_string();
+    assert!(text.ends_with(']') && text.contains('…'));
+    assert!(text.len() < 64 * 1024 * 1024);
+    let json = baton_decision::json::to_json(&v);
+    assert!(json.to_string().len() < 64 * 1024 * 1024);
+    assert!(v.to_string_bounded().is_none());
+    let s = eval_str(
+        "string((for i in 1..60 return if i = 1 then [1] else [partial[-1], partial[-1]])[-1])",
+    )
+    .expect("parses");
+    assert!(s.is_null(), "string() of an oversized value is null");
+    let same = eval_str(
+        "(for i in 1..60 return if i = 1 then [1] else [partial[-1], partial[-1]])[-1] = (for i in 1..60 return if i = 1 then [1] else [partial[-1], partial[-1]])[-1]",
+    );
+    // Two separately built copies: equality gives up (null) after a bounded
+    // number of comparisons instead of walking 2^60 pairs.
+    assert!(same.expect("parses").is_null());
+    let v = eval_str(
+        "{a: (for i in 1..60 return if i = 1 then [1] else [partial[-1], partial[-1]])[-1], b: a = a}.b",
+    )
+    .expect("parses");
+    assert_eq!(v.to_string(), "true", "a value equals itself");
+}

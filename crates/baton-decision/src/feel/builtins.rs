@@ -281,7 +281,10 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("not", [_]) => Null,
         ("string", [v]) => match v {
             Null => Null,
-            v => Value::str(&v.to_string()),
+            v => match v.to_string_bounded() {
+                Some(s) => Value::str(&s),
+                None => Null,
+            },
         },
         ("number", _) => number(a),
         ("substring", _) => substring(a),

@@ -839,6 +839,13 @@ pub fn make_range(s: Value, start_incl: bool, e: Value, end_incl: bool) -> Value
 }
 
 fn unary_cmp_range(op: CmpOp, v: Value) -> Value {
+    // A range's end points must be ordered values (numbers, strings,
+    // temporals, durations); `= [1..2]` or `< {}` is no range. (Ranges of
+    // ranges also let a short expression build a value whose rendering is
+    // exponential in its length.)
+    if !v.is_null() && compare(&v, &v).is_none() {
+        return Value::Null;
+    }
     let open = Bound {
         value: Value::Null,
         inclusive: false,

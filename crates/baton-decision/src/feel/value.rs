@@ -195,9 +195,18 @@ pub fn str_eq(a: &str, b: &str) -> bool {
 }
 
 /// FEEL `=`: `Some(bool)` when comparable, `None` (null) for mismatched types.
-/// Null equals only null.
+/// Null equals only null. Comparing lists and contexts visits at most
+/// [`RENDER_VALUES_MAX`] values; past that the answer is unknown (null).
 pub fn equals(a: &Value, b: &Value) -> Option<bool> {
+    equals_within(a, b, &mut RENDER_VALUES_MAX.clone())
+}
+
+fn equals_within(a: &Value, b: &Value, budget: &mut usize) -> Option<bool> {
     use Value::*;
+    if *budget == 0 {
+        return None;
+    }
+    *budget -= 1;
     Some(match (a, b) {
         (Null, Null) => true,
         (Null, _) | (_, Null) => false,
@@ -232,12 +241,16 @@ pub fn equals(a: &Value, b: &Value) -> Option<bool> {
         }
         (YmDuration(x), YmDuration(y)) => x == y,
         (DtDuration(x), DtDuration(y)) => x == y,
+        // A value equals itself; parts are shared, so this also keeps
+        // comparisons of large shared structures short.
+        (List(x), List(y)) if Arc::ptr_eq(x, y) => true,
+        (Context(x), Context(y)) if Arc::ptr_eq(x, y) => true,
         (List(x), List(y)) => {
             if x.len() != y.len() {
                 return Some(false);
             }
             for (p, q) in x.iter().zip(y.iter()) {
-                if !equals(p, q)? {
+                if !equals_within(p, q, budget)? {
                     return Some(false);
                 }
             }
@@ -250,7 +263,7 @@ pub fn equals(a: &Value, b: &Value) -> Option<bool> {
             for (k, v) in &x.entries {
                 match y.get(k) {
                     Some(w) => {
-                        if !equals(v, w)? {
+                        if !equals_within(v, w, budget)? {
                             return Some(false);
                         }
                     }
@@ -263,8 +276,8 @@ pub fn equals(a: &Value, b: &Value) -> Option<bool> {
             x.from_test == y.from_test
                 && x.start.inclusive == y.start.inclusive
                 && x.end.inclusive == y.end.inclusive
-                && equals(&x.start.value, &y.start.value)?
-                && equals(&x.end.value, &y.end.value)?
+                && equals_within(&x.start.value, &y.start.value, budget)?
+                && equals_within(&x.end.value, &y.end.value, budget)?
         }
         (Function(x), Function(y)) => Arc::ptr_eq(x, y),
         _ => return None,
@@ -314,18 +327,67 @@ pub fn fmt_number(n: &Decimal) -> String {
     n.normalize().to_string()
 }
 
+/// Values share their parts (`Arc`), so a short evaluation can build a
+/// value whose written-out form is exponentially large (a list holding the
+/// previous list twice, sixty times). Rendering (strings, JSON) stops after
+/// this many values and marks or nulls the rest.
+pub const RENDER_VALUES_MAX: usize = 1 << 20;
+
 impl fmt::Display for Value {
     /// The FEEL `string()` form: strings are bare at top level, quoted inside
-    /// lists and contexts.
+    /// lists and contexts. Past [`RENDER_VALUES_MAX`] values the rest is
+    /// written as `…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::String(s) => write!(f, "{s}"),
-            other => write_nested(f, other),
+            other => write_nested(f, other, &mut Budget::new()),
         }
     }
 }
 
-fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
+/// Values left to render, and whether some were cut.
+struct Budget {
+    left: usize,
+    cut: bool,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            left: RENDER_VALUES_MAX,
+            cut: false,
+        }
+    }
+}
+
+impl Value {
+    /// The `string()` form, or `None` when it would exceed
+    /// [`RENDER_VALUES_MAX`] values or [`super::eval::STRING_LEN_MAX`] bytes.
+    pub fn to_string_bounded(&self) -> Option<String> {
+        if let Value::String(s) = self {
+            return Some(s.to_string());
+        }
+        struct Render<'a>(&'a Value, std::cell::Cell<bool>);
+        impl fmt::Display for Render<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut b = Budget::new();
+                let r = write_nested(f, self.0, &mut b);
+                self.1.set(b.cut);
+                r
+            }
+        }
+        let r = Render(self, std::cell::Cell::new(false));
+        let s = r.to_string();
+        (!r.1.get() && s.len() <= super::eval::STRING_LEN_MAX).then_some(s)
+    }
+}
+
+fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value, budget: &mut Budget) -> fmt::Result {
+    if budget.left == 0 {
+        budget.cut = true;
+        return write!(f, "…");
+    }
+    budget.left -= 1;
     match v {
         Value::Null => write!(f, "null"),
         Value::Bool(b) => write!(f, "{b}"),
@@ -342,7 +404,7 @@ fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
                 if i > 0 {
                     write!(f, ", ")?;
                 }
-                write_nested(f, it)?;
+                write_nested(f, it, budget)?;
             }
             write!(f, "]")
         }
@@ -357,15 +419,15 @@ fn write_nested(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
                 } else {
                     write!(f, "\"{}\": ", k.replace('\\', "\\\\").replace('"', "\\\""))?;
                 }
-                write_nested(f, v)?;
+                write_nested(f, v, budget)?;
             }
             write!(f, "}}")
         }
         Value::Range(r) => {
             write!(f, "{}", if r.start.inclusive { "[" } else { "(" })?;
-            write_nested(f, &r.start.value)?;
+            write_nested(f, &r.start.value, budget)?;
             write!(f, "..")?;
-            write_nested(f, &r.end.value)?;
+            write_nested(f, &r.end.value, budget)?;
             write!(f, "{}", if r.end.inclusive { "]" } else { ")" })
         }
         Value::Function(_) => write!(f, "function"),
