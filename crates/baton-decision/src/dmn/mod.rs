@@ -14,7 +14,7 @@ mod xml;
 use std::sync::Arc;
 
 use boxed::{Boxed, FunctionDef, call_def};
-use types::{Type, TypeRegistry, coerce};
+use types::{Type, TypeRegistry, coerce, has_type_fast};
 
 use crate::feel::temporal::DateTime;
 use crate::feel::value::{Callable, Context, Function, Value, str_eq};
@@ -364,7 +364,7 @@ impl DecisionModel {
                 .trace
                 .take()
                 .map(|rec| Trace::new(m.decisions[idx].name.clone(), self.inner.clone(), rec));
-            BUFFERS.with(|b| b.set(ev.into_buffers()));
+            BUFFERS.with(|b| b.set(ev.take_buffers()));
             return Ok((v, trace));
         }
         if let Some(s) = m.services.iter().position(|s| &*s.name == decision) {
@@ -496,8 +496,10 @@ impl DecisionModel {
                         return false;
                     };
                     vals.push(match ty {
-                        Some(t) => coerce(t, v.clone(), true).unwrap_or(Value::Null),
-                        None => v.clone(),
+                        Some(t) if !has_type_fast(t, v) => {
+                            coerce(t, v.clone(), true).unwrap_or(Value::Null)
+                        }
+                        _ => v.clone(),
                     });
                 }
                 true

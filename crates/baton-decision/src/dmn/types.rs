@@ -182,6 +182,17 @@ fn allowed_ok(allowed: &UnaryTests, v: &Value) -> bool {
 
 /// Coerces `v` to `t` as DMN does for results and inputs; `None` when the
 /// value does not conform (the caller then yields null).
+/// Whether `v` already has type `t` in the common, cheap cases (then
+/// [`coerce`] would return it unchanged). `false` means "maybe not".
+#[inline]
+pub fn has_type_fast(t: &Type, v: &Value) -> bool {
+    match t {
+        Type::Any => true,
+        Type::Builtin(b) => builtin_matches(b, v),
+        _ => false,
+    }
+}
+
 #[inline]
 pub fn coerce(t: &Type, v: Value, strings_as_temporal: bool) -> Option<Value> {
     // The common cases, inline: a value that already has the type.

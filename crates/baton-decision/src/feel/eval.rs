@@ -87,7 +87,7 @@ impl<'h> Evaluator<'h> {
         Self::with_buffers(host, Buffers::default())
     }
 
-    /// An evaluator that reuses `buffers` (see [`Evaluator::into_buffers`]).
+    /// An evaluator that reuses `buffers` (see [`Evaluator::take_buffers`]).
     pub fn with_buffers(host: &'h dyn Host, buffers: Buffers) -> Self {
         let Buffers {
             mut scope,
@@ -125,8 +125,8 @@ impl<'h> Evaluator<'h> {
         self.steps = self.steps.saturating_sub(n as u64);
     }
 
-    /// Gives the buffers back, emptied, for the next evaluator.
-    pub fn into_buffers(mut self) -> Buffers {
+    /// Takes the buffers back, emptied, for the next evaluator.
+    pub fn take_buffers(&mut self) -> Buffers {
         self.scope.clear();
         self.row.clear();
         self.ints.clear();
