@@ -128,7 +128,7 @@ impl TypeRegistry {
     pub fn instance_of(&self, name: &str, v: &Value) -> Option<bool> {
         let def = self.lookup(name)?;
         let t = self.resolve_def(def, 0);
-        Some(!v.is_null() && conforms(&t, v))
+        Some(!v.is_null() && instance_conforms(&t, v))
     }
 }
 
@@ -171,6 +171,31 @@ pub fn conforms(t: &Type, v: &Value) -> bool {
             _ => false,
         },
         Type::Constrained { base, allowed } => conforms(base, v) && allowed_ok(allowed, v),
+        Type::Function => matches!(v, Value::Function(_)),
+    }
+}
+
+/// Conformance as `instance of` sees it: the type's structure only (allowed
+/// values are a constraint on items, not part of the type), every
+/// component of a structure present (null is an instance of any type).
+fn instance_conforms(t: &Type, v: &Value) -> bool {
+    if v.is_null() {
+        return true;
+    }
+    match t {
+        Type::Any => true,
+        Type::Builtin(b) => builtin_matches(b, v),
+        Type::Collection(inner) => match v {
+            Value::List(items) => items.iter().all(|i| instance_conforms(inner, i)),
+            _ => false,
+        },
+        Type::Structure(fields) => match v {
+            Value::Context(c) => fields
+                .iter()
+                .all(|(k, ft)| c.get(k).is_some_and(|fv| instance_conforms(ft, fv))),
+            _ => false,
+        },
+        Type::Constrained { base, .. } => instance_conforms(base, v),
         Type::Function => matches!(v, Value::Function(_)),
     }
 }

@@ -226,6 +226,14 @@ pub fn intern(name: &str) -> &'static str {
 /// Orders named arguments by the first signature that accepts all of them.
 pub fn bind_named(name: &str, named: Vec<(Arc<str>, Value)>) -> Option<Vec<Value>> {
     let sigs = SIGNATURES.iter().find(|(n, _)| *n == name)?.1;
+    // `context put(key: ...)` takes one key; a path of keys is `keys:`.
+    if name == "context put"
+        && named
+            .iter()
+            .any(|(k, v)| &**k == "key" && matches!(v, Value::List(_)))
+    {
+        return None;
+    }
     for sig in sigs.split('|') {
         let params: Vec<&str> = sig.split(',').filter(|p| !p.is_empty()).collect();
         if named.iter().all(|(k, _)| params.contains(&&**k)) {
@@ -239,8 +247,12 @@ pub fn bind_named(name: &str, named: Vec<(Arc<str>, Value)>) -> Option<Vec<Value
                         .unwrap_or(Value::Null)
                 })
                 .collect();
-            // Trailing optional parameters that were not given are dropped.
-            while vals.len() > named.len() && vals.last().is_some_and(Value::is_null) {
+            // Trailing optional parameters that were not given are dropped
+            // (`is` has none: a missing value is null).
+            while name != "is"
+                && vals.len() > named.len()
+                && vals.last().is_some_and(Value::is_null)
+            {
                 let last = params[vals.len() - 1];
                 if named.iter().any(|(k, _)| &**k == last) {
                     break;
@@ -491,6 +503,13 @@ fn round(n: Decimal, scale: Decimal, strategy: RoundingStrategy) -> Value {
 }
 
 fn number(a: &[Value]) -> Value {
+    // Separators are strings or null; anything else is an error (null).
+    if a.iter()
+        .skip(1)
+        .any(|v| !matches!(v, Value::String(_) | Value::Null))
+    {
+        return Value::Null;
+    }
     let (s, group, dec) = match a {
         [Value::String(s)] => (s.clone(), None, None),
         [Value::String(s), g] => (s.clone(), g.as_str().map(str::to_owned), None),

@@ -706,9 +706,10 @@ impl<'h> Evaluator<'h> {
                 _ => false,
             },
             TypeRef::Context(fields) => match v {
-                Value::Context(c) => fields
-                    .iter()
-                    .all(|(k, ft)| c.get(k).is_some_and(|fv| self.instance_of(fv, ft))),
+                Value::Context(c) => fields.iter().all(|(k, ft)| {
+                    c.get(k)
+                        .is_some_and(|fv| fv.is_null() || self.instance_of(fv, ft))
+                }),
                 _ => false,
             },
             TypeRef::Function(..) => matches!(v, Value::Function(_)),

@@ -74,7 +74,8 @@ pub fn temporal_literal(s: &str) -> Option<Value> {
             temporal::ParsedDuration::DaysTime(n) => Some(Value::DtDuration(n)),
         };
     }
-    if s.contains('T') {
+    // A `T` in a zone name (`@Etc/GMT`) does not make a date and time.
+    if s.split('@').next().is_some_and(|civil| civil.contains('T')) {
         return temporal::DateTime::parse(s).map(Value::DateTime);
     }
     if s.len() >= 3 && s.as_bytes()[2] == b':' {
