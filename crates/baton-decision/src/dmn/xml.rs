@@ -246,11 +246,16 @@ impl Compiler {
             .collect();
         let names = params.iter().map(|p| p.0.clone()).collect();
         let feel = n.attribute("kind").is_none_or(|k| k == "FEEL");
+        // The result type: the function's own, else that of its body
+        // expression (a literal expression's `typeRef`).
+        let result = self
+            .type_ref(n)
+            .or_else(|| expression_child(n).and_then(|b| self.type_ref(b)));
         FunctionDef {
             params,
             names,
             body: self.boxed_child(n),
-            result: self.type_ref(n),
+            result,
             feel,
         }
     }
