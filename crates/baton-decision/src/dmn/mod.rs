@@ -601,7 +601,12 @@ impl Callable for ServiceFn {
         for &d in &s.input_decisions {
             let mut v = args.next().unwrap_or(Value::Null);
             if let Some(t) = &m.decisions[d].ty {
-                v = coerce(t, v, false).unwrap_or(Value::Null);
+                // A value that does not conform to the decision's type: the
+                // service is not invoked.
+                match coerce(t, v, false) {
+                    Some(c) => v = c,
+                    None => return Value::Null,
+                }
             }
             run.store(d, v, m.decisions.len());
         }
