@@ -389,3 +389,22 @@ fn rendering_shared_structures_is_bounded() {
     .expect("parses");
     assert_eq!(v.to_string(), "true", "a value equals itself");
 }
+
+/// XPath regular expressions where Rust's syntax differs: the `x` flag
+/// removes whitespace outside character classes, `.` does not match a
+/// carriage return, null flags are no flags.
+#[test]
+fn matches_follows_xpath_flags() {
+    use baton_decision::feel::eval_str;
+    let t = |src: &str| eval_str(src).expect(src).to_string();
+    assert_eq!(t(r#"matches("hello world", "hello\ sworld", "x")"#), "true");
+    assert_eq!(
+        t(r#"matches("hello world", "hello[ ]world ", "x")"#),
+        "true"
+    );
+    assert_eq!(t(r#"matches("hello world", "hello world", "x")"#), "false");
+    assert_eq!(t("matches(\"a\u{000D}b\", \"a.b\")"), "false");
+    assert_eq!(t("matches(\"a\u{000D}b\", \"a.b\", \"s\")"), "true");
+    assert_eq!(t(r#"matches("a.b", "a[.]b")"#), "true");
+    assert_eq!(t(r#"matches("abracadabra", "bra", null)"#), "true");
+}

@@ -318,6 +318,10 @@ pub fn call(ev: &mut Evaluator<'_>, name: &str, mut args: Vec<Value>) -> Value {
         ("matches", [String(s), String(p), String(f)]) => {
             regex(p, f).map(|r| Bool(r.is_match(s))).unwrap_or(Null)
         }
+        // Null flags are no flags.
+        ("matches", [String(s), String(p), Null]) => {
+            regex(p, "").map(|r| Bool(r.is_match(s))).unwrap_or(Null)
+        }
         ("replace", [String(s), String(p), String(r)]) => replace(s, p, r, ""),
         ("replace", [String(s), String(p), String(r), String(f)]) => replace(s, p, r, f),
         ("split", [String(s), String(d)]) => match regex(d, "") {
@@ -613,20 +617,57 @@ fn regex(pattern: &str, flags: &str) -> Option<Regex> {
     let mut b = if flags.contains('q') {
         RegexBuilder::new(&regex::escape(pattern))
     } else {
-        RegexBuilder::new(pattern)
+        RegexBuilder::new(&xpath_pattern(
+            pattern,
+            flags.contains('x'),
+            flags.contains('s'),
+        ))
     };
     for f in flags.chars() {
         match f {
             'i' => b.case_insensitive(true),
             's' => b.dot_matches_new_line(true),
             'm' => b.multi_line(true),
-            'x' => b.ignore_whitespace(true),
-            'q' => &mut b,
+            // Done above, the XPath way (see `strip_whitespace`).
+            'x' | 'q' => &mut b,
             _ => return None,
         };
     }
     // Bound compiled size: patterns come from models and inputs.
     b.size_limit(1 << 20).build().ok()
+}
+
+/// Adapts an XPath pattern to Rust's regex syntax where the two differ:
+/// with the `x` flag whitespace is removed before matching, except inside a
+/// character class (`[ ]` keeps its space; `\ s` becomes `\s`; Rust's own
+/// `x` mode reads `\ ` as a space and `#` as a comment), and `.` matches
+/// neither `\n` nor `\r` unless the `s` flag is set.
+fn xpath_pattern(pattern: &str, strip_ws: bool, dot_all: bool) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut class_depth = 0u32;
+    let mut escaped = false;
+    for c in pattern.chars() {
+        if strip_ws && class_depth == 0 && matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        if escaped {
+            escaped = false;
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' => class_depth += 1,
+            ']' => class_depth = class_depth.saturating_sub(1),
+            '.' if class_depth == 0 && !dot_all => {
+                out.push_str("[^\\n\\r]");
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn replace(s: &str, p: &str, r: &str, flags: &str) -> Value {
