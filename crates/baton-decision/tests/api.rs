@@ -392,7 +392,7 @@ fn rendering_shared_structures_is_bounded() {
 
 /// XPath regular expressions where Rust's syntax differs: the `x` flag
 /// removes whitespace outside character classes, `.` does not match a
-/// carriage return, null flags are no flags.
+/// carriage return, null flags are no flags, classes subtract with `-[`.
 #[test]
 fn matches_follows_xpath_flags() {
     use baton_decision::feel::eval_str;
@@ -407,4 +407,6 @@ fn matches_follows_xpath_flags() {
     assert_eq!(t("matches(\"a\u{000D}b\", \"a.b\", \"s\")"), "true");
     assert_eq!(t(r#"matches("a.b", "a[.]b")"#), "true");
     assert_eq!(t(r#"matches("abracadabra", "bra", null)"#), "true");
+    assert_eq!(t(r#"matches("O", "[A-Z-[OI]]", "i")"#), "false");
+    assert_eq!(t(r#"matches("P", "[A-Z-[OI]]")"#), "true");
 }

@@ -13,7 +13,7 @@ fn standards_dir() -> PathBuf {
 
 /// Floors: raise them as conformance improves, never lower them.
 const LEVEL_2_FLOOR: usize = 116;
-const LEVEL_3_FLOOR: usize = 1738;
+const LEVEL_3_FLOOR: usize = 1740;
 
 #[test]
 fn dmn_tck_conformance() {

@@ -640,13 +640,15 @@ fn regex(pattern: &str, flags: &str) -> Option<Regex> {
 /// Adapts an XPath pattern to Rust's regex syntax where the two differ:
 /// with the `x` flag whitespace is removed before matching, except inside a
 /// character class (`[ ]` keeps its space; `\ s` becomes `\s`; Rust's own
-/// `x` mode reads `\ ` as a space and `#` as a comment), and `.` matches
-/// neither `\n` nor `\r` unless the `s` flag is set.
+/// `x` mode reads `\ ` as a space and `#` as a comment), `.` matches
+/// neither `\n` nor `\r` unless the `s` flag is set, and class subtraction
+/// `[a-z-[aeiou]]` is written `[a-z--[aeiou]]`.
 fn xpath_pattern(pattern: &str, strip_ws: bool, dot_all: bool) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut class_depth = 0u32;
     let mut escaped = false;
-    for c in pattern.chars() {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
         if strip_ws && class_depth == 0 && matches!(c, ' ' | '\t' | '\n' | '\r') {
             continue;
         }
@@ -661,6 +663,11 @@ fn xpath_pattern(pattern: &str, strip_ws: bool, dot_all: bool) -> String {
             ']' => class_depth = class_depth.saturating_sub(1),
             '.' if class_depth == 0 && !dot_all => {
                 out.push_str("[^\\n\\r]");
+                continue;
+            }
+            // Class subtraction: XPath `[A-Z-[OI]]` is Rust `[A-Z--[OI]]`.
+            '-' if class_depth > 0 && chars.peek() == Some(&'[') => {
+                out.push_str("--");
                 continue;
             }
             _ => {}
