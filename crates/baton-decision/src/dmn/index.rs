@@ -322,7 +322,7 @@ fn build_column(rules: &[Rule], col: usize, fam: Family, words: usize) -> Option
                     _ => {}
                 }
             }
-            breaks.sort_by(|a, b| a.dec().cmp(&b.dec()));
+            breaks.sort_by_key(NumKey::dec);
             breaks.dedup_by(|a, b| a.dec() == b.dec());
             let reps = number_representatives(&breaks)?;
             let sets = sets_for(rules, col, &reps, words);
