@@ -410,3 +410,87 @@ fn matches_follows_xpath_flags() {
     assert_eq!(t(r#"matches("O", "[A-Z-[OI]]", "i")"#), "false");
     assert_eq!(t(r#"matches("P", "[A-Z-[OI]]")"#), "true");
 }
+
+/// Deeply nested documents are refused before compiling (compiling,
+/// evaluating and dropping nested expressions recurse); documents at the
+/// limit still compile and evaluate on a 2 MiB thread stack.
+#[test]
+fn nesting_is_bounded() {
+    fn nested_lists(levels: usize) -> String {
+        format!(
+            r#"<definitions xmlns="https://www.omg.org/spec/DMN/20230324/MODEL/" name="m" namespace="n"><decision id="d" name="D">{}<literalExpression><text>1</text></literalExpression>{}</decision></definitions>"#,
+            "<list>".repeat(levels),
+            "</list>".repeat(levels)
+        )
+    }
+    let err = DecisionModel::parse(&nested_lists(20_000))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, DmnError::Xml { .. }), "{err}");
+    let ok = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let m = DecisionModel::parse(&nested_lists(120)).expect("compiles");
+            m.evaluate("D", &json!({}), true).expect("evaluates").output
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert!(ok.is_array());
+}
+
+/// Recursion through FEEL functions whose bodies are themselves deeply
+/// nested stays within the stack: the call depth and the expression depth
+/// are both bounded.
+#[test]
+fn deep_recursion_with_deep_bodies_is_bounded() {
+    // `g` calls itself through its argument; in each call the recursive
+    // call sits under a left-nested chain of 100 additions.
+    let g = format!("function(g, n) g(g, n + 1){}", " + 0".repeat(100));
+    let src = format!("({g})({g}, 1)");
+    let v = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || baton_decision::feel::eval_str(&src).expect("parses"))
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert!(v.is_null(), "runaway recursion ends in null");
+}
+
+/// A business knowledge model that invokes itself through a boxed
+/// invocation (no FEEL expression in between) ends at the call depth limit
+/// without exhausting a 2 MiB stack.
+#[test]
+fn boxed_self_invocation_is_bounded() {
+    let xml = r##"<definitions xmlns="https://www.omg.org/spec/DMN/20230324/MODEL/" name="m" namespace="n">
+  <businessKnowledgeModel id="b" name="Loop">
+    <encapsulatedLogic>
+      <formalParameter name="x"/>
+      <context>
+        <contextEntry><variable name="y"/>
+          <invocation><literalExpression><text>Loop</text></literalExpression>
+            <binding><parameter name="x"/><literalExpression><text>x + 1</text></literalExpression></binding>
+          </invocation>
+        </contextEntry>
+        <contextEntry><literalExpression><text>y</text></literalExpression></contextEntry>
+      </context>
+    </encapsulatedLogic>
+  </businessKnowledgeModel>
+  <decision id="d" name="D">
+    <knowledgeRequirement><requiredKnowledge href="#b"/></knowledgeRequirement>
+    <invocation><literalExpression><text>Loop</text></literalExpression>
+      <binding><parameter name="x"/><literalExpression><text>1</text></literalExpression></binding>
+    </invocation>
+  </decision>
+</definitions>"##;
+    let out = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let m = DecisionModel::parse_strict(xml).expect("compiles");
+            m.evaluate("D", &json!({}), true).expect("evaluates").output
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(out, json!(null));
+}

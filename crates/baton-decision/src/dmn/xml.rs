@@ -20,6 +20,25 @@ use crate::trace::TableMeta;
 
 /// Documents larger than this are rejected before parsing.
 pub const MODEL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Elements nested deeper than this are rejected: compiling, evaluating and
+/// dropping nested boxed expressions and item definitions recurse, and a
+/// hostile document must not exhaust the stack. Real models nest a few tens
+/// of levels.
+pub const XML_DEPTH_MAX: usize = 128;
+
+/// The depth of the most deeply nested element (iteratively).
+fn max_depth(root: Node<'_, '_>) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((n, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        if d > XML_DEPTH_MAX {
+            break;
+        }
+        stack.extend(n.children().filter(|c| c.is_element()).map(|c| (c, d + 1)));
+    }
+    deepest
+}
 
 const EXPRESSION_KINDS: &[&str] = &[
     "literalExpression",
@@ -404,6 +423,11 @@ pub fn parse_model(xml: &str) -> Result<ModelInner, DmnError> {
         message: e.to_string(),
     })?;
     let root = doc.root_element();
+    if max_depth(root) > XML_DEPTH_MAX {
+        return Err(DmnError::Xml {
+            message: format!("elements are nested deeper than {XML_DEPTH_MAX} levels"),
+        });
+    }
     if root.tag_name().name() != "definitions" {
         return Err(DmnError::Xml {
             message: format!("expected <definitions>, found <{}>", root.tag_name().name()),

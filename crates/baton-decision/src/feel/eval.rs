@@ -17,6 +17,10 @@ use super::value::{Bound, Context, Function, Range, Value, compare, equals, str_
 
 /// Maximum nesting of function invocations.
 pub const CALL_DEPTH_MAX: u32 = 256;
+/// Maximum nesting of expression evaluations, across function calls: the
+/// stack grows with it (a recursive function whose body nests deeply would
+/// otherwise exhaust it well before the call depth limit).
+pub const EVAL_NESTING_MAX: u32 = 400;
 /// Maximum number of items a `for`, range iteration or builtin may produce.
 pub const LIST_LEN_MAX: usize = 1_000_000;
 /// Maximum length in bytes of a string built by evaluation (concatenation,
@@ -50,6 +54,8 @@ pub struct Evaluator<'h> {
     depth: u32,
     /// Steps left (see [`STEP_BUDGET_DEFAULT`]).
     steps: u64,
+    /// Expressions being evaluated, nested (see [`EVAL_NESTING_MAX`]).
+    nesting: u32,
     pub host: &'h dyn Host,
     /// Decision table records, collected only when a trace was asked for.
     pub(crate) trace: Option<crate::trace::Recorder>,
@@ -102,6 +108,7 @@ impl<'h> Evaluator<'h> {
             input: Value::Null,
             depth: 0,
             steps: STEP_BUDGET_DEFAULT,
+            nesting: 0,
             host,
             trace: None,
             row,
@@ -211,10 +218,17 @@ impl<'h> Evaluator<'h> {
     }
 
     pub fn eval(&mut self, e: &Expr) -> Value {
-        if self.steps == 0 {
+        if self.steps == 0 || self.nesting >= EVAL_NESTING_MAX {
             return Value::Null;
         }
         self.steps -= 1;
+        self.nesting += 1;
+        let v = self.eval_node(e);
+        self.nesting -= 1;
+        v
+    }
+
+    fn eval_node(&mut self, e: &Expr) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Name(n) => match self.lookup(n) {

@@ -252,8 +252,16 @@ impl<'a> Parser<'a> {
     }
 
     fn disjunction(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.disjunction_chain();
+        self.depth = base;
+        r
+    }
+
+    fn disjunction_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.conjunction()?;
         while self.is_word("or") {
+            self.enter()?;
             self.advance()?;
             let r = self.conjunction()?;
             l = Expr::Or(Box::new(l), Box::new(r));
@@ -262,8 +270,16 @@ impl<'a> Parser<'a> {
     }
 
     fn conjunction(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.conjunction_chain();
+        self.depth = base;
+        r
+    }
+
+    fn conjunction_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.comparison()?;
         while self.is_word("and") {
+            self.enter()?;
             self.advance()?;
             let r = self.comparison()?;
             l = Expr::And(Box::new(l), Box::new(r));
@@ -284,19 +300,29 @@ impl<'a> Parser<'a> {
     }
 
     fn comparison(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.comparison_chain();
+        self.depth = base;
+        r
+    }
+
+    fn comparison_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.additive()?;
         loop {
             if let Some(op) = self.cmp_op() {
+                self.enter()?;
                 self.advance()?;
                 let r = self.additive()?;
                 l = Expr::Cmp(op, Box::new(l), Box::new(r));
             } else if self.is_word("between") {
+                self.enter()?;
                 self.advance()?;
                 let lo = self.additive()?;
                 self.expect_word("and")?;
                 let hi = self.additive()?;
                 l = Expr::Between(Box::new(l), Box::new(lo), Box::new(hi));
             } else if self.is_word("in") {
+                self.enter()?;
                 self.advance()?;
                 let tests = if self.is_sym("(") && self.paren_holds_tests() {
                     self.advance()?;
@@ -308,6 +334,7 @@ impl<'a> Parser<'a> {
                 };
                 l = Expr::In(Box::new(l), Box::new(UnaryTests::Tests(tests)));
             } else if self.is_word("instance") {
+                self.enter()?;
                 self.advance()?;
                 self.expect_word("of")?;
                 let t = self.type_ref()?;
@@ -398,6 +425,13 @@ impl<'a> Parser<'a> {
     }
 
     fn additive(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.additive_chain();
+        self.depth = base;
+        r
+    }
+
+    fn additive_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.multiplicative()?;
         loop {
             let op = match self.tok.tok {
@@ -405,6 +439,8 @@ impl<'a> Parser<'a> {
                 Tok::Sym("-") => ArithOp::Sub,
                 _ => return Ok(l),
             };
+            // Each link of a chain is one more level of the tree.
+            self.enter()?;
             self.advance()?;
             let r = self.multiplicative()?;
             l = Expr::Arith(op, Box::new(l), Box::new(r));
@@ -412,6 +448,13 @@ impl<'a> Parser<'a> {
     }
 
     fn multiplicative(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.multiplicative_chain();
+        self.depth = base;
+        r
+    }
+
+    fn multiplicative_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.power()?;
         loop {
             let op = match self.tok.tok {
@@ -419,6 +462,8 @@ impl<'a> Parser<'a> {
                 Tok::Sym("/") => ArithOp::Div,
                 _ => return Ok(l),
             };
+            // Each link of a chain is one more level of the tree.
+            self.enter()?;
             self.advance()?;
             let r = self.power()?;
             l = Expr::Arith(op, Box::new(l), Box::new(r));
@@ -426,8 +471,16 @@ impl<'a> Parser<'a> {
     }
 
     fn power(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.power_chain();
+        self.depth = base;
+        r
+    }
+
+    fn power_chain(&mut self) -> Result<Expr, FeelError> {
         let mut l = self.unary()?;
         while self.is_sym("**") {
+            self.enter()?;
             self.advance()?;
             let r = self.unary()?;
             l = Expr::Arith(ArithOp::Pow, Box::new(l), Box::new(r));
@@ -450,18 +503,28 @@ impl<'a> Parser<'a> {
     }
 
     fn postfix(&mut self) -> Result<Expr, FeelError> {
+        let base = self.depth;
+        let r = self.postfix_chain();
+        self.depth = base;
+        r
+    }
+
+    fn postfix_chain(&mut self) -> Result<Expr, FeelError> {
         let mut e = self.primary()?;
         loop {
             if self.is_sym(".") {
+                self.enter()?;
                 self.advance()?;
                 let n = self.name()?;
                 e = Expr::Path(Box::new(e), n);
             } else if self.is_sym("[") && !self.interval_end {
+                self.enter()?;
                 self.advance()?;
                 let f = self.expression()?;
                 self.expect_sym("]")?;
                 e = Expr::Filter(Box::new(e), Box::new(f));
             } else if self.is_sym("(") {
+                self.enter()?;
                 self.advance()?;
                 let saved = std::mem::replace(&mut self.interval_end, false);
                 let args = self.args();
