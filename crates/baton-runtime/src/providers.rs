@@ -261,8 +261,11 @@ impl ProviderLayer {
                     .filter_map(|f| self.gates.get(f)),
             );
         }
-        let is_effect = build_request(primary, &target).is_ok_and(|r| changes_the_world(&r));
-        if resumed && is_effect && primary.provider.spec.reconcile.is_some() {
+        // Only on a resume: is this an effect the provider could have applied before the stop?
+        if resumed
+            && primary.provider.spec.reconcile.is_some()
+            && build_request(primary, &target).is_ok_and(|r| changes_the_world(&r))
+        {
             notes(
                 json!({"resumed": "the request may have been sent before a restart; asking the provider first"}),
             );
@@ -717,11 +720,15 @@ impl Gate {
         status_url: Option<String>,
         notes: Notes<'_>,
     ) -> Outcome {
-        let Some(acc_spec) = &op.spec.accepted else {
-            return Outcome::failed(Problem::new(ErrorKind::Runtime, "no accepted spec"));
-        };
-        let Some(acc) = &op.accepted else {
-            return Outcome::failed(Problem::new(ErrorKind::Runtime, "no accepted spec"));
+        // `classify` only answers `Accepted` for operations that declare `accepted`.
+        let (Some(acc_spec), Some(acc)) = (&op.spec.accepted, &op.accepted) else {
+            return Outcome::failed(Problem::new(
+                ErrorKind::Runtime,
+                format!(
+                    "`{}` has no `accepted` declaration to follow a 202 with",
+                    op.name
+                ),
+            ));
         };
         let Some(url) = status_url.map(|u| self.absolute(&u)) else {
             return Outcome::failed(

@@ -213,6 +213,28 @@ impl Shared {
         entry
     }
 
+    /// Counts a request for an effect; `applied` when this request did the work (the first with
+    /// its key, for an idempotent provider).
+    pub(crate) fn record_request(&self, provider: &'static str, key: &str, applied: bool) {
+        self.effect(provider, key, |e| {
+            e.requests += 1;
+            if applied {
+                e.applied += 1;
+            }
+        });
+    }
+
+    /// Counts a request to undo an effect; `changed` when it undid something (undoing twice
+    /// changes nothing the second time).
+    pub(crate) fn record_compensation(&self, provider: &'static str, key: &str, changed: bool) {
+        self.effect(provider, key, |e| {
+            e.requests += 1;
+            if changed {
+                e.compensated += 1;
+            }
+        });
+    }
+
     /// `as_of` of data naturally from `natural_ms`, made older when the provider is told to
     /// serve stale data.
     pub(crate) fn as_of_ms(&self, plan: &Plan, natural_ms: i64) -> i64 {

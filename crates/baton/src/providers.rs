@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use baton_provider::Catalog;
-use baton_runtime::{ProviderLayer, Secrets};
+use baton_runtime::{Clock, ProviderLayer, Secrets, SystemClock};
 use serde_json::Value;
 
 /// Reads and checks a catalogue; the error holds every diagnostic as `FILE:LINE:COL: …`.
@@ -58,21 +58,13 @@ fn load_secrets(path: &Path) -> Result<Secrets> {
     Ok(Secrets { file })
 }
 
-#[allow(clippy::disallowed_methods)] // filling token buckets at start-up; the runtime's clock takes over
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub fn load_layer(path: &Path, secrets: Option<&Path>) -> Result<ProviderLayer> {
     let catalog = load_catalog_file(path)?;
     let secrets = match secrets {
         Some(p) => load_secrets(p)?,
         None => Secrets::default(),
     };
-    ProviderLayer::new(catalog, &secrets, now_ms())
+    ProviderLayer::new(catalog, &secrets, SystemClock.now_ms())
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 

@@ -83,12 +83,7 @@ async fn book(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Bytes
             .unwrap_or(Value::Null);
         (key, fresh, answer)
     };
-    s.effect("carrier", &key, |e| {
-        e.requests += 1;
-        if fresh {
-            e.applied += 1;
-        }
-    });
+    s.record_request("carrier", &key, fresh);
     let status = if fresh {
         StatusCode::CREATED
     } else {
@@ -130,12 +125,7 @@ async fn cancel(AxState(s): AxState<Arc<Shared>>, Path(key): Path<String>) -> Re
             }
         }
     };
-    s.effect("carrier", &key, |e| {
-        e.requests += 1;
-        if changed {
-            e.compensated += 1;
-        }
-    });
+    s.record_compensation("carrier", &key, changed);
     let note = if changed {
         "cancelled"
     } else {

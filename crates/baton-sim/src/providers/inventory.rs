@@ -161,12 +161,7 @@ async fn reserve(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: By
     };
     match outcome {
         Ok((key, fresh, answer)) => {
-            s.effect("inventory", &key, |e| {
-                e.requests += 1;
-                if fresh {
-                    e.applied += 1;
-                }
-            });
+            s.record_request("inventory", &key, fresh);
             let status = if fresh {
                 StatusCode::CREATED
             } else {
@@ -175,7 +170,7 @@ async fn reserve(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: By
             reply(status, answer)
         }
         Err((key, available)) => {
-            s.effect("inventory", &key, |e| e.requests += 1);
+            s.record_request("inventory", &key, false);
             problem(
                 StatusCode::CONFLICT,
                 "Not enough stock",
@@ -218,12 +213,7 @@ async fn release(AxState(s): AxState<Arc<Shared>>, Path(key): Path<String>) -> R
             }
         }
     };
-    s.effect("inventory", &key, |e| {
-        e.requests += 1;
-        if changed {
-            e.compensated += 1;
-        }
-    });
+    s.record_compensation("inventory", &key, changed);
     let note = if changed {
         "released"
     } else {

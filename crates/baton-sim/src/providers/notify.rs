@@ -93,12 +93,7 @@ async fn send(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Bytes
             (key, true, answer)
         }
     };
-    s.effect("notify", &key, |e| {
-        e.requests += 1;
-        if fresh {
-            e.applied += 1;
-        }
-    });
+    s.record_request("notify", &key, fresh);
     let status = if fresh {
         StatusCode::ACCEPTED
     } else {

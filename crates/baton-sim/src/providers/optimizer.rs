@@ -160,12 +160,7 @@ async fn create(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Byt
             }
         }
     };
-    s.effect("optimizer", key.as_deref().unwrap_or(&id), |e| {
-        e.requests += 1;
-        if fresh {
-            e.applied += 1;
-        }
-    });
+    s.record_request("optimizer", key.as_deref().unwrap_or(&id), fresh);
     accepted(&s, &id)
 }
 

@@ -104,12 +104,7 @@ async fn refund(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Byt
             }
         }
     };
-    s.effect("payments", &key, |e| {
-        e.requests += 1;
-        if fresh {
-            e.applied += 1;
-        }
-    });
+    s.record_request("payments", &key, fresh);
     let status = if fresh {
         StatusCode::CREATED
     } else {
@@ -140,10 +135,7 @@ async fn by_hand(AxState(s): AxState<Arc<Shared>>, bytes: Bytes) -> Response {
         answer
     };
     if let Some(key) = answer["key"].as_str() {
-        s.effect("payments", key, |e| {
-            e.requests += 1;
-            e.applied += 1;
-        });
+        s.record_request("payments", key, true);
     }
     reply(StatusCode::CREATED, answer)
 }

@@ -80,12 +80,7 @@ async fn cancel(
             }
         }
     };
-    s.effect("portal", &key, |e| {
-        e.requests += 1;
-        if changed {
-            e.applied += 1;
-        }
-    });
+    s.record_request("portal", &key, changed);
     let mut body = status_json(&s, &id, Some(at));
     body["changed"] = json!(changed);
     body["as_of"] = json!(s.clock.now_rfc3339());

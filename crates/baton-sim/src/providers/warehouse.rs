@@ -83,12 +83,7 @@ async fn pick(
             }
         }
     };
-    s.effect("warehouse", &key, |e| {
-        e.requests += 1;
-        if done {
-            e.applied += 1;
-        }
-    });
+    s.record_request("warehouse", &key, done);
     reply(
         StatusCode::OK,
         json!({ "accepted": true, "pick_id": id, "key": key }),
