@@ -438,7 +438,7 @@ async fn perform<S: Store>(
                         .with_detail(e),
                 );
             }
-            match shared.store.put_event(event).await {
+            match shared.store.put_event(event, shared.clock.now_ms()).await {
                 Ok(_) => {
                     shared.events.notify();
                     Outcome::ok(event.clone())

@@ -6,6 +6,8 @@
 //! Registered *local* functions (no effect outside the process, like `noop`) run inline between
 //! two barriers; their results are journaled in order with everything else.
 
+mod actor;
+pub mod approvals;
 mod catalog;
 mod clock;
 mod driver;
@@ -13,6 +15,7 @@ mod events;
 mod functions;
 mod http;
 mod providers;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,7 @@ use baton_store::{Store, StoreError};
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use actor::{Actor, Role};
 pub use catalog::FlowCatalog;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use functions::{Function, FunctionRegistry, FunctionResult};
@@ -300,7 +304,11 @@ impl<S: Store> Runtime<S> {
     /// `source` + `id`), then offered to listening instances. Returns false for a duplicate.
     pub async fn publish_event(&self, event: Value) -> Result<bool, RuntimeError> {
         events::validate_cloud_event(&event).map_err(RuntimeError::InvalidEvent)?;
-        let fresh = self.shared.store.put_event(&event).await?;
+        let fresh = self
+            .shared
+            .store
+            .put_event(&event, self.shared.clock.now_ms())
+            .await?;
         self.shared.events.notify();
         Ok(fresh)
     }

@@ -37,6 +37,116 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is closed")]
     Closed,
+    /// A conditional document write found another version than the one it expected.
+    #[error("document {kind}/{id} changed: expected {expected:?}, found {found:?}")]
+    DocConflict {
+        kind: String,
+        id: String,
+        expected: Expect,
+        found: Option<u64>,
+    },
+}
+
+/// Which instances to list: filters, newest first, and a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceQuery {
+    pub status: Option<Status>,
+    /// Flow name (any namespace).
+    pub flow: Option<String>,
+    pub version: Option<String>,
+    /// Only instances created before this one (the cursor of the previous page).
+    pub before: Option<InstanceId>,
+    pub limit: usize,
+}
+
+impl InstanceQuery {
+    pub fn newest(limit: usize) -> InstanceQuery {
+        InstanceQuery {
+            limit,
+            ..InstanceQuery::default()
+        }
+    }
+
+    pub(crate) fn admits(&self, r: &InstanceRecord) -> bool {
+        self.status.is_none_or(|s| r.status == s)
+            && self.flow.as_ref().is_none_or(|f| &r.flow.name == f)
+            && self.version.as_ref().is_none_or(|v| &r.flow.version == v)
+    }
+}
+
+/// A registered flow version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRecord {
+    pub flow: FlowRef,
+    /// Registration order (1-based); the newest version of a name has the highest.
+    pub seq: u64,
+}
+
+/// A document of one of the small collections beside the journals: approval tasks, quarantined
+/// events, the audit trail, idempotent-start keys, trigger state. Each is JSON with an id, a
+/// status and a time it is listed by (a due time, an arrival time), and a version that
+/// conditional writes compare.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Doc {
+    pub kind: String,
+    pub id: String,
+    pub status: String,
+    pub at_ms: u64,
+    /// 1 for the first write, +1 for each later one.
+    pub version: u64,
+    pub body: Value,
+}
+
+/// The condition of a document write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// Only create: fail if the document exists.
+    Absent,
+    /// Only replace this version.
+    Version(u64),
+}
+
+/// A document to write (the store assigns the version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocWrite {
+    pub kind: String,
+    pub id: String,
+    pub status: String,
+    pub at_ms: u64,
+    pub body: Value,
+    pub expect: Expect,
+}
+
+/// Which documents of a kind to list, ordered by `(at_ms, id)`.
+#[derive(Debug, Clone, Default)]
+pub struct DocQuery {
+    pub status: Option<String>,
+    /// Newest (`at_ms` highest) first when true.
+    pub newest_first: bool,
+    /// Continue after this `(at_ms, id)` (the cursor of the previous page) in the list's order.
+    pub after: Option<(u64, String)>,
+    pub limit: usize,
+}
+
+impl DocQuery {
+    pub(crate) fn admits(&self, d: &Doc) -> bool {
+        if self.status.as_ref().is_some_and(|s| &d.status != s) {
+            return false;
+        }
+        match &self.after {
+            None => true,
+            Some((at, id)) => {
+                let key = (d.at_ms, d.id.as_str());
+                if self.newest_first {
+                    key < (*at, id.as_str())
+                } else {
+                    key > (*at, id.as_str())
+                }
+            }
+        }
+    }
 }
 
 /// A summary row of an instance.
@@ -73,7 +183,7 @@ pub struct StoredEvent {
 
 /// Storage for the runtime. Every implementation passes the same conformance tests
 /// (`tests/conformance.rs`).
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DocStore {
     /// Keeps a flow's source by its hash (idempotent).
     fn put_flow(
         &self,
@@ -94,23 +204,86 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &InstanceId,
     ) -> impl Future<Output = Result<Option<InstanceRecord>, StoreError>> + Send;
-    /// Instances, newest first, optionally only those in `status`, at most `limit`.
+    /// Registered flow versions, in registration order.
+    fn flows(&self) -> impl Future<Output = Result<Vec<FlowRecord>, StoreError>> + Send;
+    /// Instances, newest first, filtered as the query says.
     fn instances(
         &self,
-        status: Option<Status>,
-        limit: usize,
+        query: &InstanceQuery,
     ) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
     /// Instances not yet completed, faulted or cancelled.
     fn unfinished(&self) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
     /// Stores an inbound event; `false` when an event with the same `source` and `id` is already
     /// there (CloudEvents dedupe).
-    fn put_event(&self, event: &Value) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn put_event(
+        &self,
+        event: &Value,
+        received_at_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets events received before `received_before_ms` (their dedupe identities with them);
+    /// returns how many.
+    fn prune_events(
+        &self,
+        received_before_ms: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Events with a sequence greater than `after`, oldest first, at most `limit`.
     fn events_after(
         &self,
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+}
+
+/// The document collections. Writes are durable when they return, like appends.
+pub trait DocStore: Send + Sync + 'static {
+    /// Writes a document if `expect` holds; returns its new version, or
+    /// [`StoreError::DocConflict`].
+    fn put_doc(&self, doc: DocWrite) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn doc(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Doc>, StoreError>> + Send;
+    fn docs(
+        &self,
+        kind: &str,
+        query: &DocQuery,
+    ) -> impl Future<Output = Result<Vec<Doc>, StoreError>> + Send;
+    /// Removes a document; false when it was not there.
+    fn delete_doc(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// How many documents of a kind (with a status) there are.
+    fn count_docs(
+        &self,
+        kind: &str,
+        status: Option<&str>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+pub(crate) fn check_expect(
+    kind: &str,
+    id: &str,
+    expect: Expect,
+    found: Option<u64>,
+) -> Result<(), StoreError> {
+    let ok = match expect {
+        Expect::Any => true,
+        Expect::Absent => found.is_none(),
+        Expect::Version(v) => found == Some(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::DocConflict {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            expected: expect,
+            found,
+        })
+    }
 }
 
 /// Derives the summary fields an append changes.

@@ -4,20 +4,25 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
-use baton_core::{InstanceId, JournalEntry, Status};
+use baton_core::{InstanceId, JournalEntry};
 use serde_json::Value;
 
 use crate::{
-    Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields,
+    Append, Doc, DocQuery, DocStore, DocWrite, FlowRecord, InstanceQuery, InstanceRecord, Store,
+    StoreError, StoredEvent, check_expect, event_identity, terminal_fields,
 };
 
 #[derive(Default)]
 struct Inner {
     flows: HashMap<String, String>,
+    flow_list: Vec<FlowRecord>,
     instances: BTreeMap<InstanceId, (InstanceRecord, Vec<JournalEntry>)>,
     order: Vec<InstanceId>,
-    events: Vec<Value>,
+    /// `(seq, received_at_ms, event)`, in arrival order.
+    events: Vec<(u64, u64, Value)>,
     event_ids: HashSet<(String, String)>,
+    event_seq: u64,
+    docs: BTreeMap<(String, String), Doc>,
 }
 
 #[derive(Default)]
@@ -95,10 +100,16 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn put_flow(&self, flow: &baton_core::FlowRef, source: &str) -> Result<(), StoreError> {
-        self.lock()
-            .flows
-            .entry(flow.hash.clone())
-            .or_insert_with(|| source.to_string());
+        let mut inner = self.lock();
+        if inner.flows.contains_key(&flow.hash) {
+            return Ok(());
+        }
+        inner.flows.insert(flow.hash.clone(), source.to_string());
+        let seq = inner.flow_list.len() as u64 + 1;
+        inner.flow_list.push(FlowRecord {
+            flow: flow.clone(),
+            seq,
+        });
         Ok(())
     }
 
@@ -123,19 +134,26 @@ impl Store for MemoryStore {
         Ok(self.lock().instances.get(id).map(|(r, _)| r.clone()))
     }
 
-    async fn instances(
-        &self,
-        status: Option<Status>,
-        limit: usize,
-    ) -> Result<Vec<InstanceRecord>, StoreError> {
+    async fn flows(&self) -> Result<Vec<FlowRecord>, StoreError> {
+        Ok(self.lock().flow_list.clone())
+    }
+
+    async fn instances(&self, query: &InstanceQuery) -> Result<Vec<InstanceRecord>, StoreError> {
         let inner = self.lock();
-        Ok(inner
-            .order
-            .iter()
-            .rev()
+        let newest_first = inner.order.iter().rev();
+        let skip = match &query.before {
+            // Everything up to and including the cursor was on earlier pages.
+            Some(before) => match inner.order.iter().rev().position(|id| id == before) {
+                Some(i) => i + 1,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        Ok(newest_first
+            .skip(skip)
             .filter_map(|id| inner.instances.get(id).map(|(r, _)| r))
-            .filter(|r| status.is_none_or(|s| r.status == s))
-            .take(limit)
+            .filter(|r| query.admits(r))
+            .take(query.limit)
             .cloned()
             .collect())
     }
@@ -151,13 +169,27 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn put_event(&self, event: &Value) -> Result<bool, StoreError> {
+    async fn put_event(&self, event: &Value, received_at_ms: u64) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         if !inner.event_ids.insert(event_identity(event)) {
             return Ok(false);
         }
-        inner.events.push(event.clone());
+        inner.event_seq += 1;
+        let seq = inner.event_seq;
+        inner.events.push((seq, received_at_ms, event.clone()));
         Ok(true)
+    }
+
+    async fn prune_events(&self, received_before_ms: u64) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.events)
+            .into_iter()
+            .partition(|(_, at, _)| *at < received_before_ms);
+        for (_, _, e) in &old {
+            inner.event_ids.remove(&event_identity(e));
+        }
+        inner.events = keep;
+        Ok(old.len() as u64)
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -165,13 +197,73 @@ impl Store for MemoryStore {
         Ok(inner
             .events
             .iter()
-            .enumerate()
-            .map(|(i, e)| StoredEvent {
-                seq: i as u64 + 1,
+            .filter(|(seq, _, _)| *seq > after)
+            .take(limit)
+            .map(|(seq, _, e)| StoredEvent {
+                seq: *seq,
                 event: e.clone(),
             })
-            .filter(|e| e.seq > after)
-            .take(limit)
             .collect())
+    }
+}
+
+impl DocStore for MemoryStore {
+    async fn put_doc(&self, w: DocWrite) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let key = (w.kind.clone(), w.id.clone());
+        let found = inner.docs.get(&key).map(|d| d.version);
+        check_expect(&w.kind, &w.id, w.expect, found)?;
+        let version = found.unwrap_or(0) + 1;
+        inner.docs.insert(
+            key,
+            Doc {
+                kind: w.kind,
+                id: w.id,
+                status: w.status,
+                at_ms: w.at_ms,
+                version,
+                body: w.body,
+            },
+        );
+        Ok(version)
+    }
+
+    async fn doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        Ok(self
+            .lock()
+            .docs
+            .get(&(kind.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    async fn docs(&self, kind: &str, query: &DocQuery) -> Result<Vec<Doc>, StoreError> {
+        let inner = self.lock();
+        let mut all: Vec<&Doc> = inner
+            .docs
+            .values()
+            .filter(|d| d.kind == kind && query.admits(d))
+            .collect();
+        all.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+        if query.newest_first {
+            all.reverse();
+        }
+        Ok(all.into_iter().take(query.limit).cloned().collect())
+    }
+
+    async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .docs
+            .remove(&(kind.to_string(), id.to_string()))
+            .is_some())
+    }
+
+    async fn count_docs(&self, kind: &str, status: Option<&str>) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .docs
+            .values()
+            .filter(|d| d.kind == kind && status.is_none_or(|s| d.status == s))
+            .count() as u64)
     }
 }

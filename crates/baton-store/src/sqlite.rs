@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::{
-    Append, InstanceRecord, Store, StoreError, StoredEvent, event_identity, terminal_fields,
+    Append, Doc, DocQuery, DocStore, DocWrite, FlowRecord, InstanceQuery, InstanceRecord, Store,
+    StoreError, StoredEvent, check_expect, event_identity, terminal_fields,
 };
 
 /// How many queued writes one transaction takes at most.
@@ -40,7 +41,10 @@ impl Default for SqliteOptions {
 enum Write {
     Append(Append, oneshot::Sender<Result<(), StoreError>>),
     Flow(FlowRef, String, oneshot::Sender<Result<(), StoreError>>),
-    Event(Value, oneshot::Sender<Result<bool, StoreError>>),
+    Event(Value, u64, oneshot::Sender<Result<bool, StoreError>>),
+    PruneEvents(u64, oneshot::Sender<Result<u64, StoreError>>),
+    Doc(DocWrite, oneshot::Sender<Result<u64, StoreError>>),
+    DeleteDoc(String, String, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 pub struct SqliteStore {
@@ -83,7 +87,35 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL,
     UNIQUE (source, id)
 );
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, id TEXT NOT NULL,
+    status TEXT NOT NULL, at_ms INTEGER NOT NULL, version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_by_time ON docs(kind, at_ms, id);
+CREATE INDEX IF NOT EXISTS docs_by_status ON docs(kind, status, at_ms, id);
 ";
+
+/// Brings a store written by an older Baton up to the current schema.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_received: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'received_at_ms'")
+        .map_err(io)?
+        .exists([])
+        .map_err(io)?;
+    if !has_received {
+        conn.execute_batch(
+            "ALTER TABLE events ADD COLUMN received_at_ms INTEGER NOT NULL DEFAULT 0;",
+        )
+        .map_err(io)?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS events_by_received ON events(received_at_ms);",
+    )
+    .map_err(io)?;
+    Ok(())
+}
 
 fn open(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(io)?;
@@ -111,6 +143,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let writer_conn = open(&path, &opts)?;
         writer_conn.execute_batch(SCHEMA).map_err(io)?;
+        migrate(&writer_conn)?;
         let reader = open(&path, &opts)?;
         let (tx, rx) = mpsc::channel::<Write>();
         let handle = thread::Builder::new()
@@ -184,13 +217,13 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
         let results = write_batch(&mut conn, &batch);
         for (w, r) in batch.into_iter().zip(results) {
             match (w, r) {
-                (Write::Append(_, tx), r) => {
+                (Write::Append(_, tx), r) | (Write::Flow(_, _, tx), r) => {
                     let _ = tx.send(r.map(|_| ()));
                 }
-                (Write::Flow(_, _, tx), r) => {
-                    let _ = tx.send(r.map(|_| ()));
+                (Write::Event(_, _, tx), r) | (Write::DeleteDoc(_, _, tx), r) => {
+                    let _ = tx.send(r.map(|n| n == 1));
                 }
-                (Write::Event(_, tx), r) => {
+                (Write::PruneEvents(_, tx), r) | (Write::Doc(_, tx), r) => {
                     let _ = tx.send(r);
                 }
             }
@@ -200,7 +233,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
 
 /// Writes a batch in one transaction. Each write runs under a savepoint so that one bad write
 /// (a sequence conflict) fails alone; a failed commit fails them all.
-fn write_batch(conn: &mut Connection, batch: &[Write]) -> Vec<Result<bool, StoreError>> {
+fn write_batch(conn: &mut Connection, batch: &[Write]) -> Vec<Result<u64, StoreError>> {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(t) => t,
         Err(e) => return batch.iter().map(|_| Err(io(&e))).collect(),
@@ -230,7 +263,8 @@ fn write_batch(conn: &mut Connection, batch: &[Write]) -> Vec<Result<bool, Store
     }
 }
 
-fn apply(conn: &Connection, w: &Write) -> Result<bool, StoreError> {
+/// Applies one write; the number is what its caller is told (rows, or a document's version).
+fn apply(conn: &Connection, w: &Write) -> Result<u64, StoreError> {
     match w {
         Write::Flow(flow, source, _) => {
             conn.prepare_cached(
@@ -239,25 +273,83 @@ fn apply(conn: &Connection, w: &Write) -> Result<bool, StoreError> {
             .map_err(io)?
             .execute(params![flow.hash, flow.namespace, flow.name, flow.version, source])
             .map_err(io)?;
-            Ok(true)
+            Ok(1)
         }
-        Write::Event(event, _) => {
+        Write::Event(event, received_at_ms, _) => {
             let (source, id) = event_identity(event);
             let n = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO events (source, id, body) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO events (source, id, body, received_at_ms) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(io)?
-                .execute(params![source, id, event.to_string()])
+                .execute(params![source, id, event.to_string(), *received_at_ms as i64])
                 .map_err(io)?;
-            Ok(n == 1)
+            Ok(n as u64)
         }
+        Write::PruneEvents(before, _) => Ok(conn
+            .prepare_cached("DELETE FROM events WHERE received_at_ms < ?1")
+            .map_err(io)?
+            .execute([*before as i64])
+            .map_err(io)? as u64),
         Write::Append(a, _) => {
             append(conn, a)?;
-            Ok(true)
+            Ok(1)
         }
+        Write::Doc(d, _) => put_doc(conn, d),
+        Write::DeleteDoc(kind, id, _) => Ok(conn
+            .prepare_cached("DELETE FROM docs WHERE kind = ?1 AND id = ?2")
+            .map_err(io)?
+            .execute(params![kind, id])
+            .map_err(io)? as u64),
     }
 }
+
+fn put_doc(conn: &Connection, d: &DocWrite) -> Result<u64, StoreError> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT version FROM docs WHERE kind = ?1 AND id = ?2")
+        .map_err(io)?
+        .query_row(params![d.kind, d.id], |r| r.get(0))
+        .optional()
+        .map_err(io)?;
+    let found = found.map(|v| v as u64);
+    check_expect(&d.kind, &d.id, d.expect, found)?;
+    let version = found.unwrap_or(0) + 1;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO docs (kind, id, status, at_ms, version, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(io)?
+    .execute(params![
+        d.kind,
+        d.id,
+        d.status,
+        d.at_ms as i64,
+        version as i64,
+        d.body.to_string()
+    ])
+    .map_err(io)?;
+    Ok(version)
+}
+
+fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Doc, String)> {
+    Ok((
+        Doc {
+            kind: r.get(0)?,
+            id: r.get(1)?,
+            status: r.get(2)?,
+            at_ms: r.get::<_, i64>(3)? as u64,
+            version: r.get::<_, i64>(4)? as u64,
+            body: Value::Null,
+        },
+        r.get(5)?,
+    ))
+}
+
+fn finish_doc((mut d, body): (Doc, String)) -> Result<Doc, StoreError> {
+    d.body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(d)
+}
+
+const DOC_COLUMNS: &str = "kind, id, status, at_ms, version, body";
 
 fn append(conn: &Connection, a: &Append) -> Result<(), StoreError> {
     let current: Option<i64> = conn
@@ -419,31 +511,60 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn instances(
-        &self,
-        status: Option<Status>,
-        limit: usize,
-    ) -> Result<Vec<InstanceRecord>, StoreError> {
+    async fn flows(&self) -> Result<Vec<FlowRecord>, StoreError> {
         self.read(move |c| {
-            let limit = limit as i64;
+            let mut st = c
+                .prepare_cached(
+                    "SELECT rowid, namespace, name, version, hash FROM flows ORDER BY rowid",
+                )
+                .map_err(io)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(FlowRecord {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        flow: FlowRef {
+                            namespace: r.get(1)?,
+                            name: r.get(2)?,
+                            version: r.get(3)?,
+                            hash: r.get(4)?,
+                        },
+                    })
+                })
+                .map_err(io)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(io)
+        })
+        .await
+    }
+
+    async fn instances(&self, query: &InstanceQuery) -> Result<Vec<InstanceRecord>, StoreError> {
+        let q = query.clone();
+        self.read(move |c| {
+            // Optional filters as `?n IS NULL OR column = ?n`: one cached statement serves
+            // every combination.
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM instances
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR name = ?2)
+                       AND (?3 IS NULL OR version = ?3)
+                       AND (?4 IS NULL OR created_seq < (SELECT created_seq FROM instances WHERE id = ?4))
+                     ORDER BY created_seq DESC LIMIT ?5"
+                ))
+                .map_err(io)?;
+            let rows = st
+                .query_map(
+                    params![
+                        q.status.map(|s| s.as_str()),
+                        q.flow,
+                        q.version,
+                        q.before.as_ref().map(|b| b.0.as_str()),
+                        q.limit as i64
+                    ],
+                    record_from_row,
+                )
+                .map_err(io)?;
             let mut out = Vec::new();
-            match status {
-                Some(s) => {
-                    let mut st = c
-                        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM instances WHERE status = ?1 ORDER BY created_seq DESC LIMIT ?2"))
-                        .map_err(io)?;
-                    for r in st.query_map(params![s.as_str(), limit], record_from_row).map_err(io)? {
-                        out.push(finish_record(r.map_err(io)?)?);
-                    }
-                }
-                None => {
-                    let mut st = c
-                        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM instances ORDER BY created_seq DESC LIMIT ?1"))
-                        .map_err(io)?;
-                    for r in st.query_map(params![limit], record_from_row).map_err(io)? {
-                        out.push(finish_record(r.map_err(io)?)?);
-                    }
-                }
+            for r in rows {
+                out.push(finish_record(r.map_err(io)?)?);
             }
             Ok(out)
         })
@@ -466,9 +587,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_event(&self, event: &Value) -> Result<bool, StoreError> {
+    async fn put_event(&self, event: &Value, received_at_ms: u64) -> Result<bool, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Write::Event(event.clone(), tx))?;
+        self.send(Write::Event(event.clone(), received_at_ms, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn prune_events(&self, received_before_ms: u64) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::PruneEvents(received_before_ms, tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -492,6 +619,86 @@ impl Store for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+impl DocStore for SqliteStore {
+    async fn put_doc(&self, doc: DocWrite) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::Doc(doc, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND id = ?2"
+                ))
+                .map_err(io)?
+                .query_row(params![kind, id], doc_from_row)
+                .optional()
+                .map_err(io)?;
+            row.map(finish_doc).transpose()
+        })
+        .await
+    }
+
+    async fn docs(&self, kind: &str, query: &DocQuery) -> Result<Vec<Doc>, StoreError> {
+        let kind = kind.to_string();
+        let q = query.clone();
+        self.read(move |c| {
+            let (cmp, order) = if q.newest_first {
+                ("<", "DESC")
+            } else {
+                (">", "ASC")
+            };
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {DOC_COLUMNS} FROM docs
+                     WHERE kind = ?1 AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR (at_ms, id) {cmp} (?3, ?4))
+                     ORDER BY at_ms {order}, id {order} LIMIT ?5"
+                ))
+                .map_err(io)?;
+            let (after_at, after_id) = match &q.after {
+                Some((at, id)) => (Some(*at as i64), Some(id.clone())),
+                None => (None, None),
+            };
+            let rows = st
+                .query_map(
+                    params![kind, q.status, after_at, after_id, q.limit as i64],
+                    doc_from_row,
+                )
+                .map_err(io)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(finish_doc(r.map_err(io)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::DeleteDoc(kind.to_string(), id.to_string(), tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn count_docs(&self, kind: &str, status: Option<&str>) -> Result<u64, StoreError> {
+        let (kind, status) = (kind.to_string(), status.map(str::to_string));
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM docs WHERE kind = ?1 AND (?2 IS NULL OR status = ?2)",
+            )
+            .map_err(io)?
+            .query_row(params![kind, status], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(io)
         })
         .await
     }

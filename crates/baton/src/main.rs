@@ -524,7 +524,13 @@ async fn instances(
         None => None,
     };
     let store = open_store(store).await?;
-    let list = store.instances(status, limit).await?;
+    let list = store
+        .instances(&baton_store::InstanceQuery {
+            status,
+            limit,
+            ..Default::default()
+        })
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
