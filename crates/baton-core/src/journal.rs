@@ -118,6 +118,21 @@ pub enum JournalEntry {
     CancelRequested {
         at_ms: u64,
         reason: String,
+        /// Who asked (absent for entries written before identities were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Someone paused the instance: effects already in flight finish and their results are
+    /// journaled, but the flow does not go on until it is resumed.
+    Suspended {
+        at_ms: u64,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Resumed {
+        at_ms: u64,
+        by: String,
     },
     Completed {
         at_ms: u64,
@@ -140,6 +155,8 @@ impl JournalEntry {
             | JournalEntry::EffectCompleted { at_ms, .. }
             | JournalEntry::EffectNote { at_ms, .. }
             | JournalEntry::CancelRequested { at_ms, .. }
+            | JournalEntry::Suspended { at_ms, .. }
+            | JournalEntry::Resumed { at_ms, .. }
             | JournalEntry::Completed { at_ms, .. }
             | JournalEntry::Faulted { at_ms, .. }
             | JournalEntry::Cancelled { at_ms, .. } => *at_ms,
@@ -152,6 +169,8 @@ impl JournalEntry {
             JournalEntry::EffectCompleted { .. } => "effect_completed",
             JournalEntry::EffectNote { .. } => "effect_note",
             JournalEntry::CancelRequested { .. } => "cancel_requested",
+            JournalEntry::Suspended { .. } => "suspended",
+            JournalEntry::Resumed { .. } => "resumed",
             JournalEntry::Completed { .. } => "completed",
             JournalEntry::Faulted { .. } => "faulted",
             JournalEntry::Cancelled { .. } => "cancelled",

@@ -61,6 +61,8 @@ pub struct Instance {
     entries: Vec<JournalEntry>,
     journal_len: usize,
     cancel_reason: Option<String>,
+    /// While true, outcomes are accepted and journaled but the flow is not polled.
+    suspended: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -122,6 +124,7 @@ impl Instance {
             entries: Vec::new(),
             journal_len: 0,
             cancel_reason: None,
+            suspended: false,
         }
     }
 
@@ -173,10 +176,17 @@ impl Instance {
                             why: format!("effect `{key}` was not outstanding"),
                         });
                     }
-                    inst.poll();
+                    if !inst.suspended {
+                        inst.poll();
+                    }
                 }
                 JournalEntry::CancelRequested { reason, .. } => {
                     inst.cancel_reason = Some(reason.clone());
+                }
+                JournalEntry::Suspended { .. } => inst.suspended = true,
+                JournalEntry::Resumed { .. } => {
+                    inst.suspended = false;
+                    inst.poll();
                 }
                 JournalEntry::EffectNote { .. } => {}
                 JournalEntry::Completed { .. }
@@ -204,9 +214,12 @@ impl Instance {
             let mut shared = inst.ctx.lock();
             shared.cancelled.clear();
             shared.events.clear();
+            // An outstanding effect with a journaled result (delivered while the instance was
+            // suspended) is answered already: it must not be performed again.
             let outstanding: Vec<EffectCall> = shared
                 .outstanding
                 .iter()
+                .filter(|(k, _)| !shared.results.contains_key(*k))
                 .map(|(k, r)| EffectCall::new(&inst.id, k.clone(), r.clone()))
                 .collect();
             shared.new_requests = outstanding;
@@ -276,8 +289,50 @@ impl Instance {
             facts: Vec::new(),
         });
         self.journal_len += 1;
+        if !self.suspended {
+            self.poll();
+        }
+        true
+    }
+
+    /// Pauses the instance (see [`JournalEntry::Suspended`]). False when it has ended or is
+    /// already suspended.
+    pub fn suspend(&mut self, by: &str, reason: Option<&str>, now_ms: u64) -> bool {
+        if self.status.is_terminal() || self.suspended {
+            return false;
+        }
+        self.set_now(now_ms);
+        let at_ms = self.ctx.lock().now_ms;
+        self.entries.push(JournalEntry::Suspended {
+            at_ms,
+            by: by.to_string(),
+            reason: reason.map(str::to_string),
+        });
+        self.journal_len += 1;
+        self.suspended = true;
+        true
+    }
+
+    /// Lets a suspended instance go on with whatever arrived meanwhile. False when it is not
+    /// suspended.
+    pub fn resume(&mut self, by: &str, now_ms: u64) -> bool {
+        if self.status.is_terminal() || !self.suspended {
+            return false;
+        }
+        self.set_now(now_ms);
+        let at_ms = self.ctx.lock().now_ms;
+        self.entries.push(JournalEntry::Resumed {
+            at_ms,
+            by: by.to_string(),
+        });
+        self.journal_len += 1;
+        self.suspended = false;
         self.poll();
         true
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
     }
 
     /// Journals a note about an outstanding effect (see [`JournalEntry::EffectNote`]). Notes
@@ -306,6 +361,11 @@ impl Instance {
 
     /// Asks the instance to stop: outstanding effects are cancelled and it ends `cancelled`.
     pub fn cancel(&mut self, reason: &str, now_ms: u64) {
+        self.cancel_by(reason, None, now_ms);
+    }
+
+    /// Like [`Instance::cancel`], recording who asked.
+    pub fn cancel_by(&mut self, reason: &str, by: Option<&str>, now_ms: u64) {
         if self.status.is_terminal() {
             return;
         }
@@ -314,6 +374,7 @@ impl Instance {
         self.entries.push(JournalEntry::CancelRequested {
             at_ms,
             reason: reason.to_string(),
+            by: by.map(str::to_string),
         });
         self.entries.push(JournalEntry::Cancelled {
             at_ms,
@@ -361,6 +422,8 @@ impl Instance {
         let events = std::mem::take(&mut shared.events);
         let status = if self.status.is_terminal() {
             self.status
+        } else if self.suspended {
+            Status::Suspended
         } else if !shared.outstanding.is_empty() && shared.outstanding.values().all(|r| r.is_wait())
         {
             Status::Waiting

@@ -33,12 +33,19 @@ pub(crate) async fn start<S: Store>(
     let now = shared.clock.now_ms();
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
+    let channel = mpsc::unbounded_channel();
     shared
         .running
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), rx.clone());
-    let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx);
+        .insert(
+            id.clone(),
+            Running {
+                result: rx.clone(),
+                control: channel.0.clone(),
+            },
+        );
+    let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx, channel);
     // The start is acknowledged only once the `started` entry (and whatever the first step
     // produced) is durable.
     let first = driver.advance().await;
@@ -100,12 +107,19 @@ pub(crate) async fn resume<S: Store>(
             why: e.to_string(),
         })?;
     let (tx, rx) = watch::channel(None);
+    let channel = mpsc::unbounded_channel();
     shared
         .running
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), rx);
-    let mut driver = Driver::new(shared, inst, len, consumed, tx);
+        .insert(
+            id.clone(),
+            Running {
+                result: rx,
+                control: channel.0.clone(),
+            },
+        );
+    let mut driver = Driver::new(shared, inst, len, consumed, tx, channel);
     driver.recovering = true;
     driver.advance().await?;
     driver.recovering = false;
@@ -132,20 +146,45 @@ fn consumed_events(journal: &[JournalEntry]) -> HashSet<(String, String)> {
         .collect()
 }
 
+/// What a driver is told: an effect's progress, or a person's request.
+pub(crate) enum DriverMsg {
+    Effect(EffectKey, EffectMsg),
+    Control(Control, tokio::sync::oneshot::Sender<Result<Status, RuntimeError>>),
+}
+
+/// A request from outside the instance (API, CLI), answered once its journal entry is durable.
+#[derive(Debug, Clone)]
+pub(crate) enum Control {
+    Cancel { reason: String, by: String },
+    Suspend { by: String, reason: Option<String> },
+    Resume { by: String },
+}
+
 /// What an effect task reports to its driver.
-enum EffectMsg {
+pub(crate) enum EffectMsg {
     /// Something worth journaling happened on the way (a retry, a reconciliation, a poll).
     Note(Value),
     /// The effect ended.
     Done(Outcome),
 }
 
+type Reply = (
+    tokio::sync::oneshot::Sender<Result<Status, RuntimeError>>,
+    Result<(), RuntimeError>,
+);
+
+/// A driver as the runtime sees it: its result, and where to send it requests.
+pub(crate) struct Running {
+    pub result: watch::Receiver<Option<RunResult>>,
+    pub control: mpsc::UnboundedSender<DriverMsg>,
+}
+
 struct Driver<S: Store> {
     shared: Arc<Shared<S>>,
     inst: Instance,
     next_seq: u64,
-    tx: mpsc::UnboundedSender<(EffectKey, EffectMsg)>,
-    rx: mpsc::UnboundedReceiver<(EffectKey, EffectMsg)>,
+    tx: mpsc::UnboundedSender<DriverMsg>,
+    rx: mpsc::UnboundedReceiver<DriverMsg>,
     tasks: HashMap<EffectKey, JoinHandle<()>>,
     consumed: Arc<std::sync::Mutex<HashSet<(String, String)>>>,
     result: watch::Sender<Option<RunResult>>,
@@ -163,8 +202,11 @@ impl<S: Store> Driver<S> {
         next_seq: u64,
         consumed: HashSet<(String, String)>,
         result: watch::Sender<Option<RunResult>>,
+        (tx, rx): (
+            mpsc::UnboundedSender<DriverMsg>,
+            mpsc::UnboundedReceiver<DriverMsg>,
+        ),
     ) -> Driver<S> {
-        let (tx, rx) = mpsc::unbounded_channel();
         Driver {
             shared,
             inst,
@@ -268,22 +310,56 @@ impl<S: Store> Driver<S> {
             let note_tx = tx.clone();
             let note_key = call.key.clone();
             let notes = move |note: Value| {
-                let _ = note_tx.send((note_key.clone(), EffectMsg::Note(note)));
+                let _ = note_tx.send(DriverMsg::Effect(note_key.clone(), EffectMsg::Note(note)));
             };
             let outcome = perform(&shared, &call, &consumed, &notes, resumed).await;
-            let _ = tx.send((call.key, EffectMsg::Done(outcome)));
+            let _ = tx.send(DriverMsg::Effect(call.key, EffectMsg::Done(outcome)));
         });
         self.tasks.insert(key, handle);
     }
 
-    fn take(&mut self, (key, msg): (EffectKey, EffectMsg), now: u64) {
+    /// Applies a message to the instance; a control request's answer is returned to be sent
+    /// once the entries it made are durable.
+    fn take(&mut self, msg: DriverMsg, now: u64) -> Option<Reply> {
         match msg {
-            EffectMsg::Note(note) => {
+            DriverMsg::Effect(key, EffectMsg::Note(note)) => {
                 self.inst.note(&key, note, now);
+                None
             }
-            EffectMsg::Done(outcome) => {
+            DriverMsg::Effect(key, EffectMsg::Done(outcome)) => {
                 self.tasks.remove(&key);
                 self.inst.deliver(&key, outcome, now);
+                None
+            }
+            DriverMsg::Control(control, reply) => {
+                let id = self.inst.id().0.clone();
+                let refused = |why: &str| {
+                    Err(RuntimeError::Refused {
+                        id: id.clone(),
+                        why: why.to_string(),
+                    })
+                };
+                let answer = match control {
+                    Control::Cancel { reason, by } => {
+                        self.inst.cancel_by(&reason, Some(&by), now);
+                        Ok(())
+                    }
+                    Control::Suspend { by, reason } => {
+                        if self.inst.suspend(&by, reason.as_deref(), now) {
+                            Ok(())
+                        } else {
+                            refused("the instance is already suspended")
+                        }
+                    }
+                    Control::Resume { by } => {
+                        if self.inst.resume(&by, now) {
+                            Ok(())
+                        } else {
+                            refused("the instance is not suspended")
+                        }
+                    }
+                };
+                Some((reply, answer))
             }
         }
     }
@@ -297,12 +373,25 @@ impl<S: Store> Driver<S> {
                 break Ok(());
             };
             let now = self.shared.clock.now_ms();
-            self.take(first, now);
+            let mut replies: Vec<Reply> = Vec::new();
+            replies.extend(self.take(first, now));
             // Take every other message already waiting, so they share one durable append.
             while let Ok(msg) = self.rx.try_recv() {
-                self.take(msg, now);
+                replies.extend(self.take(msg, now));
             }
-            if let Err(e) = self.advance().await {
+            let advanced = self.advance().await;
+            // Control requests are answered only now: their entries are durable (or failed).
+            for (reply, answer) in replies {
+                let answer = match (&advanced, answer) {
+                    (Err(e), _) => Err(RuntimeError::Refused {
+                        id: self.inst.id().0.clone(),
+                        why: format!("the store failed: {e}"),
+                    }),
+                    (Ok(()), a) => a.map(|()| self.status),
+                };
+                let _ = reply.send(answer);
+            }
+            if let Err(e) = advanced {
                 break Err(e);
             }
         };

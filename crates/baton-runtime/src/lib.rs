@@ -35,6 +35,9 @@ pub use providers::{ProviderLayer, Secrets};
 /// `with: {provider, operation, args}`.
 pub const PROVIDER_FUNCTION: &str = "provider";
 
+/// The CloudEvents extension attribute naming the one instance an event is for (a signal).
+pub const SIGNAL_TARGET: &str = "batoninstance";
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
@@ -50,6 +53,10 @@ pub enum RuntimeError {
     InvalidEvent(String),
     #[error("unknown instance {0}")]
     UnknownInstance(String),
+    /// A request the instance's state does not allow (cancel a completed instance, resume one
+    /// that is not suspended).
+    #[error("instance {id}: {why}")]
+    Refused { id: String, why: String },
 }
 
 /// Knobs of a runtime.
@@ -101,7 +108,7 @@ pub(crate) struct Shared<S: Store> {
     pub catalog: Arc<FlowCatalog>,
     pub http: http::HttpClients,
     pub events: events::EventBus,
-    pub running: Mutex<HashMap<InstanceId, watch::Receiver<Option<RunResult>>>>,
+    pub running: Mutex<HashMap<InstanceId, driver::Running>>,
     /// Called with each task event of every instance (progress display).
     pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
 }
@@ -269,7 +276,7 @@ impl<S: Store> Runtime<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned();
+            .map(|r| r.result.clone());
         if let Some(rx) = rx
             && let Some(r) = await_result(rx).await
         {
@@ -287,6 +294,116 @@ impl<S: Store> Runtime<S> {
             output: rec.output,
             error: rec.error,
             events: Vec::new(),
+        })
+    }
+
+    /// Cancels an instance; returns once the cancellation is durable.
+    pub async fn cancel(
+        &self,
+        id: &InstanceId,
+        reason: &str,
+        by: &str,
+    ) -> Result<Status, RuntimeError> {
+        self.control(
+            id,
+            driver::Control::Cancel {
+                reason: reason.to_string(),
+                by: by.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// Suspends an instance: effects in flight finish and are journaled; nothing new starts.
+    pub async fn suspend(
+        &self,
+        id: &InstanceId,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<Status, RuntimeError> {
+        self.control(
+            id,
+            driver::Control::Suspend {
+                by: by.to_string(),
+                reason: reason.map(str::to_string),
+            },
+        )
+        .await
+    }
+
+    /// Resumes a suspended instance.
+    pub async fn unsuspend(&self, id: &InstanceId, by: &str) -> Result<Status, RuntimeError> {
+        self.control(id, driver::Control::Resume { by: by.to_string() })
+            .await
+    }
+
+    /// Sends an event to one instance: it is stored with the extension attribute
+    /// `batoninstance` set to the instance id, so only that instance's listeners take it.
+    /// Returns false for a duplicate (same `source` and `id`).
+    pub async fn signal(&self, id: &InstanceId, mut event: Value) -> Result<bool, RuntimeError> {
+        let rec = self
+            .shared
+            .store
+            .instance(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
+        if rec.status.is_terminal() {
+            return Err(RuntimeError::Refused {
+                id: id.0.clone(),
+                why: format!("the instance has already ended ({})", rec.status.as_str()),
+            });
+        }
+        if let Some(obj) = event.as_object_mut() {
+            obj.insert(SIGNAL_TARGET.into(), Value::String(id.0.clone()));
+        }
+        self.publish_event(event).await
+    }
+
+    /// Sends a request to an instance's driver, loading the instance from the store first if it
+    /// is unfinished but not running in this process.
+    async fn control(
+        &self,
+        id: &InstanceId,
+        control: driver::Control,
+    ) -> Result<Status, RuntimeError> {
+        for attempt in 0..2 {
+            let sender = self
+                .shared
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .map(|r| r.control.clone());
+            if let Some(sender) = sender {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if sender
+                    .send(driver::DriverMsg::Control(control.clone(), tx))
+                    .is_ok()
+                    && let Ok(answer) = rx.await
+                {
+                    return answer;
+                }
+            }
+            // Not running here (or it ended while we asked): look at the store.
+            let rec = self
+                .shared
+                .store
+                .instance(id)
+                .await?
+                .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
+            if rec.status.is_terminal() {
+                return Err(RuntimeError::Refused {
+                    id: id.0.clone(),
+                    why: format!("the instance has already ended ({})", rec.status.as_str()),
+                });
+            }
+            if attempt == 0 {
+                driver::resume(self.shared.clone(), rec.id, rec.flow).await?;
+            }
+        }
+        Err(RuntimeError::Refused {
+            id: id.0.clone(),
+            why: "the instance's driver is not answering".into(),
         })
     }
 

@@ -589,7 +589,15 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
             JournalEntry::EffectNote { key, note, .. } => {
                 format!("  note {key} {}", truncate(&note.to_string(), 160))
             }
-            JournalEntry::CancelRequested { reason, .. } => format!("cancel requested: {reason}"),
+            JournalEntry::CancelRequested { reason, by, .. } => match by {
+                Some(by) => format!("cancel requested by {by}: {reason}"),
+                None => format!("cancel requested: {reason}"),
+            },
+            JournalEntry::Suspended { by, reason, .. } => match reason {
+                Some(r) => format!("suspended by {by}: {r}"),
+                None => format!("suspended by {by}"),
+            },
+            JournalEntry::Resumed { by, .. } => format!("resumed by {by}"),
             JournalEntry::Completed { output, .. } => {
                 format!("completed output={}", truncate(&output.to_string(), 120))
             }
