@@ -29,6 +29,21 @@ impl FlowCatalog {
             .insert(f.hash.clone(), program);
     }
 
+    /// The namespaces that have a flow called `name`, sorted.
+    pub fn namespaces_of(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .by_name
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|(_, n, _)| n == name)
+            .map(|(ns, _, _)| ns.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub fn by_hash(&self, hash: &str) -> Option<Arc<Program>> {
         self.by_hash
             .read()

@@ -182,6 +182,15 @@ impl<S: Store> Runtime<S> {
         &self.shared.store
     }
 
+    /// The runtime's clock (the only "now" Baton uses).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
     pub fn catalog(&self) -> &Arc<FlowCatalog> {
         &self.shared.catalog
     }

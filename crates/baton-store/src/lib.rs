@@ -211,6 +211,10 @@ pub trait Store: DocStore {
         &self,
         query: &InstanceQuery,
     ) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
+    /// How many instances there are in each status (statuses with none are left out).
+    fn instance_counts(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Status, u64)>, StoreError>> + Send;
     /// Instances not yet completed, faulted or cancelled.
     fn unfinished(&self) -> impl Future<Output = Result<Vec<InstanceRecord>, StoreError>> + Send;
     /// Stores an inbound event; `false` when an event with the same `source` and `id` is already

@@ -158,6 +158,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn instance_counts(&self) -> Result<Vec<(baton_core::Status, u64)>, StoreError> {
+        let inner = self.lock();
+        let mut counts: BTreeMap<&'static str, (baton_core::Status, u64)> = BTreeMap::new();
+        for (r, _) in inner.instances.values() {
+            counts.entry(r.status.as_str()).or_insert((r.status, 0)).1 += 1;
+        }
+        Ok(counts.into_values().collect())
+    }
+
     async fn unfinished(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         let inner = self.lock();
         Ok(inner

@@ -571,6 +571,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn instance_counts(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status")
+                .map_err(io)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(io)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (s, n) = row.map_err(io)?;
+                let status = Status::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))?;
+                out.push((status, n as u64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn unfinished(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         self.read(move |c| {
             let mut st = c

@@ -1,0 +1,95 @@
+//! The OpenAPI 3.1 document at `/openapi.json`, and a docs page at `/docs` rendered from it by
+//! the server (no script from elsewhere).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::api;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Baton API", description = "Flows, instances, events, approvals and the audit trail of a Baton server. Errors are RFC 9457 problem details with stable codes (`code`, and `type` = https://baton.dev/errors/<slug>)."),
+    modifiers(&BearerAuth),
+    paths(
+        api::flows::healthz, api::flows::readyz, crate::metrics::scrape,
+        api::flows::list, api::flows::register, api::flows::validate, api::flows::get_one,
+        api::instances::list, api::instances::start, api::instances::get_one,
+        api::instances::cancel, api::instances::suspend, api::instances::resume, api::instances::signal,
+        api::events::publish, api::events::publish_batch,
+    ),
+    tags((name = "flows"), (name = "instances"), (name = "events"), (name = "approvals"), (name = "triggers"), (name = "audit"), (name = "health"))
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route("/docs", get(docs_page))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn docs_page() -> Html<String> {
+    let doc = serde_json::to_value(document()).unwrap_or_default();
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Baton API</title>\
+         <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+         code{background:#f3f3f3;padding:0 .2rem}h3{margin-bottom:.2rem}.m{display:inline-block;min-width:4rem;font-weight:bold}</style>\
+         </head><body><h1>Baton API</h1><p>The machine-readable document is <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
+         Send <code>Authorization: Bearer &lt;token&gt;</code>.</p>",
+    );
+    if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+        for (path, ops) in paths {
+            let Some(ops) = ops.as_object() else { continue };
+            for (method, op) in ops {
+                let summary = op
+                    .get("summary")
+                    .or_else(|| op.get("description"))
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("");
+                let codes: Vec<String> = op
+                    .get("responses")
+                    .and_then(|r| r.as_object())
+                    .map(|r| r.keys().cloned().collect())
+                    .unwrap_or_default();
+                html.push_str(&format!(
+                    "<h3><span class=\"m\">{}</span> <code>{}</code></h3><p>{}</p><p>Responses: {}</p>",
+                    escape(&method.to_uppercase()),
+                    escape(path),
+                    escape(summary),
+                    escape(&codes.join(", "))
+                ));
+            }
+        }
+    }
+    html.push_str("</body></html>");
+    Html(html)
+}

@@ -1,0 +1,206 @@
+//! API errors as RFC 9457 problem details. Every error has a stable code; its `type` is a URI
+//! built from the code, so clients can branch on it without parsing titles.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use baton_runtime::RuntimeError;
+use baton_store::StoreError;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The stable error codes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    InvalidRequest,
+    Conflict,
+    PayloadTooLarge,
+    InvalidFlow,
+    IdempotencyKeyReused,
+    StoreUnavailable,
+    InvalidEvent,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "BATON-API-001",
+            Code::Forbidden => "BATON-API-002",
+            Code::NotFound => "BATON-API-003",
+            Code::InvalidRequest => "BATON-API-004",
+            Code::Conflict => "BATON-API-005",
+            Code::PayloadTooLarge => "BATON-API-006",
+            Code::InvalidFlow => "BATON-API-007",
+            Code::IdempotencyKeyReused => "BATON-API-008",
+            Code::StoreUnavailable => "BATON-API-009",
+            Code::InvalidEvent => "BATON-API-010",
+            Code::UnsupportedMediaType => "BATON-API-011",
+            Code::MethodNotAllowed => "BATON-API-012",
+            Code::Internal => "BATON-API-013",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "unauthenticated",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not-found",
+            Code::InvalidRequest => "invalid-request",
+            Code::Conflict => "conflict",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::InvalidFlow => "invalid-flow",
+            Code::IdempotencyKeyReused => "idempotency-key-reused",
+            Code::StoreUnavailable => "store-unavailable",
+            Code::InvalidEvent => "invalid-event",
+            Code::UnsupportedMediaType => "unsupported-media-type",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::Internal => "internal",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::InvalidRequest => StatusCode::BAD_REQUEST,
+            Code::Conflict => StatusCode::CONFLICT,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::InvalidFlow | Code::IdempotencyKeyReused | Code::InvalidEvent => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A problem details document (RFC 9457), as the API sends it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemDoc {
+    /// `https://baton.dev/errors/<slug>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The stable code, e.g. `BATON-API-003`.
+    pub code: String,
+    /// Structured details (flow diagnostics, a quarantine id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub errors: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: Code,
+    pub title: String,
+    pub detail: Option<String>,
+    pub errors: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, title: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            title: title.into(),
+            detail: None,
+            errors: None,
+        }
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> ApiError {
+        self.detail = Some(d.into());
+        self
+    }
+
+    pub fn errors(mut self, e: Value) -> ApiError {
+        self.errors = Some(e);
+        self
+    }
+
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(Code::NotFound, "Not found").detail(what)
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Code::InvalidRequest, "Invalid request").detail(detail)
+    }
+
+    pub fn doc(&self) -> ProblemDoc {
+        ProblemDoc {
+            type_uri: format!("https://baton.dev/errors/{}", self.code.slug()),
+            title: self.title.clone(),
+            status: self.code.status().as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.as_str().to_string(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let doc = self.doc();
+        if self.code == Code::Internal || self.code == Code::StoreUnavailable {
+            tracing::error!(code = doc.code, detail = ?doc.detail, "request failed");
+        }
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
+        let mut resp = (self.code.status(), body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.code == Code::Unauthenticated {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"baton\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::UnknownInstance(id) => ApiError::not_found(format!("instance {id}")),
+            StoreError::DocConflict { .. } | StoreError::Conflict { .. } => {
+                ApiError::new(Code::Conflict, "Conflict").detail(e.to_string())
+            }
+            // Store trouble is a 503: the request may be retried; nothing was corrupted.
+            other => ApiError::new(Code::StoreUnavailable, "Store unavailable")
+                .detail(other.to_string()),
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> ApiError {
+        match e {
+            RuntimeError::Store(s) => s.into(),
+            RuntimeError::UnknownInstance(id) => ApiError::not_found(format!("instance {id}")),
+            RuntimeError::Refused { why, .. } => {
+                ApiError::new(Code::Conflict, "Not possible in the instance's state").detail(why)
+            }
+            RuntimeError::InvalidEvent(why) => {
+                ApiError::new(Code::InvalidEvent, "Invalid event").detail(why)
+            }
+            RuntimeError::InvalidFlow(lines) => ApiError::new(Code::InvalidFlow, "Invalid flow")
+                .errors(Value::from(lines)),
+            other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
