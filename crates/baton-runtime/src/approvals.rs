@@ -1,2 +1,987 @@
 //! Approvals: human tasks (`call: approval`) with assignees, a window, a due policy, escalation
-//! and an inbox. (Being built; see the issue on the service.)
+//! and an inbox.
+//!
+//! A call creates (or, after a crash, finds) one task document of kind `approval` whose id is the
+//! call's idempotency key, then waits durably: the answer is in the document, never only in
+//! memory, so a process that restarts finds the task where it was and a task answered while the
+//! process was down is delivered as soon as the call is performed again. The waiting call wakes
+//! on an answer (an in-process notifier shared by every function and inbox handle over the same
+//! store), on the current level's due time (escalation) and on the window's end (the default
+//! answer or a timeout), all on the injected clock.
+//!
+//! Every change of the document is a conditional write on its version, so an escalation, a
+//! window end and two people answering at once cannot overwrite each other: exactly one wins and
+//! the others see the task as it then is.
+
+mod args;
+mod calendar;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use baton_core::{ErrorKind, Outcome, Problem};
+use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub use args::{ApprovalArgs, DuePolicy, WindowEnd, duration_ms};
+pub use calendar::{Calendar, CalendarSpec};
+
+use crate::{Actor, Clock, Function, FunctionResult, Role, Runtime};
+
+/// The function name flows call: `call: approval`.
+pub const APPROVAL_FUNCTION: &str = "approval";
+/// The document kind of approval tasks.
+pub const APPROVAL_KIND: &str = "approval";
+/// Who records what Baton decides itself (escalations, default answers).
+pub const SYSTEM_ACTOR: &str = "baton";
+
+/// How often a waiting call re-reads its task even without a notification: another process over
+/// the same store (a CLI, a second node) answers without reaching this process's notifier.
+const RECHECK_MS: u64 = 15_000;
+/// How many answered tasks per status the adaptive policy looks at to find the last answers of
+/// an assignee.
+const HISTORY_SCAN: usize = 500;
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+
+/// Where a task stands. `open` until answered, defaulted at the window's end, or expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Open,
+    /// Approved by a person (also when the person replaced the output: verdict `overridden`).
+    Approved,
+    Rejected,
+    /// Answered by Baton at the window's end (`on_window_end: approve | reject`).
+    Defaulted,
+    /// Not answered within the window (`on_window_end: fail`).
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Open => "open",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Defaulted => "defaulted",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ApprovalStatus> {
+        Some(match s {
+            "open" => ApprovalStatus::Open,
+            "approved" => ApprovalStatus::Approved,
+            "rejected" => ApprovalStatus::Rejected,
+            "defaulted" => ApprovalStatus::Defaulted,
+            "expired" => ApprovalStatus::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// How a task was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Approved,
+    Rejected,
+    /// Approved with a replacement output.
+    Overridden,
+    /// Baton's answer at the window's end.
+    Defaulted,
+}
+
+/// One step up the escalation chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub from_level: usize,
+    pub to_level: usize,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    /// When Baton escalated.
+    pub at_ms: u64,
+    /// The due time the earlier level missed.
+    pub missed_due_at_ms: u64,
+    /// The new level's due time.
+    pub due_at_ms: u64,
+}
+
+/// An approval task as stored and as the inbox shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalTask {
+    /// The call's idempotency key.
+    pub id: String,
+    /// The instance that asked, when the flow passed it (`instance: ${ $workflow.id }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    pub title: String,
+    /// What the person decides about (e.g. a proposed decision output).
+    pub data: Value,
+    pub status: ApprovalStatus,
+    /// The current escalation level (0: the first assignees).
+    pub level: usize,
+    /// The current level's assignees: user names and `group:NAME`.
+    pub assignees: Vec<String>,
+    /// Every level, the first assignees then the escalation chain.
+    pub levels: Vec<Vec<String>>,
+    pub created_at_ms: u64,
+    /// When the current level was asked (creation, or its escalation).
+    pub offered_at_ms: u64,
+    /// The current level's due time (never after the window's end); also the inbox order.
+    pub due_at_ms: u64,
+    pub window_end_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<DuePolicy>,
+    pub on_window_end: WindowEnd,
+    #[serde(default)]
+    pub escalations: Vec<Escalation>,
+    /// Set once answered: whether the answer lets the flow go ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at_ms: Option<u64>,
+    /// The replacement output of an override (`data` keeps what was proposed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Whether the answer came after the due time of the level that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_late: Option<bool>,
+}
+
+impl ApprovalTask {
+    /// Open and past its current due time.
+    pub fn is_late(&self, now_ms: u64) -> bool {
+        self.status == ApprovalStatus::Open && now_ms >= self.due_at_ms
+    }
+
+    /// The cursor of the page that continues after this task (`ApprovalQuery::cursor`).
+    pub fn cursor(&self) -> String {
+        format!("{}:{}", self.due_at_ms, self.id)
+    }
+
+    /// Whether `actor` is among the assignees of the current or an earlier level, by name or
+    /// through one of its groups. Earlier levels keep the right to answer: an escalation adds
+    /// people, it does not take the task away from those first asked.
+    pub fn is_assigned_to(&self, name: &str, groups: &[String]) -> bool {
+        self.levels
+            .iter()
+            .take(self.level + 1)
+            .flatten()
+            .any(|a| match a.strip_prefix("group:") {
+                Some(g) => groups.iter().any(|mine| mine == g),
+                None => a == name,
+            })
+    }
+
+    /// What the call returns once the task is closed: the answer as data, or the timeout
+    /// problem of an expired task. `None` while open.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self.status {
+            ApprovalStatus::Open => None,
+            ApprovalStatus::Expired => Some(Outcome::failed(
+                Problem::new(ErrorKind::Timeout, "Approval not answered").with_detail(format!(
+                    "the approval `{}` ({}) was not answered before its window ended at {}; \
+                     last assignees: {}; escalations: {}",
+                    self.title,
+                    self.id,
+                    baton_core::time::iso8601_utc(self.window_end_at_ms),
+                    self.assignees.join(", "),
+                    self.escalations.len()
+                )),
+            )),
+            _ => {
+                let approved = self.approved.unwrap_or(false);
+                let mut v = json!({
+                    "task": self.id,
+                    "approved": approved,
+                    "verdict": self.verdict,
+                    "by": self.decided_by,
+                    "reason": self.reason,
+                    "at": self.decided_at_ms.map(baton_core::time::iso8601_utc),
+                    "late": self.answered_late.unwrap_or(false),
+                });
+                if approved {
+                    v["output"] = self.output.clone().unwrap_or_else(|| self.data.clone());
+                }
+                Some(Outcome::ok(v))
+            }
+        }
+    }
+}
+
+/// A person's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Approve,
+    Reject,
+    /// Approve with this output instead of the proposed `data`.
+    Override {
+        output: Value,
+    },
+}
+
+/// Why an inbox operation was refused. Each variant maps to one HTTP status
+/// ([`ApprovalError::http_status`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    #[error("no approval task `{0}`")]
+    NotFound(String),
+    #[error("forbidden: {why}")]
+    Forbidden { why: String },
+    #[error("conflict: {why}")]
+    Conflict { why: String },
+    #[error("invalid request: {why}")]
+    Invalid { why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApprovalError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ApprovalError::NotFound(_) => 404,
+            ApprovalError::Forbidden { .. } => 403,
+            ApprovalError::Conflict { .. } => 409,
+            ApprovalError::Invalid { .. } => 422,
+            ApprovalError::Store(_) => 503,
+        }
+    }
+}
+
+/// Which tasks to list, ordered by due time.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalQuery {
+    pub status: Option<ApprovalStatus>,
+    /// Only tasks this user may answer: assigned by name or (with `groups`) through a group, at
+    /// the current or an earlier level. A `group:NAME` here matches that group's tasks.
+    pub assignee: Option<String>,
+    /// The groups of `assignee`.
+    pub groups: Vec<String>,
+    pub instance: Option<String>,
+    /// Latest due time first.
+    pub newest_first: bool,
+    /// [`ApprovalTask::cursor`] of the last task of the previous page.
+    pub cursor: Option<String>,
+    /// 0 for the default (50); at most 1000.
+    pub limit: usize,
+}
+
+impl ApprovalQuery {
+    /// The open tasks `actor` may answer: the personal inbox.
+    pub fn inbox_of(actor: &Actor) -> ApprovalQuery {
+        ApprovalQuery {
+            status: Some(ApprovalStatus::Open),
+            assignee: Some(actor.name.clone()),
+            groups: actor.groups.clone(),
+            ..ApprovalQuery::default()
+        }
+    }
+
+    fn admits(&self, t: &ApprovalTask) -> bool {
+        self.instance
+            .as_ref()
+            .is_none_or(|i| t.instance.as_ref() == Some(i))
+            && self.assignee.as_ref().is_none_or(|a| {
+                // A person by name or through a group; `group:NAME` itself matches that entry.
+                t.is_assigned_to(a, &self.groups)
+                    || t.levels.iter().take(t.level + 1).flatten().any(|x| x == a)
+            })
+    }
+}
+
+/// Wakes waiting calls when their task changes, and dashboards when any task does. One per store
+/// in this process (see [`Notifier::for_store`]).
+struct Notifier {
+    tasks: Mutex<HashMap<String, watch::Sender<()>>>,
+    changes: watch::Sender<u64>,
+}
+
+/// The notifiers of the stores of this process, by the address of the store. The runtime's
+/// function and every inbox handle built over one store find the same notifier without the
+/// runtime having to carry it; a dead entry is replaced (an address reused by a new store at
+/// worst shares a notifier, which only costs a spurious re-read).
+static NOTIFIERS: Mutex<Vec<(usize, Weak<Notifier>)>> = Mutex::new(Vec::new());
+
+impl Notifier {
+    fn for_store<S>(store: &Arc<S>) -> Arc<Notifier> {
+        let addr = Arc::as_ptr(store) as *const () as usize;
+        let mut all = NOTIFIERS.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(n) = all
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return n;
+        }
+        let n = Arc::new(Notifier {
+            tasks: Mutex::new(HashMap::new()),
+            changes: watch::Sender::new(0),
+        });
+        all.push((addr, Arc::downgrade(&n)));
+        n
+    }
+
+    /// Subscribes to one task. Subscribe before reading the task: a change after the read is then
+    /// never missed.
+    fn subscribe(self: &Arc<Self>, id: &str) -> Subscription {
+        let rx = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_insert_with(|| watch::Sender::new(()))
+            .subscribe();
+        Subscription {
+            notifier: self.clone(),
+            id: id.to_string(),
+            rx: Some(rx),
+        }
+    }
+
+    fn changed(&self, id: &str) {
+        if let Some(tx) = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            tx.send_replace(());
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+struct Subscription {
+    notifier: Arc<Notifier>,
+    id: String,
+    rx: Option<watch::Receiver<()>>,
+}
+
+impl Subscription {
+    async fn changed(&mut self) {
+        // The sender stays in the map while a receiver exists, so an error cannot happen; if it
+        // did, waiting on the clock alone is still correct.
+        let ok = match self.rx.as_mut() {
+            Some(rx) => rx.changed().await.is_ok(),
+            None => false,
+        };
+        if !ok {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut map = self
+            .notifier
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.rx = None;
+        if map.get(&self.id).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(&self.id);
+        }
+    }
+}
+
+fn corrupt(id: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("approval task {id}: {e}"))
+}
+
+fn task_of(doc: &Doc) -> Result<ApprovalTask, StoreError> {
+    serde_json::from_value(doc.body.clone()).map_err(|e| corrupt(&doc.id, e))
+}
+
+/// Writes a task: status and listing time (its due time) go to the document's columns.
+async fn write<S: DocStore>(
+    store: &S,
+    task: &ApprovalTask,
+    expect: Expect,
+) -> Result<Doc, StoreError> {
+    let body = serde_json::to_value(task).map_err(|e| corrupt(&task.id, e))?;
+    let version = store
+        .put_doc(DocWrite {
+            kind: APPROVAL_KIND.into(),
+            id: task.id.clone(),
+            status: task.status.as_str().into(),
+            at_ms: task.due_at_ms,
+            body: body.clone(),
+            expect,
+        })
+        .await?;
+    Ok(Doc {
+        kind: APPROVAL_KIND.into(),
+        id: task.id.clone(),
+        status: task.status.as_str().into(),
+        at_ms: task.due_at_ms,
+        version,
+        body,
+    })
+}
+
+/// Nearest-rank percentile of `samples` (not empty).
+fn percentile(mut samples: Vec<u64>, p: u8) -> u64 {
+    samples.sort_unstable();
+    let rank = (samples.len() * p as usize).div_ceil(100).max(1);
+    samples[rank - 1]
+}
+
+/// The working time `assignees` took to answer their last `n` tasks, newest first: a task counts
+/// when a person answered it while one of `assignees` was among the level asked. Measured with
+/// the new task's calendar, so that answers given under other policies compare alike.
+async fn response_times<S: DocStore>(
+    store: &S,
+    calendar: &Calendar,
+    assignees: &[String],
+    n: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let mut answered: Vec<ApprovalTask> = Vec::new();
+    for status in [ApprovalStatus::Approved, ApprovalStatus::Rejected] {
+        let docs = store
+            .docs(
+                APPROVAL_KIND,
+                &DocQuery {
+                    status: Some(status.as_str().into()),
+                    newest_first: true,
+                    after: None,
+                    limit: HISTORY_SCAN,
+                },
+            )
+            .await?;
+        for d in &docs {
+            // One unreadable old task must not stop new tasks from being created.
+            let Ok(t) = task_of(d) else { continue };
+            if t.decided_at_ms.is_some() && t.assignees.iter().any(|a| assignees.contains(a)) {
+                answered.push(t);
+            }
+        }
+    }
+    answered.sort_by_key(|t| std::cmp::Reverse(t.decided_at_ms));
+    answered.truncate(n);
+    Ok(answered
+        .iter()
+        .map(|t| calendar.working_between(t.offered_at_ms, t.decided_at_ms.unwrap_or(0)))
+        .collect())
+}
+
+/// The due time of a level asked at `from_ms` (never after the window's end).
+async fn due_time<S: DocStore>(
+    store: &S,
+    policy: Option<&DuePolicy>,
+    assignees: &[String],
+    from_ms: u64,
+    window_end_ms: u64,
+) -> Result<u64, StoreError> {
+    let due = match policy {
+        None => window_end_ms,
+        Some(DuePolicy::Fixed { after_ms }) => from_ms.saturating_add(*after_ms),
+        Some(
+            p @ DuePolicy::Adaptive {
+                default_ms,
+                min_ms,
+                max_ms,
+                samples,
+                percentile: pct,
+                ..
+            },
+        ) => match p.calendar() {
+            Some(cal) => {
+                let times = response_times(store, &cal, assignees, *samples).await?;
+                let working = if times.is_empty() {
+                    *default_ms
+                } else {
+                    percentile(times, *pct)
+                }
+                .clamp(*min_ms, *max_ms);
+                cal.add_working(from_ms, working)
+                    .unwrap_or(from_ms.saturating_add(working))
+            }
+            // Checked when the task was created; a stored spec that no longer compiles (a
+            // zone removed from the database) falls back to wall time rather than no due time.
+            None => from_ms.saturating_add(*default_ms),
+        },
+    };
+    Ok(due.min(window_end_ms))
+}
+
+/// The `call: approval` function.
+pub struct ApprovalFunction<S: DocStore> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<Notifier>,
+}
+
+impl<S: DocStore> ApprovalFunction<S> {
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> ApprovalFunction<S> {
+        let notifier = Notifier::for_store(&store);
+        ApprovalFunction {
+            store,
+            clock,
+            notifier,
+        }
+    }
+}
+
+impl<S: DocStore> Function for ApprovalFunction<S> {
+    /// Approvals wait for people outside the process: they run after the barrier, like HTTP.
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
+        let waiter = Waiter {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+        };
+        let id = idempotency_key.to_string();
+        Box::pin(async move {
+            let args = match ApprovalArgs::parse(&args) {
+                Ok(a) => a,
+                Err(why) => {
+                    return Outcome::failed(
+                        Problem::new(ErrorKind::Validation, "Invalid approval arguments")
+                            .with_detail(why),
+                    );
+                }
+            };
+            match waiter.run(args, &id).await {
+                Ok(o) => o,
+                Err(e) => Outcome::failed(
+                    Problem::new(ErrorKind::Runtime, "Approval task store failure")
+                        .with_detail(e.to_string()),
+                ),
+            }
+        })
+    }
+}
+
+struct Waiter<S> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<Notifier>,
+}
+
+impl<S: DocStore> Waiter<S> {
+    async fn run(&self, args: ApprovalArgs, id: &str) -> Result<Outcome, StoreError> {
+        let mut sub = self.notifier.subscribe(id);
+        let mut doc = self.open_or_create(args, id).await?;
+        loop {
+            let task = task_of(&doc)?;
+            if let Some(outcome) = task.outcome() {
+                return Ok(outcome);
+            }
+            let now = self.clock.now_ms();
+            let escalates = task.level + 1 < task.levels.len();
+            let next = if now >= task.window_end_at_ms {
+                self.close(task, doc.version).await?
+            } else if escalates && now >= task.due_at_ms {
+                self.escalate(task, doc.version, now).await?
+            } else {
+                let deadline = if escalates {
+                    task.due_at_ms
+                } else {
+                    task.window_end_at_ms
+                };
+                let wake = deadline.min(now.saturating_add(RECHECK_MS));
+                tokio::select! {
+                    _ = sub.changed() => {}
+                    _ = self.clock.sleep_until(wake) => {}
+                }
+                None
+            };
+            doc = match next {
+                Some(d) => d,
+                // Woken, or lost a write to another writer: read the task as it is now.
+                None => self.store.doc(APPROVAL_KIND, id).await?.ok_or_else(|| {
+                    corrupt(id, "the task document was deleted while its call waited")
+                })?,
+            };
+        }
+    }
+
+    /// The task of this call: the existing one after a crash or retry (the same key), or a new
+    /// one, durable before anyone is asked.
+    async fn open_or_create(&self, args: ApprovalArgs, id: &str) -> Result<Doc, StoreError> {
+        if let Some(d) = self.store.doc(APPROVAL_KIND, id).await? {
+            return Ok(d);
+        }
+        let now = self.clock.now_ms();
+        let window_end = now.saturating_add(args.window_ms);
+        let due = due_time(
+            &*self.store,
+            args.due.as_ref(),
+            &args.levels[0],
+            now,
+            window_end,
+        )
+        .await?;
+        let task = ApprovalTask {
+            id: id.to_string(),
+            instance: args.instance,
+            title: args.title,
+            data: args.data,
+            status: ApprovalStatus::Open,
+            level: 0,
+            assignees: args.levels[0].clone(),
+            levels: args.levels,
+            created_at_ms: now,
+            offered_at_ms: now,
+            due_at_ms: due,
+            window_end_at_ms: window_end,
+            due: args.due,
+            on_window_end: args.on_window_end,
+            escalations: Vec::new(),
+            approved: None,
+            verdict: None,
+            decided_by: None,
+            reason: None,
+            decided_at_ms: None,
+            output: None,
+            answered_late: None,
+        };
+        match write(&*self.store, &task, Expect::Absent).await {
+            Ok(d) => {
+                self.notifier.changed(id);
+                Ok(d)
+            }
+            // Another performer of the same call created it first: that one is the task.
+            Err(StoreError::DocConflict { .. }) => self
+                .store
+                .doc(APPROVAL_KIND, id)
+                .await?
+                .ok_or_else(|| corrupt(id, "created and gone")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves the task to the next level. `None` when another writer got there first.
+    async fn escalate(
+        &self,
+        mut task: ApprovalTask,
+        version: u64,
+        now: u64,
+    ) -> Result<Option<Doc>, StoreError> {
+        let to_level = task.level + 1;
+        let to = task.levels[to_level].clone();
+        let due = due_time(
+            &*self.store,
+            task.due.as_ref(),
+            &to,
+            now,
+            task.window_end_at_ms,
+        )
+        .await?;
+        task.escalations.push(Escalation {
+            from_level: task.level,
+            to_level,
+            from: task.assignees.clone(),
+            to: to.clone(),
+            at_ms: now,
+            missed_due_at_ms: task.due_at_ms,
+            due_at_ms: due,
+        });
+        task.level = to_level;
+        task.assignees = to;
+        task.offered_at_ms = now;
+        task.due_at_ms = due;
+        self.commit(&task, version).await
+    }
+
+    /// Ends the task at its window's end with the default answer, or expires it.
+    async fn close(&self, mut task: ApprovalTask, version: u64) -> Result<Option<Doc>, StoreError> {
+        let approved = match task.on_window_end {
+            WindowEnd::Approve => Some(true),
+            WindowEnd::Reject => Some(false),
+            WindowEnd::Fail => None,
+        };
+        task.status = if approved.is_some() {
+            ApprovalStatus::Defaulted
+        } else {
+            ApprovalStatus::Expired
+        };
+        task.verdict = approved.map(|_| Verdict::Defaulted);
+        task.approved = approved;
+        task.decided_by = Some(SYSTEM_ACTOR.into());
+        task.reason = Some("window ended".into());
+        task.decided_at_ms = Some(task.window_end_at_ms);
+        task.answered_late = Some(true);
+        self.commit(&task, version).await
+    }
+
+    async fn commit(&self, task: &ApprovalTask, version: u64) -> Result<Option<Doc>, StoreError> {
+        match write(&*self.store, task, Expect::Version(version)).await {
+            Ok(d) => {
+                self.notifier.changed(&task.id);
+                Ok(Some(d))
+            }
+            Err(StoreError::DocConflict { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The inbox: lists, shows and answers approval tasks. Cheap to clone. Answers wake the waiting
+/// call of the task in this process at once (any handle over the same store).
+pub struct Approvals<S: Store> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<Notifier>,
+}
+
+impl<S: Store> Clone for Approvals<S> {
+    fn clone(&self) -> Self {
+        Approvals {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+        }
+    }
+}
+
+impl<S: Store> Runtime<S> {
+    /// The approvals inbox of this runtime's store.
+    pub fn approvals(&self) -> Approvals<S> {
+        Approvals::new(self.shared.store.clone(), self.shared.clock.clone())
+    }
+}
+
+fn parse_cursor(c: &str) -> Result<(u64, String), ApprovalError> {
+    c.split_once(':')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+        .ok_or_else(|| ApprovalError::Invalid {
+            why: format!("`{c}` is not a cursor of the approvals list"),
+        })
+}
+
+impl<S: Store> Approvals<S> {
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Approvals<S> {
+        let notifier = Notifier::for_store(&store);
+        Approvals {
+            store,
+            clock,
+            notifier,
+        }
+    }
+
+    /// Changes whenever a task is created, escalated, answered or closed in this process (for
+    /// live views; the value is a counter).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.notifier.changes.subscribe()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<ApprovalTask, ApprovalError> {
+        let doc = self
+            .store
+            .doc(APPROVAL_KIND, id)
+            .await?
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        Ok(task_of(&doc)?)
+    }
+
+    /// Tasks by due time (earliest first unless `newest_first`), filtered as the query says.
+    pub async fn list(&self, q: &ApprovalQuery) -> Result<Vec<ApprovalTask>, ApprovalError> {
+        let limit = match q.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        let filtered = q.assignee.is_some() || q.instance.is_some();
+        // Filters the store cannot apply are applied here, page by page, until the page is full.
+        let page = if filtered {
+            (limit * 4).clamp(64, MAX_LIMIT)
+        } else {
+            limit
+        };
+        let mut after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+        let mut out = Vec::new();
+        loop {
+            let docs = self
+                .store
+                .docs(
+                    APPROVAL_KIND,
+                    &DocQuery {
+                        status: q.status.map(|s| s.as_str().to_string()),
+                        newest_first: q.newest_first,
+                        after: after.clone(),
+                        limit: page,
+                    },
+                )
+                .await?;
+            let n = docs.len();
+            for d in docs {
+                after = Some((d.at_ms, d.id.clone()));
+                let t = task_of(&d)?;
+                if q.admits(&t) {
+                    out.push(t);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if n < page {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Answers a task. The actor needs the approver role; unless an admin, it must be assigned
+    /// (current or earlier level). Rejections and overrides need a reason. A task that is no
+    /// longer open, whose window has ended, or whose instance has ended is a conflict. Of two
+    /// answers at once exactly one is recorded: the write is conditional on the version read.
+    pub async fn decide(
+        &self,
+        id: &str,
+        actor: &Actor,
+        answer: Answer,
+        reason: Option<String>,
+    ) -> Result<ApprovalTask, ApprovalError> {
+        if !actor.can(Role::Approver) {
+            return Err(ApprovalError::Forbidden {
+                why: format!("`{}` does not have the approver role", actor.name),
+            });
+        }
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        loop {
+            let doc = self
+                .store
+                .doc(APPROVAL_KIND, id)
+                .await?
+                .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+            let mut task = task_of(&doc)?;
+            if !actor.can(Role::Admin) && !task.is_assigned_to(&actor.name, &actor.groups) {
+                return Err(ApprovalError::Forbidden {
+                    why: format!(
+                        "`{}` is not among the assignees ({})",
+                        actor.name,
+                        task.levels
+                            .iter()
+                            .take(task.level + 1)
+                            .flatten()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            match (&answer, &reason) {
+                (Answer::Reject, None) => {
+                    return Err(ApprovalError::Invalid {
+                        why: "a rejection needs a reason".into(),
+                    });
+                }
+                (Answer::Override { .. }, None) => {
+                    return Err(ApprovalError::Invalid {
+                        why: "an override needs a reason".into(),
+                    });
+                }
+                _ => {}
+            }
+            if task.status != ApprovalStatus::Open {
+                return Err(ApprovalError::Conflict {
+                    why: format!(
+                        "the task is already {} (by {} at {})",
+                        task.status.as_str(),
+                        task.decided_by.as_deref().unwrap_or("?"),
+                        task.decided_at_ms
+                            .map(baton_core::time::iso8601_utc)
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            let now = self.clock.now_ms();
+            if now >= task.window_end_at_ms {
+                return Err(ApprovalError::Conflict {
+                    why: format!(
+                        "the task's window ended at {}",
+                        baton_core::time::iso8601_utc(task.window_end_at_ms)
+                    ),
+                });
+            }
+            if let Some(inst) = &task.instance
+                && let Some(rec) = self
+                    .store
+                    .instance(&baton_core::InstanceId(inst.clone()))
+                    .await?
+                && rec.status.is_terminal()
+            {
+                return Err(ApprovalError::Conflict {
+                    why: format!(
+                        "instance {inst} has ended ({}): nothing waits for this answer",
+                        rec.status.as_str()
+                    ),
+                });
+            }
+            let (status, verdict, approved) = match &answer {
+                Answer::Approve => (ApprovalStatus::Approved, Verdict::Approved, true),
+                Answer::Reject => (ApprovalStatus::Rejected, Verdict::Rejected, false),
+                Answer::Override { output } => {
+                    task.output = Some(output.clone());
+                    (ApprovalStatus::Approved, Verdict::Overridden, true)
+                }
+            };
+            task.status = status;
+            task.verdict = Some(verdict);
+            task.approved = Some(approved);
+            task.decided_by = Some(actor.name.clone());
+            task.reason = reason.clone();
+            task.decided_at_ms = Some(now);
+            task.answered_late = Some(now >= task.due_at_ms);
+            match write(&*self.store, &task, Expect::Version(doc.version)).await {
+                Ok(_) => {
+                    self.notifier.changed(id);
+                    return Ok(task);
+                }
+                // Escalated, closed or answered meanwhile: check again against what it is now.
+                Err(StoreError::DocConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// `(open, late)`: open tasks, and those of them past their due time (metrics).
+    pub async fn due_counts(&self) -> Result<(u64, u64), ApprovalError> {
+        let open = self
+            .store
+            .count_docs(APPROVAL_KIND, Some(ApprovalStatus::Open.as_str()))
+            .await?;
+        let now = self.clock.now_ms();
+        let mut late = 0;
+        let mut after = None;
+        // Open tasks are listed by due time: the late ones are a prefix of the list.
+        loop {
+            let docs = self
+                .store
+                .docs(
+                    APPROVAL_KIND,
+                    &DocQuery {
+                        status: Some(ApprovalStatus::Open.as_str().into()),
+                        newest_first: false,
+                        after,
+                        limit: MAX_LIMIT,
+                    },
+                )
+                .await?;
+            let n = docs.len();
+            for d in &docs {
+                if d.at_ms > now {
+                    return Ok((open, late));
+                }
+                late += 1;
+            }
+            match docs.last() {
+                Some(d) if n == MAX_LIMIT => after = Some((d.at_ms, d.id.clone())),
+                _ => return Ok((open, late)),
+            }
+        }
+    }
+}

@@ -163,11 +163,16 @@ impl<S: Store> Runtime<S> {
         let catalog = Arc::new(FlowCatalog::default());
         options.env.flows = catalog.clone();
         let http = http::HttpClients::new(options.http_timeout_ms);
+        let functions = FunctionRegistry::with_builtins();
+        functions.register(
+            approvals::APPROVAL_FUNCTION,
+            approvals::ApprovalFunction::new(store.clone(), clock.clone()),
+        );
         Runtime {
             shared: Arc::new(Shared {
                 store,
                 clock,
-                functions: FunctionRegistry::with_builtins(),
+                functions,
                 catalog,
                 http,
                 events: events::EventBus::default(),
