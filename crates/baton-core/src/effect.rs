@@ -81,12 +81,18 @@ pub enum EffectRequest {
 impl EffectRequest {
     /// Timers and listeners only wait; an instance whose effects are all of these is `waiting`.
     pub fn is_wait(&self) -> bool {
-        matches!(
-            self,
-            EffectRequest::Timer { .. } | EffectRequest::Listen { .. }
-        )
+        match self {
+            EffectRequest::Timer { .. } | EffectRequest::Listen { .. } => true,
+            EffectRequest::Function { name, .. } => WAITING_FUNCTIONS.contains(&name.as_str()),
+            _ => false,
+        }
     }
 }
+
+/// Custom functions that wait for people rather than do work (`call: approval`): an instance
+/// whose outstanding effects are all waits is `waiting`, so inboxes and "stuck" filters can tell
+/// a flow held by a person from one held by a slow provider.
+pub const WAITING_FUNCTIONS: &[&str] = &["approval"];
 
 /// Marks the effect keys of `listen` tasks (`…#event<n>`): a resumed runtime finds in the journal
 /// which events an instance already consumed by this mark.

@@ -153,7 +153,10 @@ pub fn load_config(
                 _ => {
                     diags.push(Diagnostic::coded(
                         CODE_TOKEN,
-                        format!("token `{}`: the environment variable `{var}` is not set", t.name),
+                        format!(
+                            "token `{}`: the environment variable `{var}` is not set",
+                            t.name
+                        ),
                         format!("{pointer}/token_env"),
                         spans.nearest_value(&format!("{pointer}/token_env")),
                     ));
@@ -211,7 +214,10 @@ mod tests {
         let errs = load_config(text, &env).unwrap_err();
         assert_eq!(errs.len(), 1);
         let shown = errs[0].render("server.yaml");
-        assert!(shown.starts_with("server.yaml:7:16: error[BATON-CONF-003]"), "{shown}");
+        assert!(
+            shown.starts_with("server.yaml:7:16: error[BATON-CONF-003]"),
+            "{shown}"
+        );
 
         let ok = load_config(&text[..text.find("  - name: ghost").unwrap()], &env).unwrap();
         let dana = ok.tokens.actor("t-dana").unwrap();
@@ -222,9 +228,15 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_roles_are_errors_with_locations() {
-        let errs = load_config("tokens:\n  - name: x\n    token: y\n    roles: [boss]\n", &|_| None)
-            .unwrap_err();
+        let errs = load_config(
+            "tokens:\n  - name: x\n    token: y\n    roles: [boss]\n",
+            &|_| None,
+        )
+        .unwrap_err();
         let shown = errs[0].render("s.yaml");
-        assert!(shown.contains("BATON-CONF-002") && shown.contains("s.yaml:4:"), "{shown}");
+        assert!(
+            shown.contains("BATON-CONF-002") && shown.contains("s.yaml:4:"),
+            "{shown}"
+        );
     }
 }

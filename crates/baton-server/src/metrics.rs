@@ -83,8 +83,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("baton");
         let instances = Family::<StatusLabel, Gauge>::default();
         registry.register("instances", "Instances by status", instances.clone());
-        let step_seconds =
-            Family::<TaskLabel, Histogram>::new_with_constructor(step_histogram as fn() -> Histogram);
+        let step_seconds = Family::<TaskLabel, Histogram>::new_with_constructor(
+            step_histogram as fn() -> Histogram,
+        );
         registry.register(
             "step_duration_seconds",
             "Time from a task's start to its end, by task name",
@@ -97,7 +98,11 @@ impl Metrics {
             provider_calls.clone(),
         );
         let provider_retries = Family::<ProviderLabel, Counter>::default();
-        registry.register("provider_retries", "Retried provider calls", provider_retries.clone());
+        registry.register(
+            "provider_retries",
+            "Retried provider calls",
+            provider_retries.clone(),
+        );
         let limiter_waits = Family::<ProviderLabel, Counter>::default();
         registry.register(
             "limiter_waits",
@@ -231,9 +236,17 @@ impl Metrics {
                 let c = self.provider_retries.get_or_create(&pl);
                 self.add_seen(&c, (name.clone(), "retries".into()), num("retries"));
                 let c = self.limiter_waits.get_or_create(&pl);
-                self.add_seen(&c, (name.clone(), "limiter_waits".into()), num("limiter_waits"));
+                self.add_seen(
+                    &c,
+                    (name.clone(), "limiter_waits".into()),
+                    num("limiter_waits"),
+                );
                 let c = self.limiter_wait_ms.get_or_create(&pl);
-                self.add_seen(&c, (name.clone(), "limiter_wait_ms".into()), num("limiter_wait_ms"));
+                self.add_seen(
+                    &c,
+                    (name.clone(), "limiter_wait_ms".into()),
+                    num("limiter_wait_ms"),
+                );
                 let breaker = match p.get("breaker").and_then(Value::as_str) {
                     Some(s) if s.contains("half") => 1,
                     Some(s) if s.contains("open") => 2,

@@ -35,6 +35,8 @@ impl Modify for BearerAuth {
         api::instances::list, api::instances::start, api::instances::get_one,
         api::instances::cancel, api::instances::suspend, api::instances::resume, api::instances::signal,
         api::events::publish, api::events::publish_batch,
+        api::approvals::list, api::approvals::get_one, api::approvals::approve, api::approvals::reject,
+        api::approvals::override_decision, api::approvals::overrides, api::approvals::audit,
     ),
     tags((name = "flows"), (name = "instances"), (name = "events"), (name = "approvals"), (name = "triggers"), (name = "audit"), (name = "health"))
 )]

@@ -179,8 +179,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(Code::Conflict, "Conflict").detail(e.to_string())
             }
             // Store trouble is a 503: the request may be retried; nothing was corrupted.
-            other => ApiError::new(Code::StoreUnavailable, "Store unavailable")
-                .detail(other.to_string()),
+            other => {
+                ApiError::new(Code::StoreUnavailable, "Store unavailable").detail(other.to_string())
+            }
         }
     }
 }
@@ -196,8 +197,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::InvalidEvent(why) => {
                 ApiError::new(Code::InvalidEvent, "Invalid event").detail(why)
             }
-            RuntimeError::InvalidFlow(lines) => ApiError::new(Code::InvalidFlow, "Invalid flow")
-                .errors(Value::from(lines)),
+            RuntimeError::InvalidFlow(lines) => {
+                ApiError::new(Code::InvalidFlow, "Invalid flow").errors(Value::from(lines))
+            }
             other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
         }
     }

@@ -7,6 +7,7 @@
 mod bench;
 mod decide;
 mod providers;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use baton_store::{SqliteOptions, SqliteStore, Store};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-const DEFAULT_STORE: &str = "baton.db";
+pub(crate) const DEFAULT_STORE: &str = "baton.db";
 
 #[derive(Parser)]
 #[command(
@@ -41,14 +42,14 @@ struct StoreArg {
 
 /// The provider catalogue and the secrets its credentials refer to.
 #[derive(clap::Args, Clone, Default)]
-struct ProviderArgs {
+pub(crate) struct ProviderArgs {
     /// Provider catalogue (YAML): the external systems flows may call, with their limits.
     /// When given, outbound calls may only go to these providers.
     #[arg(long, env = "BATON_PROVIDERS")]
-    providers: Option<PathBuf>,
+    pub(crate) providers: Option<PathBuf>,
     /// Secrets file (YAML or JSON mapping of name to value) for `secret: NAME` references.
     #[arg(long, env = "BATON_SECRETS")]
-    secrets: Option<PathBuf>,
+    pub(crate) secrets: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +151,8 @@ enum Command {
     },
     /// Benchmarks (release build): W1 local durable steps, W2 HTTP steps.
     Bench(bench::BenchArgs),
+    /// Serve the HTTP API, the dashboard and the workers until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -293,6 +296,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 
@@ -338,6 +342,7 @@ fn function_names(with_providers: bool) -> Vec<String> {
     let registry = baton_runtime::FunctionRegistry::with_builtins();
     registry.register("decide", decide::Decide::default());
     let mut names = registry.names();
+    names.push(baton_runtime::approvals::APPROVAL_FUNCTION.to_string());
     if with_providers {
         names.push(baton_runtime::PROVIDER_FUNCTION.to_string());
     }

@@ -19,11 +19,7 @@ fn field(event: &Value, k: &str) -> Option<String> {
 
 /// Takes one event: stored durably (deduplicated) and offered to listeners, or reported
 /// invalid with the reason.
-pub(crate) async fn ingest_one(
-    state: &AppState,
-    _actor: &Actor,
-    event: Value,
-) -> ApiResult<EventReceipt> {
+pub async fn ingest_one(state: &AppState, _actor: &Actor, event: Value) -> ApiResult<EventReceipt> {
     let receipt = |outcome: &str, reason: Option<String>| EventReceipt {
         outcome: outcome.into(),
         id: field(&event, "id"),
@@ -61,7 +57,10 @@ pub async fn publish(
     JsonBody(event): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<EventReceipt>)> {
     let actor = caller.require(Role::Operator)?;
-    Ok((StatusCode::ACCEPTED, Json(ingest_one(&state, actor, event).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ingest_one(&state, actor, event).await?),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events",

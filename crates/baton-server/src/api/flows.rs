@@ -43,7 +43,10 @@ pub(crate) async fn flow_views(state: &AppState) -> ApiResult<Vec<FlowView>> {
 #[utoipa::path(get, path = "/v1/flows", tag = "flows",
     responses((status = 200, body = Vec<FlowView>), (status = 401, body = ProblemDoc)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<Arc<AppState>>, _c: Caller) -> ApiResult<Json<Vec<FlowView>>> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _c: Caller,
+) -> ApiResult<Json<Vec<FlowView>>> {
     Ok(Json(flow_views(&state).await?))
 }
 
@@ -70,7 +73,10 @@ pub async fn get_one(
     Ok(Json(FlowDetail { flow, source }))
 }
 
-fn diagnostics_of(text: &str, state: &AppState) -> Result<baton_flow::LoadedFlow, Vec<DiagnosticView>> {
+fn diagnostics_of(
+    text: &str,
+    state: &AppState,
+) -> Result<baton_flow::LoadedFlow, Vec<DiagnosticView>> {
     let opts = baton_flow::ValidateOptions {
         known_functions: state.runtime.function_names(),
     };
@@ -109,10 +115,13 @@ pub async fn validate(
 /// Registers a flow version. The same version with the same content is accepted again (no
 /// change); the same version with other content is refused: a version, once registered, is
 /// immutable, so running instances and their journals keep meaning what they meant.
-pub(crate) async fn register_source(state: &AppState, text: &str) -> ApiResult<(FlowView, bool)> {
+pub async fn register_source(state: &AppState, text: &str) -> ApiResult<(FlowView, bool)> {
     if text.len() > FLOW_SOURCE_BYTES_MAX {
-        return Err(ApiError::new(Code::PayloadTooLarge, "Flow too large")
-            .detail(format!("flow sources are limited to {FLOW_SOURCE_BYTES_MAX} bytes")));
+        return Err(
+            ApiError::new(Code::PayloadTooLarge, "Flow too large").detail(format!(
+                "flow sources are limited to {FLOW_SOURCE_BYTES_MAX} bytes"
+            )),
+        );
     }
     let loaded = diagnostics_of(text, state).map_err(|d| {
         ApiError::new(Code::InvalidFlow, "Invalid flow")
@@ -126,17 +135,20 @@ pub(crate) async fn register_source(state: &AppState, text: &str) -> ApiResult<(
     let doc = &loaded.workflow.document;
     let hash = baton_core::flow_hash(text);
     let existing = flow_views(state).await?;
-    if let Some(same) = existing.iter().find(|v| {
-        v.namespace == doc.namespace && v.name == doc.name && v.version == doc.version
-    }) {
+    if let Some(same) = existing
+        .iter()
+        .find(|v| v.namespace == doc.namespace && v.name == doc.name && v.version == doc.version)
+    {
         if same.hash == hash {
             state.runtime.register_flow(text).await?;
             return Ok((same.clone(), false));
         }
-        return Err(ApiError::new(Code::Conflict, "Version already registered").detail(format!(
-            "{}/{}:{} is registered with other content; register a new version",
-            doc.namespace, doc.name, doc.version
-        )));
+        return Err(
+            ApiError::new(Code::Conflict, "Version already registered").detail(format!(
+                "{}/{}:{} is registered with other content; register a new version",
+                doc.namespace, doc.name, doc.version
+            )),
+        );
     }
     state.runtime.register_flow(text).await?;
     let views = flow_views(state).await?;
@@ -172,7 +184,11 @@ pub async fn register(
             )
             .await?;
     }
-    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(view)))
 }
 

@@ -29,7 +29,7 @@ const IDEMPOTENCY_KEY_CHARS_MAX: usize = 200;
 /// Start keys are kept in the document store under this kind.
 const START_KEY_KIND: &str = "start-key";
 
-pub(crate) enum StartOutcome {
+pub enum StartOutcome {
     Created(InstanceRecord),
     /// The same `Idempotency-Key` and request were seen before: this is that instance.
     Replayed(InstanceRecord),
@@ -65,7 +65,13 @@ fn fingerprint(req: &StartRequest, program: &Program) -> String {
     let mut h = Sha256::new();
     h.update(program.flow.hash.as_bytes());
     h.update(b"\n");
-    h.update(req.input.clone().unwrap_or(Value::Null).to_string().as_bytes());
+    h.update(
+        req.input
+            .clone()
+            .unwrap_or(Value::Null)
+            .to_string()
+            .as_bytes(),
+    );
     hex::encode(&h.finalize()[..16])
 }
 
@@ -79,7 +85,7 @@ async fn record(state: &AppState, id: &InstanceId) -> ApiResult<InstanceRecord> 
 }
 
 /// Starts an instance; with a key, at most one instance is started per key and request.
-pub(crate) async fn start_instance(
+pub async fn start_instance(
     state: &AppState,
     actor: &Actor,
     req: StartRequest,
@@ -308,8 +314,9 @@ async fn optional_reason(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ReasonRequest::default());
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(Code::InvalidRequest, "Invalid request body").detail(e.to_string()))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(Code::InvalidRequest, "Invalid request body").detail(e.to_string())
+    })
 }
 
 #[utoipa::path(post, path = "/v1/instances/{id}/cancel", tag = "instances",
@@ -326,7 +333,9 @@ pub async fn cancel(
 ) -> ApiResult<Json<StatusChange>> {
     let actor = caller.require(Role::Operator)?;
     let body = optional_reason(&state, req).await?;
-    let reason = body.reason.unwrap_or_else(|| "cancelled through the API".into());
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled through the API".into());
     let iid = InstanceId(id.clone());
     let status = state.runtime.cancel(&iid, &reason, &actor.name).await?;
     state
@@ -358,7 +367,12 @@ pub async fn suspend(
         .suspend(&iid, &actor.name, body.reason.as_deref())
         .await?;
     state
-        .audit(actor, "instance.suspend", &id, json!({"reason": body.reason}))
+        .audit(
+            actor,
+            "instance.suspend",
+            &id,
+            json!({"reason": body.reason}),
+        )
         .await?;
     Ok(Json(StatusChange {
         id,

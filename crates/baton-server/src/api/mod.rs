@@ -1,5 +1,6 @@
 //! The HTTP API under `/v1`: flows, instances, events, approvals, quarantine, audit; health.
 
+pub mod approvals;
 pub(crate) mod events;
 pub(crate) mod flows;
 pub(crate) mod instances;
@@ -16,9 +17,9 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::problem::{ApiError, Code};
 
-pub(crate) use events::ingest_one;
-pub(crate) use flows::register_source;
-pub(crate) use instances::{start_instance, StartOutcome};
+pub use events::ingest_one;
+pub use flows::register_source;
+pub use instances::{StartOutcome, start_instance};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -26,7 +27,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/readyz", get(flows::readyz))
         .route("/v1/flows", get(flows::list).post(flows::register))
         .route("/v1/flows/validate", post(flows::validate))
-        .route("/v1/flows/{namespace}/{name}/{version}", get(flows::get_one))
+        .route(
+            "/v1/flows/{namespace}/{name}/{version}",
+            get(flows::get_one),
+        )
         .route("/v1/instances", get(instances::list).post(instances::start))
         .route("/v1/instances/{id}", get(instances::get_one))
         .route("/v1/instances/{id}/cancel", post(instances::cancel))
@@ -35,6 +39,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/instances/{id}/signal", post(instances::signal))
         .route("/v1/events", post(events::publish))
         .route("/v1/events/batch", post(events::publish_batch))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::get_one))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/v1/approvals/{id}/override", post(approvals::override_decision))
+        .route("/v1/overrides", get(approvals::overrides))
+        .route("/v1/audit", get(approvals::audit))
 }
 
 pub async fn not_found() -> ApiError {
@@ -74,6 +85,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 }
 
 /// Puts the approvals inbox's open and late counts into the metrics.
-pub(crate) async fn refresh_approval_metrics(_state: &AppState) -> Result<(), ApiError> {
+pub(crate) async fn refresh_approval_metrics(state: &AppState) -> Result<(), ApiError> {
+    let (open, late) = state.runtime.approvals().due_counts().await?;
+    state.metrics.set_approvals(open, late);
     Ok(())
 }
