@@ -5,6 +5,7 @@
 //! internal error (store unreadable, …).
 
 mod bench;
+mod client;
 mod decide;
 mod providers;
 mod serve;
@@ -105,7 +106,12 @@ enum Command {
         store: StoreArg,
         #[arg(long)]
         json: bool,
+        /// Ask a running server instead of reading the store (token from BATON_TOKEN).
+        #[arg(long, env = "BATON_SERVER")]
+        server: Option<String>,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Deliver a CloudEvent (structured JSON, or @FILE) to the store, for listening instances.
     Event {
         event: String,
@@ -227,7 +233,16 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             status,
             limit,
         } => instances(&store.store, json, status.as_deref(), limit).await,
-        Command::Show { id, store, json } => show(&id, &store.store, json).await,
+        Command::Show {
+            id,
+            server: Some(server),
+            json,
+            ..
+        } => client::show(&client::ServerArgs { server, json }, &id).await,
+        Command::Show {
+            id, store, json, ..
+        } => show(&id, &store.store, json).await,
+        Command::Client(cmd) => client::run(cmd).await,
         Command::Event { event, store } => publish_event(&event, &store.store).await,
         Command::Conformance {
             suite: Suite::ServerlessWorkflow { dirs },

@@ -1,0 +1,281 @@
+//! Client verbs against a running `baton serve`: start, list, show, approve, reject, cancel,
+//! send-event. The server's URL comes from `--server` (or `BATON_SERVER`), the token from
+//! `BATON_TOKEN`. Data goes to stdout (`--json` prints the server's JSON as is); problems go to
+//! stderr with their code, and the exit code is 1.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+#[derive(clap::Args, Clone)]
+pub struct ServerArgs {
+    /// The Baton server, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "BATON_SERVER")]
+    pub server: String,
+    /// Print the server's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ClientCommand {
+    /// Start an instance of a registered flow.
+    Start {
+        flow: String,
+        /// Input as JSON text, or @FILE.
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        /// At most one instance is started per key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List instances.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve an approval task.
+    Approve {
+        task: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reject an approval task (a reason is required).
+    Reject {
+        task: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Cancel an instance.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Send a CloudEvent (structured JSON, or @FILE).
+    SendEvent {
+        event: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+fn json_arg(s: &str) -> Result<Value> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
+        None => s.to_string(),
+    };
+    serde_json::from_str(&text).context("not valid JSON")
+}
+
+async fn call(
+    server: &ServerArgs,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> Result<(u16, Value)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token = std::env::var("BATON_TOKEN").context("set BATON_TOKEN to an API token")?;
+    let url = format!("{}{path}", server.server.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method.parse().context("method")?, &url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// Prints the answer: problems on stderr (exit 1), data on stdout.
+fn finish(
+    server: &ServerArgs,
+    (status, body): (u16, Value),
+    human: impl Fn(&Value),
+) -> Result<ExitCode> {
+    if status >= 400 {
+        eprintln!(
+            "error[{}]: {}{}",
+            body["code"].as_str().unwrap_or("HTTP"),
+            body["title"].as_str().unwrap_or("request failed"),
+            body["detail"]
+                .as_str()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+        if let Some(errors) = body.get("errors") {
+            eprintln!("{errors}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    if server.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        human(&body);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn instance_line(v: &Value) {
+    println!(
+        "{} {:<10} {}/{}:{}",
+        v["id"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["flow"]["namespace"].as_str().unwrap_or(""),
+        v["flow"]["name"].as_str().unwrap_or(""),
+        v["flow"]["version"].as_str().unwrap_or("")
+    );
+}
+
+fn task_line(v: &Value) {
+    println!(
+        "{} {} by {}{}",
+        v["id"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["decided_by"].as_str().unwrap_or("-"),
+        v["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+}
+
+pub async fn run(cmd: ClientCommand) -> Result<ExitCode> {
+    match cmd {
+        ClientCommand::Start {
+            flow,
+            input,
+            version,
+            idempotency_key,
+            server,
+        } => {
+            let input = input.as_deref().map(json_arg).transpose()?;
+            let body = json!({"flow": flow, "version": version, "input": input});
+            let answer = call(
+                &server,
+                "POST",
+                "/v1/instances",
+                Some(body),
+                idempotency_key.as_deref(),
+            )
+            .await?;
+            finish(&server, answer, instance_line)
+        }
+        ClientCommand::List {
+            status,
+            flow,
+            limit,
+            server,
+        } => {
+            let mut path = format!("/v1/instances?limit={limit}");
+            if let Some(s) = status {
+                path.push_str(&format!("&status={s}"));
+            }
+            if let Some(f) = flow {
+                path.push_str(&format!("&flow={f}"));
+            }
+            let answer = call(&server, "GET", &path, None, None).await?;
+            finish(&server, answer, |v| {
+                for it in v["items"].as_array().into_iter().flatten() {
+                    instance_line(it);
+                }
+            })
+        }
+        ClientCommand::Approve {
+            task,
+            reason,
+            server,
+        } => {
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/approvals/{task}/approve"),
+                Some(json!({"reason": reason})),
+                None,
+            )
+            .await?;
+            finish(&server, answer, task_line)
+        }
+        ClientCommand::Reject {
+            task,
+            reason,
+            server,
+        } => {
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/approvals/{task}/reject"),
+                Some(json!({"reason": reason})),
+                None,
+            )
+            .await?;
+            finish(&server, answer, task_line)
+        }
+        ClientCommand::Cancel { id, reason, server } => {
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/instances/{id}/cancel"),
+                Some(json!({"reason": reason})),
+                None,
+            )
+            .await?;
+            finish(&server, answer, |v| {
+                println!(
+                    "{} {}",
+                    v["id"].as_str().unwrap_or("?"),
+                    v["status"].as_str().unwrap_or("?")
+                )
+            })
+        }
+        ClientCommand::SendEvent { event, server } => {
+            let answer = call(&server, "POST", "/v1/events", Some(json_arg(&event)?), None).await?;
+            finish(&server, answer, |v| {
+                println!("{}", v["outcome"].as_str().unwrap_or("?"))
+            })
+        }
+    }
+}
+
+/// `baton show ID --server URL`: the instance and its journal from a server.
+pub async fn show(server: &ServerArgs, id: &str) -> Result<ExitCode> {
+    let answer = call(server, "GET", &format!("/v1/instances/{id}"), None, None).await?;
+    finish(server, answer, |v| {
+        instance_line(&v["instance"]);
+        for e in v["journal"].as_array().into_iter().flatten() {
+            println!("  {} {}", e["at_ms"], e["type"].as_str().unwrap_or("?"));
+        }
+    })
+}
