@@ -1412,7 +1412,28 @@ impl Ctx {
         locals: &Locals,
         site: EvalSite<'_>,
     ) -> Result<Value, Problem> {
-        let strategy = crate::listen::Strategy::parse(to)?;
+        // `correlate.expect` is resolved here, once, on the instance's data as the task starts
+        // listening; the resolved values travel in the effect request, so the driver's matcher
+        // needs nothing but the event. Replay resolves them again from the same state.
+        let to =
+            crate::listen::resolve_filters(
+                to,
+                &self.instance.0,
+                &mut |name, expect| match expect {
+                    Value::String(s) => match baton_expr::strip_strict(s) {
+                        Some(src) => self.eval(frame, src, locals, site).map_err(|p| Problem {
+                            detail: Some(format!(
+                                "correlation `{name}`: {}",
+                                p.detail.as_deref().unwrap_or("")
+                            )),
+                            ..p
+                        }),
+                        None => Ok(expect.clone()),
+                    },
+                    other => Ok(other.clone()),
+                },
+            )?;
+        let mut strategy = crate::listen::Strategy::parse(&to)?;
         let mut consumed: Vec<Value> = Vec::new();
         let mut state = strategy.start();
         let mut n: u32 = 0;
@@ -1433,6 +1454,7 @@ impl Ctx {
             n += 1;
             let event = expect_ok(outcome)?;
             let matched_until = strategy.record(&mut state, &event);
+            strategy.bind_correlations(&event);
             if !matched_until {
                 consumed.push(match read {
                     ListenRead::Envelope => event.clone(),

@@ -546,12 +546,19 @@ async fn perform<S: Store>(
 }
 
 /// Waits for the oldest stored event that matches one of `filters` and that this instance has not
-/// consumed yet.
+/// consumed yet. The filters carry the listening instance's id and the correlations the core
+/// resolved (see `baton_core::listen`): an event aimed at another instance, or whose correlated
+/// values differ, is not taken.
 async fn listen<S: Store>(
     shared: &Arc<Shared<S>>,
     filters: &[Value],
     consumed: &std::sync::Mutex<HashSet<(String, String)>>,
 ) -> Outcome {
+    // Compiled once: the scan below may test thousands of stored events against them.
+    let matchers: Vec<baton_core::listen::Matcher> = filters
+        .iter()
+        .map(baton_core::listen::Matcher::new)
+        .collect();
     let mut cursor = 0u64;
     loop {
         // Register for wake-ups before reading, so an event stored in between is not missed.
@@ -570,10 +577,7 @@ async fn listen<S: Store>(
         let got_full_batch = batch.len() == 1000;
         for stored in batch {
             cursor = stored.seq;
-            if !filters
-                .iter()
-                .any(|f| baton_core::listen::matches(f, &stored.event))
-            {
+            if !matchers.iter().any(|m| m.matches(&stored.event)) {
                 continue;
             }
             let ident = (

@@ -1,0 +1,1503 @@
+//! Triggers: rules that start or signal instances from inbound events, with a context gate,
+//! dedupe, debounce and a quarantine for events that cannot be processed.
+//!
+//! How an event goes through ([`Triggers::ingest`]):
+//! 1. It is checked (JSON, a CloudEvents 1.0 structured event, size) and planned against the
+//!    rules (`on`, the `when` gate, the start input, the signal target, the debounce key). An
+//!    event that fails any of that is quarantined with the reason, before it is stored, so that
+//!    a corrected copy with the same `source` + `id` can be replayed. Nothing is dropped.
+//! 2. It is stored (durable; a repeat of `source` + `id` is a duplicate while the store
+//!    remembers it, see [`Triggers::prune`]). An event that a signal rule routes (aimed at one
+//!    instance, or debounced) is stored held back from listeners (`batoninstance: ""` and
+//!    `batonheld: true`); the rule delivers it later as a derived event.
+//! 3. The rules act on it in a processing pass over the event log, behind a durable cursor. The
+//!    pass is at-least-once and every action is idempotent, so a crash between storing and
+//!    acting loses nothing: instance ids derive from the rule and the stored event, derived
+//!    events keep a stable identity, debounce holds are keyed documents. Events stored by other
+//!    paths (`Runtime::publish_event`, `emit`) go through the same pass.
+//!
+//! Debounce holds are documents (`trigger-hold`) due at the end of their quiet window; a
+//! background task owned by [`Triggers`] fires them on the runtime's clock.
+
+mod file;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use baton_core::{FlowResolver, InstanceId, Program};
+use baton_store::{Doc, DocQuery, DocWrite, Expect, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+pub use file::{
+    Action, DEFAULT_DEDUPE_WINDOW_MS, Debounce, Pattern, Rule, TriggerSet, load_triggers,
+};
+
+use crate::events::{EVENT_BYTES_MAX, validate_cloud_event};
+use crate::{Runtime, RuntimeError, SIGNAL_TARGET};
+
+/// Document kind of quarantined events.
+pub const QUARANTINE_KIND: &str = "quarantine";
+/// Document kind of debounce holds.
+pub const HOLD_KIND: &str = "trigger-hold";
+/// Document kind of the engine's own state (the processing cursor).
+const STATE_KIND: &str = "trigger-state";
+const CURSOR_ID: &str = "cursor";
+
+/// Extension attribute of an event a signal rule holds back from listeners: `true`, or the
+/// sender's own `batoninstance` (restored when the rules look at the event).
+pub const HELD_ATTRIBUTE: &str = "batonheld";
+/// Extension attribute of an event a trigger derived (delivered) from another: the rule's name.
+/// The processing pass skips such events: they are outputs, not inputs.
+pub const DERIVED_ATTRIBUTE: &str = "batontrigger";
+
+/// Largest request body `ingest` takes (a batch); single events are bounded by
+/// [`EVENT_BYTES_MAX`].
+pub const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Events read from the log per processing step.
+const PASS_BATCH: usize = 256;
+/// Holds fired per step.
+const FIRE_BATCH: usize = 64;
+/// How often the background task looks at the store without being told to (events stored by
+/// another process, holds written by another node).
+const RECHECK_MS: u64 = 1_000;
+
+/// Namespace of the v5 uuids of instances started by triggers.
+const START_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6261_746f_6e2d_7472_6967_6765_7273_0001);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TriggerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("no quarantined event {0}")]
+    UnknownQuarantine(String),
+    #[error("quarantined event {0} was already replayed")]
+    AlreadyReplayed(String),
+}
+
+impl TriggerError {
+    /// Whether trying again later may succeed (the store failed), as opposed to a failure that
+    /// would repeat.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TriggerError::Store(_) | TriggerError::Runtime(RuntimeError::Store(_))
+        )
+    }
+}
+
+/// What happened to each event of one `ingest`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestReport {
+    pub events: Vec<EventReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventReport {
+    /// Position in the batch (0 for a single event).
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub outcome: EventOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// Stored, and at least one rule acted on it (`actions` also lists the gates that said no).
+    Accepted { actions: Vec<RuleAction> },
+    /// Stored (listeners may take it), but no rule acted on it.
+    Unmatched { gated_out: Vec<String> },
+    /// The same `source` + `id` was seen within the dedupe window: nothing done.
+    Duplicate,
+    /// Could not be processed; kept with the reason, to be replayed.
+    Quarantined {
+        quarantine_id: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RuleAction {
+    Started {
+        rule: String,
+        instance: InstanceId,
+    },
+    Signalled {
+        rule: String,
+        flow: String,
+        /// The one instance it was aimed at, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<InstanceId>,
+    },
+    /// Held until the key has been quiet for the window; a later event may replace it.
+    Debounced {
+        rule: String,
+        key: Value,
+        due_at_ms: u64,
+    },
+    /// The rule's `on` matched but its `when` gate did not let the event through.
+    GatedOut {
+        rule: String,
+    },
+}
+
+/// Counts since this engine started, for metrics and the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TriggerCounters {
+    /// Events stored and processed by the rules (whatever they did).
+    pub accepted: u64,
+    pub duplicate: u64,
+    pub quarantined: u64,
+    /// Processed events no rule acted on.
+    pub unmatched: u64,
+    /// Instances started (debounced ones when they fire).
+    pub started: u64,
+    /// Events handed to waiting instances (debounced ones when they fire).
+    pub signalled: u64,
+    /// Events held by a debounce window (each one, including those later replaced).
+    pub debounced: u64,
+    /// Times a rule's gate said no.
+    pub gated_out: u64,
+    /// Quarantined events replayed.
+    pub replayed: u64,
+    pub rules: BTreeMap<String, RuleCounters>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RuleCounters {
+    /// Events whose type and source the rule's `on` matched.
+    pub matched: u64,
+    pub started: u64,
+    pub signalled: u64,
+    pub debounced: u64,
+    pub gated_out: u64,
+}
+
+/// A quarantined event as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quarantined {
+    pub id: String,
+    /// `held` or `replayed`.
+    pub status: String,
+    pub received_at_ms: u64,
+    pub reason: String,
+    /// The body as received: its JSON, or the text when it was not JSON (cut at
+    /// [`EVENT_BYTES_MAX`] bytes, then `truncated` is true).
+    pub raw: Value,
+    pub truncated: bool,
+    /// Whether the event is in the event log (it failed after being stored, e.g. published by
+    /// another path): a replay then acts on it without storing it again.
+    pub stored: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_at_ms: Option<u64>,
+    /// What the replay did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Value>,
+}
+
+/// An event held by a debounce window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Held {
+    pub rule: String,
+    pub key: Value,
+    pub due_at_ms: u64,
+    /// Events collapsed into this hold so far.
+    pub count: u64,
+    pub event: Value,
+}
+
+/// The trigger engine of a runtime. Cheap to clone; the background task that fires debounce
+/// holds stops when the last clone is dropped.
+pub struct Triggers<S: Store> {
+    inner: Arc<Inner<S>>,
+    _task: Arc<AbortOnDrop>,
+}
+
+impl<S: Store> Clone for Triggers<S> {
+    fn clone(&self) -> Self {
+        Triggers {
+            inner: self.inner.clone(),
+            _task: self._task.clone(),
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Inner<S: Store> {
+    rt: Runtime<S>,
+    set: TriggerSet,
+    /// Serializes processing passes, firing and replays (one writer of the cursor and holds).
+    work: tokio::sync::Mutex<Cursor>,
+    counters: watch::Sender<TriggerCounters>,
+    /// Woken when a hold is written, so the background task re-reads the next due time.
+    holds_changed: Notify,
+    /// Outcomes of processed events that `ingest` calls are waiting for, by identity.
+    awaiting: Mutex<HashMap<(String, String), Waiting>>,
+}
+
+/// Callers waiting for one identity's outcome (a producer's retry may race its original).
+struct Waiting {
+    waiters: usize,
+    outcome: Option<EventOutcome>,
+}
+
+struct Cursor {
+    seq: u64,
+    version: u64,
+}
+
+impl<S: Store> Runtime<S> {
+    /// Starts the trigger engine with these rules: resumes the processing cursor (a first start
+    /// begins at the end of the event log, so past events do not fire new rules), then processes
+    /// what arrived since and fires due holds in a background task.
+    pub async fn triggers(&self, set: TriggerSet) -> Result<Triggers<S>, TriggerError> {
+        let cursor = load_cursor(&*self.shared.store).await?;
+        let mut counters = TriggerCounters::default();
+        for r in &set.rules {
+            counters
+                .rules
+                .insert(r.name.clone(), RuleCounters::default());
+        }
+        let inner = Arc::new(Inner {
+            rt: self.clone(),
+            set,
+            work: tokio::sync::Mutex::new(cursor),
+            counters: watch::Sender::new(counters),
+            holds_changed: Notify::new(),
+            awaiting: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(background(inner.clone()));
+        Ok(Triggers {
+            inner,
+            _task: Arc::new(AbortOnDrop(task)),
+        })
+    }
+}
+
+async fn load_cursor<S: Store>(store: &S) -> Result<Cursor, TriggerError> {
+    loop {
+        if let Some(doc) = store.doc(STATE_KIND, CURSOR_ID).await? {
+            return Ok(Cursor {
+                seq: doc.body.get("seq").and_then(Value::as_u64).unwrap_or(0),
+                version: doc.version,
+            });
+        }
+        let mut head = 0;
+        loop {
+            let batch = store.events_after(head, 1000).await?;
+            match batch.last() {
+                Some(last) => head = last.seq,
+                None => break,
+            }
+        }
+        match store
+            .put_doc(DocWrite {
+                kind: STATE_KIND.into(),
+                id: CURSOR_ID.into(),
+                status: "active".into(),
+                at_ms: 0,
+                body: json!({"seq": head}),
+                expect: Expect::Absent,
+            })
+            .await
+        {
+            Ok(version) => return Ok(Cursor { seq: head, version }),
+            // Another engine created it first: take theirs.
+            Err(StoreError::DocConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What the rules would do with an event: computed before it is stored (to quarantine what
+/// cannot be processed) and again when it is processed (the same result: it is a function of
+/// the event and the rules).
+struct Plan {
+    items: Vec<PlanItem>,
+}
+
+enum PlanItem {
+    Gated {
+        rule: usize,
+    },
+    Act {
+        rule: usize,
+        action: Planned,
+        /// Set when the rule debounces.
+        key: Option<Value>,
+    },
+}
+
+#[derive(Clone)]
+enum Planned {
+    Start { program: Arc<Program>, input: Value },
+    Signal { target: Option<String> },
+}
+
+impl Plan {
+    /// Whether a signal rule routes the event itself (aimed at one instance, or debounced), so
+    /// that the original must be held back from listeners.
+    fn routes(&self, rules: &[Rule]) -> bool {
+        self.items.iter().any(|i| match i {
+            PlanItem::Act {
+                rule,
+                action: Planned::Signal { target },
+                ..
+            } => target.is_some() || rules[*rule].debounce.is_some(),
+            _ => false,
+        })
+    }
+}
+
+/// Counter changes of one step, published together so that a watcher never sees half a pass.
+#[derive(Default)]
+struct Tally {
+    c: TriggerCounters,
+}
+
+impl Tally {
+    fn rule(&mut self, name: &str) -> &mut RuleCounters {
+        self.c.rules.entry(name.to_string()).or_default()
+    }
+}
+
+impl<S: Store> Triggers<S> {
+    /// The rules in force.
+    pub fn rules(&self) -> &[Rule] {
+        &self.inner.set.rules
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> TriggerCounters {
+        self.inner.counters.borrow().clone()
+    }
+
+    /// The counters, as they change (each processing step publishes once).
+    pub fn watch(&self) -> watch::Receiver<TriggerCounters> {
+        self.inner.counters.subscribe()
+    }
+
+    /// Takes a request body: one structured CloudEvent, or a JSON array of them (a batch,
+    /// reported per event). A body that is not JSON, or too large, is quarantined whole.
+    pub async fn ingest(&self, raw: &[u8]) -> Result<IngestReport, TriggerError> {
+        let now = self.inner.now();
+        if raw.len() > BODY_BYTES_MAX {
+            let reason = format!(
+                "the body is {} bytes; the limit is {BODY_BYTES_MAX} bytes",
+                raw.len()
+            );
+            let text = String::from_utf8_lossy(raw);
+            let report = self
+                .inner
+                .quarantine_whole(Value::String(text.into_owned()), reason, now)
+                .await?;
+            return Ok(IngestReport {
+                events: vec![report],
+            });
+        }
+        match serde_json::from_slice::<Value>(raw) {
+            Ok(v) => self.ingest_value(v).await,
+            Err(e) => {
+                let text = String::from_utf8_lossy(raw).into_owned();
+                let report = self
+                    .inner
+                    .quarantine_whole(Value::String(text), format!("not JSON: {e}"), now)
+                    .await?;
+                Ok(IngestReport {
+                    events: vec![report],
+                })
+            }
+        }
+    }
+
+    /// Like [`Triggers::ingest`] for a body already parsed.
+    pub async fn ingest_value(&self, body: Value) -> Result<IngestReport, TriggerError> {
+        let events = match body {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        self.inner.ingest_events(events).await
+    }
+
+    /// Quarantined events, in the order and page the query says (its `kind` is implied).
+    pub async fn quarantine(&self, query: &DocQuery) -> Result<Vec<Quarantined>, TriggerError> {
+        let docs = self.inner.store().docs(QUARANTINE_KIND, query).await?;
+        Ok(docs.iter().map(quarantined_of).collect())
+    }
+
+    pub async fn quarantined(&self, id: &str) -> Result<Option<Quarantined>, TriggerError> {
+        let doc = self.inner.store().doc(QUARANTINE_KIND, id).await?;
+        Ok(doc.as_ref().map(quarantined_of))
+    }
+
+    /// How many events are held in quarantine (not yet replayed).
+    pub async fn quarantine_count(&self) -> Result<u64, TriggerError> {
+        Ok(self
+            .inner
+            .store()
+            .count_docs(QUARANTINE_KIND, Some("held"))
+            .await?)
+    }
+
+    /// Processes a quarantined event again, as received or `corrected`, and marks it replayed
+    /// unless it fails again (then it stays held, with the new reason).
+    pub async fn replay(
+        &self,
+        id: &str,
+        corrected: Option<Value>,
+    ) -> Result<EventReport, TriggerError> {
+        self.inner.replay(id, corrected).await
+    }
+
+    /// Forgets the identities (and the events) received longer ago than the longest dedupe
+    /// window, so a repeat of them is accepted again. Returns how many events went.
+    pub async fn prune(&self, now_ms: u64) -> Result<u64, TriggerError> {
+        let before = now_ms.saturating_sub(self.inner.set.dedupe_window_ms());
+        Ok(self.inner.store().prune_events(before).await?)
+    }
+
+    /// The events held by debounce windows, soonest due first.
+    pub async fn held(&self) -> Result<Vec<Held>, TriggerError> {
+        let docs = self
+            .inner
+            .store()
+            .docs(
+                HOLD_KIND,
+                &DocQuery {
+                    limit: 1000,
+                    ..DocQuery::default()
+                },
+            )
+            .await?;
+        Ok(docs
+            .iter()
+            .map(|d| Held {
+                rule: str_of(&d.body, "rule"),
+                key: d.body.get("key").cloned().unwrap_or(Value::Null),
+                due_at_ms: d.at_ms,
+                count: d.body.get("count").and_then(Value::as_u64).unwrap_or(1),
+                event: d.body.get("event").cloned().unwrap_or(Value::Null),
+            })
+            .collect())
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn quarantined_of(d: &Doc) -> Quarantined {
+    Quarantined {
+        id: d.id.clone(),
+        status: d.status.clone(),
+        received_at_ms: d.at_ms,
+        reason: str_of(&d.body, "reason"),
+        raw: d.body.get("raw").cloned().unwrap_or(Value::Null),
+        truncated: d.body.get("truncated").and_then(Value::as_bool) == Some(true),
+        stored: d.body.get("stored").and_then(Value::as_bool) == Some(true),
+        replayed_at_ms: d.body.get("replayed_at_ms").and_then(Value::as_u64),
+        replay: d.body.get("replay").cloned(),
+    }
+}
+
+fn identity(event: &Value) -> (Option<String>, Option<String>) {
+    let s = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_string);
+    (s("source"), s("id"))
+}
+
+/// The jq input of a rule's expressions.
+fn rule_input(event: &Value) -> Value {
+    json!({"event": event, "data": event.get("data").cloned().unwrap_or(Value::Null)})
+}
+
+/// The hook of echo marking: whether the event was caused by Baton's own effect. The marking
+/// (by lineage, from the causation id Baton sends) comes with the honest-data work; until then
+/// no event is an echo and `echoes: false` changes nothing.
+fn is_echo(_event: &Value) -> bool {
+    false
+}
+
+/// A string cut to at most `max` bytes on a character boundary.
+fn cut(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+/// The event as received: without the marks the engine added to hold it back.
+fn as_received(event: &Value) -> (Value, bool) {
+    let mut ev = event.clone();
+    let Some(obj) = ev.as_object_mut() else {
+        return (ev, false);
+    };
+    let Some(mark) = obj.remove(HELD_ATTRIBUTE) else {
+        return (ev, false);
+    };
+    match mark {
+        Value::String(own) => obj.insert(SIGNAL_TARGET.into(), Value::String(own)),
+        _ => obj.remove(SIGNAL_TARGET),
+    };
+    (ev, true)
+}
+
+/// The id of the instance a rule starts for an accepted event: stable across re-processing (a
+/// crash before the cursor moved), distinct when the same event is accepted again after its
+/// dedupe window (it is then stored with a new sequence number). `token` is that sequence
+/// number, or the quarantine id of a replay of an event already in the log.
+fn start_id(rule: &str, source: &str, id: &str, token: &str) -> InstanceId {
+    let name = format!("{rule}\n{source}\n{id}\n{token}");
+    InstanceId(uuid::Uuid::new_v5(&START_ID_NAMESPACE, name.as_bytes()).to_string())
+}
+
+impl<S: Store> Inner<S> {
+    fn store(&self) -> &S {
+        &self.rt.shared.store
+    }
+
+    fn now(&self) -> u64 {
+        self.rt.shared.clock.now_ms()
+    }
+
+    fn publish(&self, tally: Tally) {
+        let t = tally.c;
+        self.counters.send_modify(|c| {
+            c.accepted += t.accepted;
+            c.duplicate += t.duplicate;
+            c.quarantined += t.quarantined;
+            c.unmatched += t.unmatched;
+            c.started += t.started;
+            c.signalled += t.signalled;
+            c.debounced += t.debounced;
+            c.gated_out += t.gated_out;
+            c.replayed += t.replayed;
+            for (name, r) in t.rules {
+                let e = c.rules.entry(name).or_default();
+                e.matched += r.matched;
+                e.started += r.started;
+                e.signalled += r.signalled;
+                e.debounced += r.debounced;
+                e.gated_out += r.gated_out;
+            }
+        });
+    }
+
+    /// What the rules would do with a (valid) event, or why it cannot be processed.
+    fn plan(&self, event: &Value, tally: Option<&mut Tally>) -> Result<Plan, String> {
+        let mut scratch = Tally::default();
+        let tally = tally.unwrap_or(&mut scratch);
+        let budget = baton_expr::Budget::default();
+        let input = rule_input(event);
+        let ty = event.get("type").and_then(Value::as_str);
+        let source = event.get("source").and_then(Value::as_str);
+        let echo = is_echo(event);
+        let own_target = event
+            .get(SIGNAL_TARGET)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let mut items = Vec::new();
+        for (i, rule) in self.set.rules.iter().enumerate() {
+            if !rule.on_type.matches(ty) || !rule.on_source.matches(source) {
+                continue;
+            }
+            if echo && !rule.echoes {
+                continue;
+            }
+            tally.rule(&rule.name).matched += 1;
+            let fail = |what: &str, e: &dyn std::fmt::Display| {
+                format!("rule `{}`: {what} failed: {e}", rule.name)
+            };
+            if let Some(when) = &rule.when {
+                let v = when
+                    .eval(&input, &[], &budget)
+                    .map_err(|e| fail("`when`", &e))?;
+                if matches!(v, Value::Null | Value::Bool(false)) {
+                    items.push(PlanItem::Gated { rule: i });
+                    continue;
+                }
+            }
+            let key = match &rule.debounce {
+                Some(d) => Some(
+                    d.key
+                        .eval(&input, &[], &budget)
+                        .map_err(|e| fail("`debounce.key`", &e))?,
+                ),
+                None => None,
+            };
+            let action = match &rule.action {
+                Action::Start {
+                    flow,
+                    namespace,
+                    version,
+                    input: expr,
+                } => {
+                    let program = self
+                        .rt
+                        .shared
+                        .catalog
+                        .resolve(namespace, flow, version)
+                        .ok_or_else(|| {
+                            format!(
+                                "rule `{}`: no flow {namespace}/{flow} version {version} is registered",
+                                rule.name
+                            )
+                        })?;
+                    let input = match expr {
+                        Some(e) => e
+                            .eval(&input, &[], &budget)
+                            .map_err(|e| fail("`start.input`", &e))?,
+                        None => input.get("data").cloned().unwrap_or(Value::Null),
+                    };
+                    Planned::Start { program, input }
+                }
+                Action::Signal { instance, .. } => {
+                    let target = match instance {
+                        None => None,
+                        Some(e) => match e
+                            .eval(&input, &[], &budget)
+                            .map_err(|e| fail("`signal.instance`", &e))?
+                        {
+                            Value::String(s) if !s.is_empty() => Some(s),
+                            // No aim of the rule's own: the sender's aim stands (a signal
+                            // through the API already names its instance).
+                            Value::Null if own_target.is_some() => own_target.clone(),
+                            other => {
+                                return Err(format!(
+                                    "rule `{}`: `signal.instance` must produce an instance id (a non-empty string), not {other}",
+                                    rule.name
+                                ));
+                            }
+                        },
+                    };
+                    Planned::Signal { target }
+                }
+            };
+            items.push(PlanItem::Act {
+                rule: i,
+                action,
+                key,
+            });
+        }
+        Ok(Plan { items })
+    }
+
+    async fn quarantine_whole(
+        &self,
+        raw: Value,
+        reason: String,
+        now: u64,
+    ) -> Result<EventReport, TriggerError> {
+        let id = self.quarantine(raw, &reason, false, now).await?;
+        let mut tally = Tally::default();
+        tally.c.quarantined += 1;
+        self.publish(tally);
+        Ok(EventReport {
+            index: 0,
+            source: None,
+            id: None,
+            outcome: EventOutcome::Quarantined {
+                quarantine_id: id,
+                reason,
+            },
+        })
+    }
+
+    /// Writes a quarantine document (durable when it returns); returns its id.
+    async fn quarantine(
+        &self,
+        raw: Value,
+        reason: &str,
+        stored: bool,
+        now: u64,
+    ) -> Result<String, TriggerError> {
+        let (raw, truncated) = match raw {
+            Value::String(s) => {
+                let (kept, truncated) = cut(&s, EVENT_BYTES_MAX);
+                (Value::String(kept.to_string()), truncated)
+            }
+            v => {
+                let text = v.to_string();
+                if text.len() > EVENT_BYTES_MAX {
+                    let (kept, _) = cut(&text, EVENT_BYTES_MAX);
+                    (Value::String(kept.to_string()), true)
+                } else {
+                    (v, false)
+                }
+            }
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        tracing::warn!(quarantine = %id, %reason, "event quarantined");
+        self.store()
+            .put_doc(DocWrite {
+                kind: QUARANTINE_KIND.into(),
+                id: id.clone(),
+                status: "held".into(),
+                at_ms: now,
+                body: json!({
+                    "raw": raw,
+                    "truncated": truncated,
+                    "reason": reason,
+                    "stored": stored,
+                    "received_at_ms": now,
+                }),
+                expect: Expect::Absent,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Checks, plans and stores each event, then processes them; reports per event.
+    async fn ingest_events(&self, events: Vec<Value>) -> Result<IngestReport, TriggerError> {
+        let now = self.now();
+        let mut reports: Vec<EventReport> = Vec::with_capacity(events.len());
+        let mut waiting: Vec<(usize, (String, String))> = Vec::new();
+        let mut tally = Tally::default();
+        for (index, event) in events.into_iter().enumerate() {
+            let (source, id) = identity(&event);
+            let mut report = EventReport {
+                index,
+                source: source.clone(),
+                id: id.clone(),
+                outcome: EventOutcome::Duplicate,
+            };
+            match self.store_event(event, now).await {
+                Ok(Stored::Fresh(ident)) => {
+                    waiting.push((index, ident));
+                }
+                Ok(Stored::Duplicate) => tally.c.duplicate += 1,
+                Err(Refused::Invalid(raw, reason)) => {
+                    let qid = self.quarantine(raw, &reason, false, now).await?;
+                    tally.c.quarantined += 1;
+                    report.outcome = EventOutcome::Quarantined {
+                        quarantine_id: qid,
+                        reason,
+                    };
+                }
+                Err(Refused::Store(e)) => {
+                    self.publish(tally);
+                    self.forget(&waiting);
+                    return Err(e.into());
+                }
+            }
+            reports.push(report);
+        }
+        self.publish(tally);
+        if waiting.is_empty() {
+            return Ok(IngestReport { events: reports });
+        }
+        // The events are durable: if processing fails now, the background pass takes them up.
+        let processed = self.process_pending().await;
+        let mut missing = false;
+        for (index, ident) in &waiting {
+            match self.release(ident) {
+                Some(o) => reports[*index].outcome = o,
+                None => missing = true,
+            }
+        }
+        processed?;
+        if missing {
+            // Processed by a pass that failed half-way or by another node: the cursor moved
+            // past it but this process did not see the outcome.
+            return Err(TriggerError::Store(StoreError::Io(
+                "an ingested event was stored but its processing outcome was not seen".into(),
+            )));
+        }
+        Ok(IngestReport { events: reports })
+    }
+
+    fn forget(&self, waiting: &[(usize, (String, String))]) {
+        for (_, ident) in waiting {
+            self.release(ident);
+        }
+    }
+
+    fn register(&self, ident: &(String, String)) {
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(ident.clone())
+            .or_insert(Waiting {
+                waiters: 0,
+                outcome: None,
+            })
+            .waiters += 1;
+    }
+
+    /// Stops waiting for an identity; returns its outcome if a pass recorded it.
+    fn release(&self, ident: &(String, String)) -> Option<EventOutcome> {
+        let mut a = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
+        let w = a.get_mut(ident)?;
+        w.waiters -= 1;
+        if w.waiters == 0 {
+            a.remove(ident).and_then(|w| w.outcome)
+        } else {
+            w.outcome.clone()
+        }
+    }
+
+    /// Checks and plans an event, then stores it (held back from listeners when a signal rule
+    /// routes it). The identity is registered as awaited before storing, so a pass running in
+    /// between keeps the outcome for us.
+    async fn store_event(&self, mut event: Value, now: u64) -> Result<Stored, Refused> {
+        if let Err(reason) = validate_cloud_event(&event) {
+            return Err(Refused::Invalid(event, reason));
+        }
+        if event.get(DERIVED_ATTRIBUTE).is_some() || event.get(HELD_ATTRIBUTE).is_some() {
+            // These marks steer the processing pass; from outside they would let a sender skip
+            // the rules or hide an event.
+            return Err(Refused::Invalid(
+                event,
+                format!(
+                    "the extension attributes `{DERIVED_ATTRIBUTE}` and `{HELD_ATTRIBUTE}` are reserved to Baton"
+                ),
+            ));
+        }
+        let plan = match self.plan(&event, None) {
+            Ok(p) => p,
+            Err(reason) => return Err(Refused::Invalid(event, reason)),
+        };
+        if plan.routes(&self.set.rules)
+            && let Some(obj) = event.as_object_mut()
+        {
+            // `""` is no instance's id: no listener sees the original; the rule delivers it.
+            let own = obj.insert(SIGNAL_TARGET.into(), Value::String(String::new()));
+            let mark = match own {
+                Some(Value::String(t)) => Value::String(t),
+                _ => Value::Bool(true),
+            };
+            obj.insert(HELD_ATTRIBUTE.into(), mark);
+        }
+        let (source, id) = identity(&event);
+        let ident = (source.unwrap_or_default(), id.unwrap_or_default());
+        self.register(&ident);
+        match self.store().put_event(&event, now).await {
+            Ok(true) => {
+                self.rt.shared.events.notify();
+                Ok(Stored::Fresh(ident))
+            }
+            Ok(false) => {
+                self.release(&ident);
+                Ok(Stored::Duplicate)
+            }
+            Err(e) => {
+                self.release(&ident);
+                Err(Refused::Store(e))
+            }
+        }
+    }
+
+    /// Processes every stored event past the cursor, moving the cursor after each batch.
+    async fn process_pending(&self) -> Result<(), TriggerError> {
+        let mut cursor = self.work.lock().await;
+        loop {
+            let batch = self.store().events_after(cursor.seq, PASS_BATCH).await?;
+            let Some(last) = batch.last().map(|s| s.seq) else {
+                return Ok(());
+            };
+            let mut tally = Tally::default();
+            let mut result = Ok(());
+            for stored in &batch {
+                match self
+                    .process_stored(stored.seq, &stored.event, &mut tally)
+                    .await
+                {
+                    Ok(Some(outcome)) => {
+                        let (source, id) = identity(&stored.event);
+                        let ident = (source.unwrap_or_default(), id.unwrap_or_default());
+                        let mut a = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(w) = a.get_mut(&ident) {
+                            w.outcome = Some(outcome);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            self.publish(tally);
+            // The cursor does not move past a failed batch: it is processed again (every
+            // action is idempotent).
+            result?;
+            let version = self
+                .store()
+                .put_doc(DocWrite {
+                    kind: STATE_KIND.into(),
+                    id: CURSOR_ID.into(),
+                    status: "active".into(),
+                    at_ms: self.now(),
+                    body: json!({"seq": last}),
+                    expect: Expect::Version(cursor.version),
+                })
+                .await;
+            match version {
+                Ok(v) => {
+                    cursor.seq = last;
+                    cursor.version = v;
+                }
+                Err(StoreError::DocConflict { .. }) => {
+                    // Another engine on the same store moved it: continue from where it is.
+                    *cursor = load_cursor(self.store()).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if batch.len() < PASS_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies the rules to one stored event; `None` for an event a trigger derived.
+    async fn process_stored(
+        &self,
+        seq: u64,
+        stored: &Value,
+        tally: &mut Tally,
+    ) -> Result<Option<EventOutcome>, TriggerError> {
+        if stored.get(DERIVED_ATTRIBUTE).is_some() {
+            return Ok(None);
+        }
+        let (event, held) = as_received(stored);
+        let now = self.now();
+        let plan = match self.plan(&event, Some(tally)) {
+            Ok(p) => p,
+            Err(reason) => {
+                // Stored by another path (or the rules or flows changed since it was checked):
+                // it is in the log, so a replay acts on it without storing it again.
+                let qid = self.quarantine(event, &reason, true, now).await?;
+                tally.c.quarantined += 1;
+                return Ok(Some(EventOutcome::Quarantined {
+                    quarantine_id: qid,
+                    reason,
+                }));
+            }
+        };
+        tally.c.accepted += 1;
+        let token = format!("{seq}");
+        match self.act(&event, held, plan, &token, tally).await {
+            Ok(outcome) => Ok(Some(outcome)),
+            // A store failure may pass: the cursor stays and the event is processed again.
+            Err(e) if e.is_transient() => Err(e),
+            // Anything else would fail again on every pass and hold up the events behind it.
+            Err(e) => {
+                let reason = format!("acting on the event failed: {e}");
+                let qid = self.quarantine(event, &reason, true, now).await?;
+                tally.c.quarantined += 1;
+                Ok(Some(EventOutcome::Quarantined {
+                    quarantine_id: qid,
+                    reason,
+                }))
+            }
+        }
+    }
+
+    /// Performs a plan's actions for an event (`token` tells apart two acceptances of the same
+    /// identity: the event's sequence number, or the quarantine id of a replay).
+    async fn act(
+        &self,
+        event: &Value,
+        held: bool,
+        plan: Plan,
+        token: &str,
+        tally: &mut Tally,
+    ) -> Result<EventOutcome, TriggerError> {
+        let now = self.now();
+        let mut actions = Vec::new();
+        let mut gated_out = Vec::new();
+        for item in plan.items {
+            match item {
+                PlanItem::Gated { rule } => {
+                    let name = self.set.rules[rule].name.clone();
+                    tally.c.gated_out += 1;
+                    tally.rule(&name).gated_out += 1;
+                    gated_out.push(name);
+                }
+                PlanItem::Act {
+                    rule,
+                    action,
+                    key: Some(key),
+                } => {
+                    let r = &self.set.rules[rule];
+                    let window = r.debounce.as_ref().map_or(0, |d| d.window_ms);
+                    let due = self
+                        .hold(r, &key, event, token, &action, window, now)
+                        .await?;
+                    tally.c.debounced += 1;
+                    tally.rule(&r.name).debounced += 1;
+                    actions.push(RuleAction::Debounced {
+                        rule: r.name.clone(),
+                        key,
+                        due_at_ms: due,
+                    });
+                }
+                PlanItem::Act {
+                    rule,
+                    action,
+                    key: None,
+                } => {
+                    let r = &self.set.rules[rule];
+                    actions.push(self.perform(r, event, held, token, &action, tally).await?);
+                }
+            }
+        }
+        if actions.is_empty() {
+            tally.c.unmatched += 1;
+            return Ok(EventOutcome::Unmatched { gated_out });
+        }
+        actions.extend(
+            gated_out
+                .into_iter()
+                .map(|rule| RuleAction::GatedOut { rule }),
+        );
+        Ok(EventOutcome::Accepted { actions })
+    }
+
+    /// Starts or signals, once per (rule, event acceptance) however often it is repeated.
+    async fn perform(
+        &self,
+        rule: &Rule,
+        event: &Value,
+        held: bool,
+        token: &str,
+        action: &Planned,
+        tally: &mut Tally,
+    ) -> Result<RuleAction, TriggerError> {
+        let (source, id) = identity(event);
+        let (source, id) = (source.unwrap_or_default(), id.unwrap_or_default());
+        match action {
+            Planned::Start { program, input } => {
+                let instance = start_id(&rule.name, &source, &id, token);
+                // Already there: this is a repeat of a pass that did not record its cursor.
+                // (Starting it again would fail on the journal, and would unhook the running
+                // driver's result channel.)
+                if self.store().instance(&instance).await?.is_none() {
+                    self.rt
+                        .start_with_id(instance.clone(), program.clone(), input.clone())
+                        .await?;
+                    tally.c.started += 1;
+                    tally.rule(&rule.name).started += 1;
+                }
+                Ok(RuleAction::Started {
+                    rule: rule.name.clone(),
+                    instance,
+                })
+            }
+            Planned::Signal { target } => {
+                // An original that the right listeners can already see (not held, and aimed
+                // where the rule aims) needs nothing more; otherwise a derived copy is what they
+                // get: same attributes and data, the id marked with the rule (a stable
+                // identity, so a repeat is a duplicate), aimed at the target.
+                let own = event.get(SIGNAL_TARGET).and_then(Value::as_str);
+                if held || (target.is_some() && target.as_deref() != own) {
+                    let mut derived = event.clone();
+                    if let Some(obj) = derived.as_object_mut() {
+                        obj.insert("id".into(), Value::String(format!("{id}#{}", rule.name)));
+                        obj.insert(DERIVED_ATTRIBUTE.into(), Value::String(rule.name.clone()));
+                        // Without a target of its own the copy keeps the sender's, if any.
+                        if let Some(t) = target {
+                            obj.insert(SIGNAL_TARGET.into(), Value::String(t.clone()));
+                        }
+                    }
+                    self.store().put_event(&derived, self.now()).await?;
+                    self.rt.shared.events.notify();
+                }
+                tally.c.signalled += 1;
+                tally.rule(&rule.name).signalled += 1;
+                Ok(RuleAction::Signalled {
+                    rule: rule.name.clone(),
+                    flow: rule.action.flow().to_string(),
+                    instance: target.clone().map(InstanceId),
+                })
+            }
+        }
+    }
+
+    /// Holds an event for a debounced rule, replacing the one held for the same key and moving
+    /// the due time to the end of a new quiet window. Returns the due time.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold(
+        &self,
+        rule: &Rule,
+        key: &Value,
+        event: &Value,
+        token: &str,
+        action: &Planned,
+        window_ms: u64,
+        now: u64,
+    ) -> Result<u64, TriggerError> {
+        let doc_id = hold_id(&rule.name, key);
+        let previous = self.store().doc(HOLD_KIND, &doc_id).await?;
+        let count = previous
+            .as_ref()
+            .and_then(|d| d.body.get("count").and_then(Value::as_u64))
+            .unwrap_or(0)
+            + 1;
+        let due = now.saturating_add(window_ms);
+        let planned = match action {
+            Planned::Start { input, .. } => json!({"start": {"input": input}}),
+            Planned::Signal { target } => json!({"signal": {"target": target}}),
+        };
+        self.store()
+            .put_doc(DocWrite {
+                kind: HOLD_KIND.into(),
+                id: doc_id,
+                status: "held".into(),
+                at_ms: due,
+                body: json!({
+                    "rule": rule.name,
+                    "key": key,
+                    "event": event,
+                    "token": token,
+                    "action": planned,
+                    "count": count,
+                    "first_at_ms": previous
+                        .as_ref()
+                        .and_then(|d| d.body.get("first_at_ms").and_then(Value::as_u64))
+                        .unwrap_or(now),
+                }),
+                // Holds are written only under the work lock; a writer on another node wins
+                // with the later event either way.
+                expect: Expect::Any,
+            })
+            .await?;
+        self.holds_changed.notify_one();
+        Ok(due)
+    }
+
+    /// Fires every hold whose window has ended (and any a crash left half-fired).
+    async fn fire_due(&self) -> Result<(), TriggerError> {
+        let _work = self.work.lock().await;
+        for status in ["firing", "held"] {
+            loop {
+                let now = self.now();
+                let docs = self
+                    .store()
+                    .docs(
+                        HOLD_KIND,
+                        &DocQuery {
+                            status: Some(status.into()),
+                            limit: FIRE_BATCH,
+                            ..DocQuery::default()
+                        },
+                    )
+                    .await?;
+                let due: Vec<Doc> = docs.into_iter().filter(|d| d.at_ms <= now).collect();
+                if due.is_empty() {
+                    break;
+                }
+                let mut tally = Tally::default();
+                let mut result = Ok(());
+                for doc in due {
+                    if let Err(e) = self.fire(doc, &mut tally).await {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                self.publish(tally);
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fire(&self, doc: Doc, tally: &mut Tally) -> Result<(), TriggerError> {
+        // Claim it first (the version check loses to a newer event for the key), so a crash
+        // from here on leaves a `firing` hold that the next start fires again.
+        let doc = if doc.status == "held" {
+            let claimed = self
+                .store()
+                .put_doc(DocWrite {
+                    kind: HOLD_KIND.into(),
+                    id: doc.id.clone(),
+                    status: "firing".into(),
+                    at_ms: doc.at_ms,
+                    body: doc.body.clone(),
+                    expect: Expect::Version(doc.version),
+                })
+                .await;
+            match claimed {
+                Ok(_) => doc,
+                Err(StoreError::DocConflict { .. }) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            doc
+        };
+        let rule_name = str_of(&doc.body, "rule");
+        let event = doc.body.get("event").cloned().unwrap_or(Value::Null);
+        let token = str_of(&doc.body, "token");
+        match self.set.rules.iter().find(|r| r.name == rule_name) {
+            None => {
+                // The rule is gone (the file changed): the held event cannot be acted on.
+                let reason = format!("debounced by rule `{rule_name}`, which no longer exists");
+                self.quarantine(event, &reason, true, self.now()).await?;
+                tally.c.quarantined += 1;
+            }
+            Some(rule) => {
+                let planned = match (&rule.action, doc.body.pointer("/action")) {
+                    (
+                        Action::Start {
+                            flow,
+                            namespace,
+                            version,
+                            ..
+                        },
+                        Some(a),
+                    ) => self
+                        .rt
+                        .shared
+                        .catalog
+                        .resolve(namespace, flow, version)
+                        .map(|program| Planned::Start {
+                            program,
+                            input: a.pointer("/start/input").cloned().unwrap_or(Value::Null),
+                        }),
+                    (Action::Signal { .. }, Some(a)) => Some(Planned::Signal {
+                        target: a
+                            .pointer("/signal/target")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    }),
+                    _ => None,
+                };
+                match planned {
+                    Some(p) => match self.perform(rule, &event, true, &token, &p, tally).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => {
+                            let reason = format!(
+                                "debounced by rule `{rule_name}`; acting on it failed: {e}"
+                            );
+                            self.quarantine(event, &reason, true, self.now()).await?;
+                            tally.c.quarantined += 1;
+                        }
+                    },
+                    None => {
+                        let reason = format!(
+                            "debounced by rule `{rule_name}`: its flow {} is not registered (or the hold does not fit the rule)",
+                            rule.action.flow()
+                        );
+                        self.quarantine(event, &reason, true, self.now()).await?;
+                        tally.c.quarantined += 1;
+                    }
+                }
+            }
+        }
+        self.store().delete_doc(HOLD_KIND, &doc.id).await?;
+        Ok(())
+    }
+
+    /// The earliest due time of a hold.
+    async fn next_due(&self) -> Result<Option<u64>, TriggerError> {
+        let docs = self
+            .store()
+            .docs(
+                HOLD_KIND,
+                &DocQuery {
+                    status: Some("held".into()),
+                    limit: 1,
+                    ..DocQuery::default()
+                },
+            )
+            .await?;
+        Ok(docs.first().map(|d| d.at_ms))
+    }
+
+    async fn replay(
+        &self,
+        qid: &str,
+        corrected: Option<Value>,
+    ) -> Result<EventReport, TriggerError> {
+        let doc = self
+            .store()
+            .doc(QUARANTINE_KIND, qid)
+            .await?
+            .ok_or_else(|| TriggerError::UnknownQuarantine(qid.to_string()))?;
+        if doc.status != "held" {
+            return Err(TriggerError::AlreadyReplayed(qid.to_string()));
+        }
+        let q = quarantined_of(&doc);
+        let event = match corrected.clone() {
+            Some(v) => v,
+            // A body kept as text is parsed again: it may have been JSON cut short by nothing
+            // more than a wrong content type.
+            None => match &q.raw {
+                Value::String(s) if !q.truncated => {
+                    serde_json::from_str(s).unwrap_or_else(|_| q.raw.clone())
+                }
+                other => other.clone(),
+            },
+        };
+        let now = self.now();
+        let (source, id) = identity(&event);
+        let mut report = EventReport {
+            index: 0,
+            source,
+            id,
+            outcome: EventOutcome::Duplicate,
+        };
+        let failed = if q.stored {
+            // Already in the log: act on it (corrected) without storing it again.
+            let _work = self.work.lock().await;
+            let mut tally = Tally::default();
+            match validate_cloud_event(&event).and_then(|()| self.plan(&event, Some(&mut tally))) {
+                Err(reason) => Some(reason),
+                Ok(plan) => {
+                    tally.c.accepted += 1;
+                    let held = plan.routes(&self.set.rules);
+                    let outcome = self.act(&event, held, plan, qid, &mut tally).await;
+                    self.publish(tally);
+                    report.outcome = outcome?;
+                    None
+                }
+            }
+        } else {
+            match self.store_event(event, now).await {
+                Err(Refused::Invalid(_, reason)) => Some(reason),
+                Err(Refused::Store(e)) => return Err(e.into()),
+                Ok(Stored::Duplicate) => {
+                    let mut tally = Tally::default();
+                    tally.c.duplicate += 1;
+                    self.publish(tally);
+                    None
+                }
+                Ok(Stored::Fresh(ident)) => {
+                    let processed = self.process_pending().await;
+                    let outcome = self.release(&ident);
+                    processed?;
+                    if let Some(o) = outcome {
+                        report.outcome = o;
+                    }
+                    None
+                }
+            }
+        };
+        match failed {
+            Some(reason) => {
+                // Still not processable: the same document stays held, with the new reason.
+                let mut body = doc.body.clone();
+                body["reason"] = Value::String(reason.clone());
+                let attempts = body
+                    .get("replay_attempts")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                body["replay_attempts"] = json!(attempts + 1);
+                if let Some(c) = corrected {
+                    body["raw"] = c;
+                }
+                self.store()
+                    .put_doc(DocWrite {
+                        kind: QUARANTINE_KIND.into(),
+                        id: qid.to_string(),
+                        status: "held".into(),
+                        at_ms: doc.at_ms,
+                        body,
+                        expect: Expect::Version(doc.version),
+                    })
+                    .await?;
+                report.outcome = EventOutcome::Quarantined {
+                    quarantine_id: qid.to_string(),
+                    reason,
+                };
+            }
+            None => {
+                let mut body = doc.body.clone();
+                body["replayed_at_ms"] = json!(now);
+                body["replay"] = serde_json::to_value(&report.outcome).unwrap_or(Value::Null);
+                if let Some(c) = corrected {
+                    body["corrected"] = c;
+                }
+                self.store()
+                    .put_doc(DocWrite {
+                        kind: QUARANTINE_KIND.into(),
+                        id: qid.to_string(),
+                        status: "replayed".into(),
+                        at_ms: doc.at_ms,
+                        body,
+                        expect: Expect::Version(doc.version),
+                    })
+                    .await?;
+                let mut tally = Tally::default();
+                tally.c.replayed += 1;
+                self.publish(tally);
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn hold_id(rule: &str, key: &Value) -> String {
+    match key {
+        Value::String(s) => format!("{rule}\n{s}"),
+        other => format!("{rule}\n{other}"),
+    }
+}
+
+enum Stored {
+    Fresh((String, String)),
+    Duplicate,
+}
+
+enum Refused {
+    /// Not processable: the event (as received) and why.
+    Invalid(Value, String),
+    Store(StoreError),
+}
+
+/// The engine's background work: process events stored by any path, fire due holds, sleep
+/// until the next due time, an event, a new hold, or the recheck interval.
+async fn background<S: Store>(inner: Arc<Inner<S>>) {
+    loop {
+        let events = inner.rt.shared.events.notified();
+        let holds = inner.holds_changed.notified();
+        tokio::pin!(events);
+        tokio::pin!(holds);
+        // Registered before looking, so a wake-up in between is not lost.
+        events.as_mut().enable();
+        holds.as_mut().enable();
+        if let Err(e) = inner.process_pending().await {
+            tracing::warn!(error = %e, "trigger processing failed; will retry");
+        }
+        if let Err(e) = inner.fire_due().await {
+            tracing::warn!(error = %e, "firing debounced events failed; will retry");
+        }
+        let now = inner.now();
+        let recheck = now.saturating_add(RECHECK_MS);
+        let wake_at = match inner.next_due().await {
+            Ok(Some(due)) => due.min(recheck),
+            _ => recheck,
+        };
+        let sleep = inner.rt.shared.clock.sleep_until(wake_at);
+        tokio::select! {
+            _ = events => {}
+            _ = holds => {}
+            _ = sleep => {}
+        }
+    }
+}
