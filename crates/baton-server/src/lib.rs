@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Serialises starts that carry an `Idempotency-Key` (see `api::instances`).
     pub(crate) start_lock: tokio::sync::Mutex<()>,
+    /// The trigger engine (rules, dedupe, debounce, quarantine); installed once at start.
+    pub triggers: std::sync::OnceLock<baton_runtime::triggers::Triggers<SqliteStore>>,
 }
 
 impl AppState {
@@ -45,7 +47,21 @@ impl AppState {
             config,
             metrics,
             start_lock: tokio::sync::Mutex::new(()),
+            triggers: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Starts the trigger engine with these rules (an empty set still dedupes and quarantines).
+    /// Inbound events go through it from then on.
+    pub async fn install_triggers(
+        &self,
+        set: baton_runtime::triggers::TriggerSet,
+    ) -> Result<(), ApiError> {
+        let triggers = self.runtime.triggers(set).await.map_err(|e| {
+            ApiError::new(Code::Internal, "Cannot start the triggers").detail(e.to_string())
+        })?;
+        let _ = self.triggers.set(triggers);
+        Ok(())
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -156,14 +156,6 @@ impl Metrics {
         }
     }
 
-    pub fn event(&self, outcome: &str) {
-        self.events
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.into(),
-            })
-            .inc();
-    }
-
     /// Times every task of every instance through the runtime's progress reports.
     pub fn watch_steps(&self, runtime: &ServerRuntime) {
         let open = self.open_steps.clone();
@@ -219,6 +211,26 @@ impl Metrics {
                     status: s.as_str().into(),
                 })
                 .set(n as i64);
+        }
+        if let Some(t) = state.triggers.get() {
+            let c = serde_json::to_value(t.counters()).unwrap_or_default();
+            for outcome in [
+                "accepted",
+                "duplicate",
+                "quarantined",
+                "unmatched",
+                "started",
+                "signalled",
+                "debounced",
+                "gated_out",
+                "replayed",
+            ] {
+                let n = c.get(outcome).and_then(Value::as_u64).unwrap_or(0);
+                let counter = self.events.get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                });
+                self.add_seen(&counter, ("events".into(), outcome.into()), n);
+            }
         }
         if let Some(Value::Object(providers)) = state.runtime.provider_snapshot() {
             for (name, p) in providers {

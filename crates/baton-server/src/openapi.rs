@@ -25,16 +25,45 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Errors are sent as `application/problem+json` (RFC 9457): say so for every 4xx/5xx response.
+struct ProblemContentType;
+
+impl Modify for ProblemContentType {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, resp) in op.responses.responses.iter_mut() {
+                    let is_error = code.starts_with('4') || code.starts_with('5');
+                    if let (true, utoipa::openapi::RefOr::T(resp)) = (is_error, resp)
+                        && let Some(content) = resp.content.shift_remove("application/json")
+                    {
+                        resp.content
+                            .insert("application/problem+json".to_string(), content);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Baton API", description = "Flows, instances, events, approvals and the audit trail of a Baton server. Errors are RFC 9457 problem details with stable codes (`code`, and `type` = https://baton.dev/errors/<slug>)."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemContentType),
+    components(schemas(api::approvals::ApprovalStatusView, api::views::StatusView)),
     paths(
         api::flows::healthz, api::flows::readyz, crate::metrics::scrape,
         api::flows::list, api::flows::register, api::flows::validate, api::flows::get_one,
         api::instances::list, api::instances::start, api::instances::get_one,
         api::instances::cancel, api::instances::suspend, api::instances::resume, api::instances::signal,
-        api::events::publish, api::events::publish_batch,
+        api::events::publish, api::events::publish_batch, api::events::quarantine, api::events::replay,
         api::approvals::list, api::approvals::get_one, api::approvals::approve, api::approvals::reject,
         api::approvals::override_decision, api::approvals::overrides, api::approvals::audit,
     ),

@@ -95,9 +95,10 @@ pub struct ProblemDoc {
     pub detail: Option<String>,
     /// The stable code, e.g. `BATON-API-003`.
     pub code: String,
-    /// Structured details (flow diagnostics, a quarantine id).
+    /// Structured details, one object per problem (flow diagnostics with `line`, `column`,
+    /// `code`, `message` and `pointer`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub errors: Option<Value>,
 }
 

@@ -56,6 +56,10 @@ async fn server() -> Server {
     let runtime = Runtime::new(store, RuntimeOptions::default());
     let config = load_config(CONFIG, &|_| None).unwrap();
     let state = AppState::new(runtime, config);
+    state
+        .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -140,7 +144,10 @@ async fn requests_without_a_valid_token_get_a_401_problem() {
     let (status, body, _) = s
         .call("GET", "/v1/nothing-here", Some("t-viewer"), None)
         .await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("BATON-API-003")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("BATON-API-003"))
+    );
 }
 
 #[tokio::test]
@@ -150,7 +157,11 @@ async fn flows_are_versioned_and_invalid_ones_are_explained_with_line_and_column
     let v1b = "document: {dsl: '1.0.3', namespace: t, name: f, version: '1.0.0'}\ndo:\n  - a: {set: {v: 99}}\n";
     let v2 = "document: {dsl: '1.0.3', namespace: t, name: f, version: '1.1.0'}\ndo:\n  - a: {set: {v: 2}}\n";
     assert_eq!(s.register(v1).await.0, 201);
-    assert_eq!(s.register(v1).await.0, 200, "same content again is no change");
+    assert_eq!(
+        s.register(v1).await.0,
+        200,
+        "same content again is no change"
+    );
     let (status, body) = s.register(v1b).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -213,7 +224,10 @@ async fn starts_need_an_operator_and_an_idempotency_key_starts_once() {
             Some(json!({"flow": "echo"})),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("BATON-API-002")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("BATON-API-002"))
+    );
 
     let start = |key: &'static str, input: Value| {
         let s = &s;
@@ -261,7 +275,12 @@ async fn pages_follow_the_cursor_and_bad_parameters_are_problems() {
                 Some(json!({"flow": "n"})),
             )
             .await;
-        ids.push(v["id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string());
+        ids.push(
+            v["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"))
+                .to_string(),
+        );
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -325,7 +344,10 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
             None,
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("BATON-API-002")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("BATON-API-002"))
+    );
     let (status, _, _) = s
         .call(
             "POST",
@@ -444,9 +466,17 @@ async fn cancel_records_who_and_metrics_count_instances() {
             None,
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("BATON-API-005")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("BATON-API-005"))
+    );
     let (_, detail, _) = s
-        .call("GET", &format!("/v1/instances/{id}"), Some("t-viewer"), None)
+        .call(
+            "GET",
+            &format!("/v1/instances/{id}"),
+            Some("t-viewer"),
+            None,
+        )
         .await;
     let cancel = detail["journal"]
         .as_array()
@@ -482,4 +512,76 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");
     }
+}
+
+#[tokio::test]
+async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_with_its_reason() {
+    let s = server().await;
+    let event = json!({"specversion": "1.0", "id": "e-1", "source": "maplewood/gps", "type": "maplewood.eta.changed", "data": {"truck": "t-7"}});
+    let (status, first, _) = s
+        .call(
+            "POST",
+            "/v1/events",
+            Some("t-operator"),
+            Some(event.clone()),
+        )
+        .await;
+    assert_eq!(status, 202, "{first}");
+    assert_ne!(first["outcome"], "duplicate");
+    let (_, again, _) = s
+        .call("POST", "/v1/events", Some("t-operator"), Some(event))
+        .await;
+    assert_eq!(again["outcome"], "duplicate");
+
+    let bad = json!({"specversion": "1.0", "id": "e-2", "source": "maplewood/gps", "data": {}});
+    let (status, q, _) = s
+        .call("POST", "/v1/events", Some("t-operator"), Some(bad))
+        .await;
+    assert_eq!(
+        (status, q["outcome"].as_str()),
+        (202, Some("quarantined")),
+        "{q}"
+    );
+    assert!(q["reason"].as_str().unwrap().contains("type"), "{q}");
+    let qid = q["quarantine_id"].as_str().unwrap().to_string();
+
+    let (_, list, _) = s
+        .call("GET", "/v1/quarantine", Some("t-viewer"), None)
+        .await;
+    let held = &list["items"][0];
+    assert_eq!(held["id"], qid.as_str());
+    assert!(held["reason"].as_str().unwrap().contains("type"));
+    assert_eq!(held["raw"]["id"], "e-2", "the body is kept as received");
+
+    let fixed = json!({"specversion": "1.0", "id": "e-2", "source": "maplewood/gps", "type": "maplewood.eta.changed", "data": {}});
+    let (status, _, _) = s
+        .call(
+            "POST",
+            &format!("/v1/quarantine/{qid}/replay"),
+            Some("t-viewer"),
+            Some(json!({"corrected": fixed})),
+        )
+        .await;
+    assert_eq!(status, 403, "a viewer cannot replay");
+    let (status, replayed, _) = s
+        .call(
+            "POST",
+            &format!("/v1/quarantine/{qid}/replay"),
+            Some("t-operator"),
+            Some(json!({"corrected": fixed})),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_ne!(replayed["outcome"], "quarantined");
+
+    let (_, metrics, _) = s.call("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("baton_events_total{outcome=\"duplicate\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("baton_events_total{outcome=\"quarantined\"} 1"),
+        "{text}"
+    );
 }

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Server configuration (YAML): API tokens with roles and groups, request limits.
     #[arg(long, env = "BATON_CONFIG")]
     config: Option<PathBuf>,
+    /// Trigger rules (YAML): which events start or signal instances. Without it, events are
+    /// still validated (or quarantined), deduplicated and offered to listening instances.
+    #[arg(long, env = "BATON_TRIGGERS")]
+    triggers: Option<PathBuf>,
     /// Start with the Maplewood simulator, its flows, demo tokens and live instances.
     #[arg(long)]
     demo: bool,
@@ -223,6 +227,32 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         let n = register_dir(&state, dir).await?;
         eprintln!("registered {n} flow(s) from {}", dir.display());
     }
+    let set = match &args.triggers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            baton_runtime::triggers::load_triggers(&text).map_err(|ds| {
+                let file = path.display().to_string();
+                anyhow::anyhow!(
+                    "{}",
+                    ds.iter()
+                        .map(|d| d.render(&file))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?
+        }
+        None => baton_runtime::triggers::TriggerSet { rules: Vec::new() },
+    };
+    let rules = set.rules.len();
+    state
+        .install_triggers(set)
+        .await
+        .map_err(|e| anyhow::anyhow!("{:?}", e.doc()))?;
+    if rules > 0 {
+        eprintln!("{rules} trigger rule(s) loaded");
+    }
+    spawn_pruning(&state);
     let resumed = runtime.resume_all().await?;
     if !resumed.is_empty() {
         eprintln!("resumed {} unfinished instance(s)", resumed.len());
@@ -252,6 +282,22 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         s.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Forgets event identities past the dedupe window, once an hour.
+fn spawn_pruning(state: &Arc<AppState>) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let clock = state.runtime.clock().clone();
+        loop {
+            clock.sleep_until(clock.now_ms() + 3_600_000).await;
+            if let Some(t) = state.triggers.get()
+                && let Err(e) = t.prune(clock.now_ms()).await
+            {
+                tracing::warn!(error = %e, "pruning old events failed; retrying in an hour");
+            }
+        }
+    });
 }
 
 /// Registers the Maplewood flows and starts a few instances so the dashboard has something live.

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use baton_runtime::approvals::{Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask};
 use baton_runtime::Role;
+use baton_runtime::approvals::{
+    Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask,
+};
 use baton_store::{DocQuery, DocStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -21,7 +23,9 @@ impl From<ApprovalError> for ApiError {
     fn from(e: ApprovalError) -> ApiError {
         match e {
             ApprovalError::NotFound(id) => ApiError::not_found(format!("approval {id}")),
-            ApprovalError::Forbidden { why } => ApiError::new(Code::Forbidden, "Forbidden").detail(why),
+            ApprovalError::Forbidden { why } => {
+                ApiError::new(Code::Forbidden, "Forbidden").detail(why)
+            }
             ApprovalError::Conflict { why } => {
                 ApiError::new(Code::Conflict, "The approval is not open").detail(why)
             }
@@ -88,7 +92,11 @@ fn status_of(v: ApprovalStatusView) -> ApprovalStatus {
     }
 }
 
-pub async fn page(state: &AppState, caller: &Caller, f: &ApprovalFilter) -> ApiResult<ApprovalPage> {
+pub async fn page(
+    state: &AppState,
+    caller: &Caller,
+    f: &ApprovalFilter,
+) -> ApiResult<ApprovalPage> {
     let limit = f
         .limit
         .map(|l| l as usize)
@@ -108,7 +116,11 @@ pub async fn page(state: &AppState, caller: &Caller, f: &ApprovalFilter) -> ApiR
     let mut items = state.runtime.approvals().list(&q).await?;
     let more = items.len() > limit;
     items.truncate(limit);
-    let next_cursor = if more { items.last().map(ApprovalTask::cursor) } else { None };
+    let next_cursor = if more {
+        items.last().map(ApprovalTask::cursor)
+    } else {
+        None
+    };
     Ok(ApprovalPage { items, next_cursor })
 }
 
@@ -182,7 +194,9 @@ pub async fn approve(
     } else {
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(e.to_string()))?
     };
-    Ok(Json(answer(&state, &caller, &id, Answer::Approve, body.reason).await?))
+    Ok(Json(
+        answer(&state, &caller, &id, Answer::Approve, body.reason).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "approvals", params(("id" = String, Path)),
@@ -197,7 +211,9 @@ pub async fn reject(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<AnswerRequest>,
 ) -> ApiResult<Json<ApprovalTask>> {
-    Ok(Json(answer(&state, &caller, &id, Answer::Reject, body.reason).await?))
+    Ok(Json(
+        answer(&state, &caller, &id, Answer::Reject, body.reason).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/override", tag = "approvals", params(("id" = String, Path)),
@@ -213,8 +229,16 @@ pub async fn override_decision(
     JsonBody(body): JsonBody<OverrideRequest>,
 ) -> ApiResult<Json<ApprovalTask>> {
     Ok(Json(
-        answer(&state, &caller, &id, Answer::Override { output: body.output }, Some(body.reason))
-            .await?,
+        answer(
+            &state,
+            &caller,
+            &id,
+            Answer::Override {
+                output: body.output,
+            },
+            Some(body.reason),
+        )
+        .await?,
     ))
 }
 

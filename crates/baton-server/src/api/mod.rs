@@ -39,11 +39,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/instances/{id}/signal", post(instances::signal))
         .route("/v1/events", post(events::publish))
         .route("/v1/events/batch", post(events::publish_batch))
+        .route("/v1/quarantine", get(events::quarantine))
+        .route("/v1/quarantine/{id}/replay", post(events::replay))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get_one))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/reject", post(approvals::reject))
-        .route("/v1/approvals/{id}/override", post(approvals::override_decision))
+        .route(
+            "/v1/approvals/{id}/override",
+            post(approvals::override_decision),
+        )
         .route("/v1/overrides", get(approvals::overrides))
         .route("/v1/audit", get(approvals::audit))
 }
