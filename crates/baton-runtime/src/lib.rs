@@ -219,13 +219,22 @@ impl<S: Store> Runtime<S> {
             .map(|l| l.snapshot(now))
     }
 
-    /// Reports every task event of every instance to `f` (e.g. progress on stderr).
+    /// Reports every task event of every instance to `f` (e.g. progress on stderr), after the
+    /// listeners added before it (metrics and traces each add one).
     pub fn on_progress(&self, f: impl Fn(&InstanceId, &TaskEvent) + Send + Sync + 'static) {
-        *self
+        let mut slot = self
             .shared
             .progress
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
+            .unwrap_or_else(|p| p.into_inner());
+        let combined: Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync> = match slot.take() {
+            Some(before) => Arc::new(move |id: &InstanceId, e: &TaskEvent| {
+                before(id, e);
+                f(id, e);
+            }),
+            None => Arc::new(f),
+        };
+        *slot = Some(combined);
     }
 
     /// Parses, validates and registers a flow (also making it available to `run: workflow`),
