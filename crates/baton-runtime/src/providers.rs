@@ -81,6 +81,52 @@ struct Counters {
     reconciled_applied: AtomicU64,
     reconciled_not_applied: AtomicU64,
     polls: AtomicU64,
+    latency: Latency,
+}
+
+/// Upper bounds (ms) of the latency buckets; the last bucket holds everything slower.
+const LATENCY_BOUNDS_MS: [u64; 14] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000,
+];
+
+/// A fixed-bucket histogram of request latencies: lock-free to record, and enough to answer
+/// "p50 and p99" within a bucket's resolution on the dashboard and in snapshots.
+#[derive(Default)]
+struct Latency {
+    buckets: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+}
+
+impl Latency {
+    fn record(&self, ms: u64) {
+        let i = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BOUNDS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper bound of the bucket holding the `q` quantile (None without samples; the
+    /// slowest bucket reports the largest bound).
+    fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(LATENCY_BOUNDS_MS[i.min(LATENCY_BOUNDS_MS.len() - 1)]);
+            }
+        }
+        LATENCY_BOUNDS_MS.last().copied()
+    }
 }
 
 fn bump(c: &AtomicU64) {
@@ -226,6 +272,8 @@ impl ProviderLayer {
                     "reconciled_applied": load(&c.reconciled_applied),
                     "reconciled_not_applied": load(&c.reconciled_not_applied),
                     "polls": load(&c.polls),
+                    "latency_p50_ms": c.latency.quantile_ms(0.50),
+                    "latency_p99_ms": c.latency.quantile_ms(0.99),
                 }),
             );
         }
@@ -492,10 +540,12 @@ impl Gate {
         };
         self.take_token(clock, notes).await;
         bump(&self.counters.calls);
-        Ok((
-            send(self.client(req), call, req, self.auth.as_ref()).await,
-            probe,
-        ))
+        let sent_at = clock.now_ms();
+        let sent = send(self.client(req), call, req, self.auth.as_ref()).await;
+        self.counters
+            .latency
+            .record(clock.now_ms().saturating_sub(sent_at));
+        Ok((sent, probe))
     }
 
     /// A reconcile question or a status poll through the gate; `None` when the breaker refuses.
@@ -876,5 +926,24 @@ mod tests {
             Ok("/x/a%20b%2Fc/y/7".to_string())
         );
         assert_eq!(fill_path("/x/{missing}", &args), Err("missing".to_string()));
+    }
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::Latency;
+
+    #[test]
+    fn quantiles_come_from_the_bucket_bounds() {
+        let l = Latency::default();
+        assert_eq!(l.quantile_ms(0.5), None);
+        for _ in 0..98 {
+            l.record(3);
+        }
+        l.record(150);
+        l.record(40_000);
+        assert_eq!(l.quantile_ms(0.5), Some(5));
+        assert_eq!(l.quantile_ms(0.99), Some(200));
+        assert_eq!(l.quantile_ms(1.0), Some(30_000));
     }
 }

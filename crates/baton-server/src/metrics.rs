@@ -44,6 +44,12 @@ struct ProviderOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderQuantile {
+    provider: String,
+    quantile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: String,
 }
@@ -66,6 +72,7 @@ pub struct Metrics {
     limiter_wait_ms: Family<ProviderLabel, Counter>,
     breaker_state: Family<ProviderLabel, Gauge>,
     limiter_tokens: Family<ProviderLabel, Gauge>,
+    provider_latency: Family<ProviderQuantile, Gauge>,
     approvals: Family<StateLabel, Gauge>,
     events: Family<OutcomeLabel, Counter>,
     /// Last seen values of the provider layer's cumulative counters, to add only the difference.
@@ -127,6 +134,12 @@ impl Metrics {
             "Rate-limit tokens available now",
             limiter_tokens.clone(),
         );
+        let provider_latency = Family::<ProviderQuantile, Gauge>::default();
+        registry.register(
+            "provider_latency_milliseconds",
+            "Provider request latency quantiles (0.5, 0.99), to the resolution of fixed buckets",
+            provider_latency.clone(),
+        );
         let approvals = Family::<StateLabel, Gauge>::default();
         registry.register(
             "approvals",
@@ -149,6 +162,7 @@ impl Metrics {
             limiter_wait_ms,
             breaker_state,
             limiter_tokens,
+            provider_latency,
             approvals,
             events,
             seen: Mutex::new(HashMap::new()),
@@ -265,6 +279,16 @@ impl Metrics {
                     _ => 0,
                 };
                 self.breaker_state.get_or_create(&pl).set(breaker);
+                for (q, key) in [("0.5", "latency_p50_ms"), ("0.99", "latency_p99_ms")] {
+                    if let Some(ms) = p.get(key).and_then(Value::as_i64) {
+                        self.provider_latency
+                            .get_or_create(&ProviderQuantile {
+                                provider: name.clone(),
+                                quantile: q.into(),
+                            })
+                            .set(ms);
+                    }
+                }
                 if let Some(t) = p.get("tokens").and_then(Value::as_i64) {
                     self.limiter_tokens.get_or_create(&pl).set(t);
                 }
