@@ -11,6 +11,7 @@ mod body;
 pub mod config;
 pub mod metrics;
 pub mod openapi;
+pub mod otlp;
 mod problem;
 
 use std::sync::Arc;

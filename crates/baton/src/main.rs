@@ -181,11 +181,20 @@ enum Suite {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BATON_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // After parsing: `baton serve --log-format` decides; other commands read the same variable.
+    let json_logs = match &cli.command {
+        Command::Serve(args) => args.log_format == serve::LogFormat::Json,
+        _ => std::env::var("BATON_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BATON_LOG"))
+        .with_writer(std::io::stderr);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

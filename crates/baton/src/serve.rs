@@ -37,6 +37,25 @@ pub struct ServeArgs {
     /// Start with the Maplewood simulator, its flows, demo tokens and live instances.
     #[arg(long)]
     demo: bool,
+    /// Send traces (a span per task and per API request) to this OTLP/HTTP collector, e.g.
+    /// http://127.0.0.1:4318. Without it, no traces are recorded.
+    #[arg(long, env = "BATON_OTLP_ENDPOINT", value_parser = baton_server::otlp::parse_endpoint)]
+    otlp_endpoint: Option<String>,
+    /// Log lines on stderr: text, or json (one object per line).
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "text",
+        env = "BATON_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The demo's tokens. They are published in the README: a demo server is not for real data.
@@ -223,6 +242,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     }
     let state = AppState::new(runtime.clone(), config);
+    // Before anything runs, so that resumed instances are traced too.
+    let otlp = args
+        .otlp_endpoint
+        .clone()
+        .map(|url| baton_server::otlp::OtlpExporter::start(url, "baton", &runtime));
     if let Some(dir) = &args.flows {
         let n = register_dir(&state, dir).await?;
         eprintln!("registered {n} flow(s) from {}", dir.display());
@@ -273,7 +297,23 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             "demo: log in to the dashboard with a demo token from the README (e.g. the dispatcher's)"
         );
     }
-    baton_server::serve(listener, state, shutdown_signal()).await?;
+    match &otlp {
+        Some(exporter) => {
+            eprintln!("traces to {}", exporter.endpoint());
+            baton_server::otlp::serve_with_tracing(
+                listener,
+                state,
+                exporter.clone(),
+                shutdown_signal(),
+            )
+            .await?
+        }
+        None => baton_server::serve(listener, state, shutdown_signal()).await?,
+    }
+    if let Some(exporter) = &otlp {
+        // The last spans, within a bound: a collector that is down must not hold up the exit.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exporter.flush()).await;
+    }
     eprintln!(
         "shutting down: requests finished; every instance is journaled and resumes at the next start"
     );
