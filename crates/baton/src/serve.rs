@@ -160,24 +160,28 @@ async fn register_dir(state: &AppState, dir: &Path) -> Result<usize> {
     Ok(n)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The future that resolves on Ctrl-C or SIGTERM. The handlers are installed here, before the
+/// server says it listens, so a signal sent right after that line is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 
@@ -285,6 +289,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         start_demo(&state).await?;
     }
 
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -304,11 +309,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
                 listener,
                 state,
                 exporter.clone(),
-                shutdown_signal(),
+                shutdown,
             )
             .await?
         }
-        None => baton_server::serve(listener, state, shutdown_signal()).await?,
+        None => baton_server::serve(listener, state, shutdown).await?,
     }
     if let Some(exporter) = &otlp {
         // The last spans, within a bound: a collector that is down must not hold up the exit.
