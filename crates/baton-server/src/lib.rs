@@ -9,6 +9,7 @@ pub mod api;
 mod auth;
 mod body;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod openapi;
 pub mod otlp;
@@ -105,6 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(openapi::routes())
         .merge(metrics::routes())
+        .merge(dashboard::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(

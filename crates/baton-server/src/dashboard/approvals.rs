@@ -1,0 +1,281 @@
+//! The approvals inbox: open tasks first, by due time (late ones marked), with who may answer
+//! and how far they were escalated; approvers approve, reject (with a reason) or override (with
+//! the output to use instead and a reason). Answered tasks show who decided, when and why.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use baton_runtime::approvals::{
+    Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask, Verdict,
+};
+use baton_runtime::{Actor, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Nav, Posted, Session, UiError, pretty, relative, render, time, url_encode};
+use crate::AppState;
+
+/// Open tasks on one page.
+const OPEN_SHOWN_MAX: usize = 200;
+/// Answered tasks shown (the most recently decided).
+const ANSWERED_SHOWN_MAX: usize = 30;
+
+struct TaskView {
+    id: String,
+    action_url: String,
+    title: String,
+    instance: Option<(String, String)>,
+    data: String,
+    status: &'static str,
+    level: usize,
+    /// The last escalation level.
+    last_level: usize,
+    assignees: String,
+    escalations: Vec<String>,
+    created: String,
+    due: String,
+    due_rel: String,
+    late: bool,
+    window_end: String,
+    /// Whether the signed-in user may answer (approver, and assigned or admin).
+    can_answer: bool,
+    verdict: &'static str,
+    decided_by: String,
+    decided_at: String,
+    reason: String,
+    output: Option<String>,
+    answered_late: bool,
+}
+
+#[derive(Template)]
+#[template(path = "approvals.html")]
+struct Inbox {
+    nav: Nav,
+    open: Vec<TaskView>,
+    answered: Vec<TaskView>,
+    mine: bool,
+    is_approver: bool,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+fn verdict(v: Option<Verdict>) -> &'static str {
+    match v {
+        Some(Verdict::Approved) => "approved",
+        Some(Verdict::Rejected) => "rejected",
+        Some(Verdict::Overridden) => "overridden",
+        Some(Verdict::Defaulted) => "defaulted",
+        None => "",
+    }
+}
+
+fn view(t: ApprovalTask, actor: &Actor, now: u64) -> TaskView {
+    let can_answer = t.status == ApprovalStatus::Open
+        && actor.can(Role::Approver)
+        && (actor.can(Role::Admin) || t.is_assigned_to(&actor.name, &actor.groups));
+    TaskView {
+        action_url: format!("/ui/approvals/{}", url_encode(&t.id)),
+        late: t.is_late(now),
+        instance: t
+            .instance
+            .as_ref()
+            .map(|i| (i.clone(), format!("/ui/instances/{}", url_encode(i)))),
+        data: pretty(&t.data),
+        status: t.status.as_str(),
+        level: t.level,
+        last_level: t.levels.len().saturating_sub(1),
+        assignees: t.assignees.join(", "),
+        escalations: t
+            .escalations
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: level {} ({}) missed {}, asked level {} ({})",
+                    time(e.at_ms),
+                    e.from_level,
+                    e.from.join(", "),
+                    time(e.missed_due_at_ms),
+                    e.to_level,
+                    e.to.join(", ")
+                )
+            })
+            .collect(),
+        created: time(t.created_at_ms),
+        due: time(t.due_at_ms),
+        due_rel: relative(now, t.due_at_ms),
+        window_end: time(t.window_end_at_ms),
+        can_answer,
+        verdict: verdict(t.verdict),
+        decided_by: t.decided_by.clone().unwrap_or_default(),
+        decided_at: t.decided_at_ms.map(time).unwrap_or_default(),
+        reason: t.reason.clone().unwrap_or_default(),
+        output: t.output.as_ref().map(pretty),
+        answered_late: t.answered_late.unwrap_or(false),
+        id: t.id,
+        title: t.title,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct InboxQuery {
+    /// Only the tasks the signed-in user may answer.
+    #[serde(default)]
+    mine: String,
+    /// The task just answered (to say so).
+    #[serde(default)]
+    done: String,
+}
+
+async fn inbox_page(
+    state: &AppState,
+    session: &Session,
+    q: &InboxQuery,
+    error: Option<String>,
+) -> Result<Inbox, UiError> {
+    let approvals = state.runtime.approvals();
+    let actor = &session.actor;
+    let mine = !q.mine.is_empty();
+    let open_query = if mine {
+        ApprovalQuery {
+            limit: OPEN_SHOWN_MAX,
+            ..ApprovalQuery::inbox_of(actor)
+        }
+    } else {
+        ApprovalQuery {
+            status: Some(ApprovalStatus::Open),
+            limit: OPEN_SHOWN_MAX,
+            ..ApprovalQuery::default()
+        }
+    };
+    let now = state.now_ms();
+    let open = approvals
+        .list(&open_query)
+        .await
+        .map_err(approval_error)?
+        .into_iter()
+        .map(|t| view(t, actor, now))
+        .collect();
+    // The store lists tasks by due time; the most recent answers are found among the latest
+    // due of each closed status.
+    let mut answered: Vec<ApprovalTask> = Vec::new();
+    for status in [
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Defaulted,
+        ApprovalStatus::Expired,
+    ] {
+        let base = if mine {
+            ApprovalQuery::inbox_of(actor)
+        } else {
+            ApprovalQuery::default()
+        };
+        let mut page = approvals
+            .list(&ApprovalQuery {
+                status: Some(status),
+                newest_first: true,
+                limit: ANSWERED_SHOWN_MAX,
+                ..base
+            })
+            .await
+            .map_err(approval_error)?;
+        answered.append(&mut page);
+    }
+    answered.sort_by_key(|t| std::cmp::Reverse(t.decided_at_ms));
+    answered.truncate(ANSWERED_SHOWN_MAX);
+    // Only a task that exists is named: the page never repeats text from its own URL.
+    let done = match q.done.as_str() {
+        "" => None,
+        id => approvals
+            .get(id)
+            .await
+            .ok()
+            .map(|t| format!("“{}” is {}.", t.title, t.status.as_str())),
+    };
+    Ok(Inbox {
+        nav: session.nav("approvals"),
+        open,
+        answered: answered.into_iter().map(|t| view(t, actor, now)).collect(),
+        mine,
+        is_approver: actor.can(Role::Approver),
+        error,
+        done,
+    })
+}
+
+fn approval_error(e: ApprovalError) -> UiError {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    match e {
+        ApprovalError::Store(s) => s.into(),
+        other => UiError::page(status, "Approval", other.to_string()),
+    }
+}
+
+/// `GET /ui/approvals`.
+pub(crate) async fn inbox(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<InboxQuery>,
+) -> Result<Response, UiError> {
+    Ok(render(&inbox_page(&state, &session, &q, None).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DecideForm {
+    /// `approve`, `reject` or `override`.
+    action: String,
+    #[serde(default)]
+    reason: String,
+    /// The output to use instead (JSON), for `override`.
+    #[serde(default)]
+    output: String,
+}
+
+/// `POST /ui/approvals/{id}`: answers a task (approvers).
+pub(crate) async fn decide(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Posted { session, form }: Posted<DecideForm>,
+) -> Result<Response, UiError> {
+    let actor = session.require(Role::Approver)?.clone();
+    let answer = match form.action.as_str() {
+        "approve" => Ok(Answer::Approve),
+        "reject" => Ok(Answer::Reject),
+        "override" => serde_json::from_str::<Value>(&form.output)
+            .map(|output| Answer::Override { output })
+            .map_err(|e| format!("The override output is not JSON: {e}")),
+        other => Err(format!("`{other}` is not an answer")),
+    };
+    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
+    let result = match answer {
+        Ok(a) => state
+            .runtime
+            .approvals()
+            .decide(&id, &actor, a, reason.clone())
+            .await
+            .map_err(|e| (StatusCode::from_u16(e.http_status()).ok(), e.to_string())),
+        Err(why) => Err((Some(StatusCode::UNPROCESSABLE_ENTITY), why)),
+    };
+    match result {
+        Ok(task) => {
+            state
+                .audit(
+                    &actor,
+                    &format!("approval.{}", verdict(task.verdict)),
+                    &id,
+                    json!({"reason": reason, "instance": task.instance, "via": "dashboard"}),
+                )
+                .await?;
+            let to = format!("/ui/approvals?done={}", url_encode(&id));
+            Ok(Redirect::to(&to).into_response())
+        }
+        Err((status, why)) => {
+            let page = inbox_page(&state, &session, &InboxQuery::default(), Some(why)).await?;
+            let mut r = render(&page);
+            *r.status_mut() = status.unwrap_or(StatusCode::BAD_REQUEST);
+            Ok(r)
+        }
+    }
+}
