@@ -19,7 +19,7 @@ mod calendar;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use baton_core::{ErrorKind, Outcome, Problem};
+use baton_core::{ErrorKind, InstanceId, Outcome, Problem};
 use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -305,6 +305,9 @@ impl ApprovalQuery {
 struct Notifier {
     tasks: Mutex<HashMap<String, watch::Sender<()>>>,
     changes: watch::Sender<u64>,
+    /// Instances that asked for an approval in this process: only their end needs the inbox
+    /// looked at (every other instance's end costs nothing).
+    askers: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The notifiers of the stores of this process, by the address of the store. The runtime's
@@ -328,6 +331,7 @@ impl Notifier {
         let n = Arc::new(Notifier {
             tasks: Mutex::new(HashMap::new()),
             changes: watch::Sender::new(0),
+            askers: Mutex::new(std::collections::HashSet::new()),
         });
         all.push((addr, Arc::downgrade(&n)));
         n
@@ -534,6 +538,23 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
     /// Approvals wait for people outside the process: they run after the barrier, like HTTP.
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// The task records the instance it belongs to even when the flow does not pass
+    /// `instance:`, so the inbox can link to it.
+    fn call_for(&self, instance: &InstanceId, args: Value, idempotency_key: &str) -> FunctionResult {
+        self.notifier
+            .askers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.0.clone());
+        let mut args = args;
+        if let Some(obj) = args.as_object_mut()
+            && !obj.contains_key("instance")
+        {
+            obj.insert("instance".into(), Value::String(instance.0.clone()));
+        }
+        self.call(args, idempotency_key)
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
@@ -946,6 +967,58 @@ impl<S: Store> Approvals<S> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Closes the open tasks of an instance that has ended (cancelled, faulted, completed by
+    /// another path): nothing waits for their answer any more, so they leave the inbox as
+    /// `expired`, by Baton, with the reason. Returns how many were closed.
+    pub async fn close_for_ended_instance(
+        &self,
+        instance: &str,
+        status: baton_core::Status,
+    ) -> Result<usize, ApprovalError> {
+        let asked = self
+            .notifier
+            .askers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(instance);
+        if !asked {
+            return Ok(0);
+        }
+        let q = ApprovalQuery {
+            status: Some(ApprovalStatus::Open),
+            instance: Some(instance.to_string()),
+            limit: MAX_LIMIT,
+            ..ApprovalQuery::default()
+        };
+        let mut closed = 0;
+        for open in self.list(&q).await? {
+            let Some(doc) = self.store.doc(APPROVAL_KIND, &open.id).await? else {
+                continue;
+            };
+            let mut task = task_of(&doc)?;
+            if task.status != ApprovalStatus::Open {
+                continue;
+            }
+            task.status = ApprovalStatus::Expired;
+            task.decided_by = Some(SYSTEM_ACTOR.to_string());
+            task.reason = Some(format!(
+                "instance {instance} ended ({}) before an answer",
+                status.as_str()
+            ));
+            task.decided_at_ms = Some(self.clock.now_ms());
+            match write(&*self.store, &task, Expect::Version(doc.version)).await {
+                Ok(_) => {
+                    self.notifier.changed(&task.id);
+                    closed += 1;
+                }
+                // Answered at the same moment: the answer stands.
+                Err(StoreError::DocConflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(closed)
     }
 
     /// `(open, late)`: open tasks, and those of them past their due time (metrics).

@@ -262,7 +262,9 @@ impl<S: Store> Driver<S> {
                         let EffectRequest::Function { args, .. } = &call.request else {
                             continue;
                         };
-                        let outcome = f.call(args.clone(), &call.idempotency_key).await;
+                        let outcome = f
+                            .call_for(self.inst.id(), args.clone(), &call.idempotency_key)
+                            .await;
                         self.inst
                             .deliver(&call.key, outcome, self.shared.clock.now_ms());
                         ran_local = true;
@@ -306,13 +308,14 @@ impl<S: Store> Driver<S> {
         let consumed = self.consumed.clone();
         let key = call.key.clone();
         let resumed = self.recovering;
+        let instance = self.inst.id().clone();
         let handle = tokio::spawn(async move {
             let note_tx = tx.clone();
             let note_key = call.key.clone();
             let notes = move |note: Value| {
                 let _ = note_tx.send(DriverMsg::Effect(note_key.clone(), EffectMsg::Note(note)));
             };
-            let outcome = perform(&shared, &call, &consumed, &notes, resumed).await;
+            let outcome = perform(&shared, &instance, &call, &consumed, &notes, resumed).await;
             let _ = tx.send(DriverMsg::Effect(call.key, EffectMsg::Done(outcome)));
         });
         self.tasks.insert(key, handle);
@@ -398,6 +401,19 @@ impl<S: Store> Driver<S> {
         for (_, h) in self.tasks.drain() {
             h.abort();
         }
+        // What other parts keep about the instance (claims it holds, approval tasks still open)
+        // is settled once it has ended.
+        if self.status.is_terminal() {
+            let hooks = self
+                .shared
+                .end_hooks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for hook in hooks {
+                hook(self.inst.id().clone(), self.status).await;
+            }
+        }
         let id = self.inst.id().clone();
         let rec = self.shared.store.instance(&id).await.ok().flatten();
         let result = match (end, rec) {
@@ -438,6 +454,7 @@ impl<S: Store> Driver<S> {
 /// Performs one external effect to an outcome.
 async fn perform<S: Store>(
     shared: &Arc<Shared<S>>,
+    instance: &InstanceId,
     call: &EffectCall,
     consumed: &std::sync::Mutex<HashSet<(String, String)>>,
     notes: Notes<'_>,
@@ -514,7 +531,7 @@ async fn perform<S: Store>(
             http::perform_openapi(&shared.http, call, args, allowed).await
         }
         EffectRequest::Function { name, args } => match shared.functions.get(name) {
-            Some(f) => f.call(args.clone(), &call.idempotency_key).await,
+            Some(f) => f.call_for(instance, args.clone(), &call.idempotency_key).await,
             None => Outcome::failed(baton_core::Problem::new(
                 baton_core::ErrorKind::Configuration,
                 format!("Unknown function `{name}`"),

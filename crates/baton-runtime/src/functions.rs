@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use baton_core::Outcome;
+use baton_core::{InstanceId, Outcome};
 use serde_json::Value;
 
 pub type FunctionResult = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -18,6 +18,13 @@ pub trait Function: Send + Sync + 'static {
     fn is_local(&self) -> bool;
     /// Runs the function. `idempotency_key` is stable across retries and crashes.
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult;
+
+    /// Runs the function for `instance`. Functions that keep records about the instance they
+    /// serve (approval tasks, claims) override this; the default ignores the instance.
+    fn call_for(&self, instance: &InstanceId, args: Value, idempotency_key: &str) -> FunctionResult {
+        let _ = instance;
+        self.call(args, idempotency_key)
+    }
 }
 
 #[derive(Clone, Default)]

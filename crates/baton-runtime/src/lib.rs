@@ -100,6 +100,13 @@ pub struct RunResult {
     pub events: Vec<TaskEvent>,
 }
 
+/// What runs when an instance has ended (completed, faulted or cancelled).
+pub type EndHook = Arc<
+    dyn Fn(InstanceId, Status) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub(crate) struct Shared<S: Store> {
     pub store: Arc<S>,
     pub clock: Arc<dyn Clock>,
@@ -109,6 +116,8 @@ pub(crate) struct Shared<S: Store> {
     pub http: http::HttpClients,
     pub events: events::EventBus,
     pub running: Mutex<HashMap<InstanceId, driver::Running>>,
+    /// Called when an instance has ended, in registration order (see [`Runtime::on_instance_end`]).
+    pub end_hooks: Mutex<Vec<EndHook>>,
     /// Called with each task event of every instance (progress display).
     pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
 }
@@ -168,7 +177,7 @@ impl<S: Store> Runtime<S> {
             approvals::APPROVAL_FUNCTION,
             approvals::ApprovalFunction::new(store.clone(), clock.clone()),
         );
-        Runtime {
+        let runtime = Runtime {
             shared: Arc::new(Shared {
                 store,
                 clock,
@@ -178,9 +187,21 @@ impl<S: Store> Runtime<S> {
                 events: events::EventBus::default(),
                 running: Mutex::new(HashMap::new()),
                 progress: Mutex::new(None),
+                end_hooks: Mutex::new(Vec::new()),
                 options,
             }),
-        }
+        };
+        // An approval task whose instance has ended leaves the inbox.
+        let approvals = runtime.approvals();
+        runtime.on_instance_end(Arc::new(move |id, status| {
+            let approvals = approvals.clone();
+            Box::pin(async move {
+                if let Err(e) = approvals.close_for_ended_instance(&id.0, status).await {
+                    tracing::warn!(instance = %id, error = %e, "could not close the approval tasks of an ended instance");
+                }
+            })
+        }));
+        runtime
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -217,6 +238,16 @@ impl<S: Store> Runtime<S> {
             .providers
             .as_ref()
             .map(|l| l.snapshot(now))
+    }
+
+    /// Runs `hook` whenever an instance driven by this runtime ends (after its end is durable):
+    /// the place to release what the instance held.
+    pub fn on_instance_end(&self, hook: EndHook) {
+        self.shared
+            .end_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// Reports every task event of every instance to `f` (e.g. progress on stderr), after the

@@ -103,3 +103,50 @@ async fn a_suspended_instance_holds_past_its_timer_and_goes_on_when_resumed_even
     let r = kinds.iter().position(|k| *k == "resumed").unwrap();
     assert!(s < r, "{kinds:?}");
 }
+
+#[tokio::test]
+async fn cancelling_an_instance_closes_its_open_approval_task() {
+    use baton_runtime::approvals::{ApprovalQuery, ApprovalStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let rt = runtime(store.clone(), clock);
+    // No `instance:` argument: the task learns its instance from the runtime.
+    let program = rt
+        .register_flow(
+            "document: { dsl: '1.0.3', namespace: test, name: ask, version: '1.0.0' }
+do:
+  - ask:
+      call: approval
+      with: { title: Reroute, assignees: [dana], window: PT1H }
+",
+        )
+        .await
+        .unwrap();
+    let id = rt.start(program, json!({})).await.unwrap();
+    let mut changes = rt.approvals().changes();
+    let task = loop {
+        let open = rt
+            .approvals()
+            .list(&ApprovalQuery {
+                status: Some(ApprovalStatus::Open),
+                ..ApprovalQuery::default()
+            })
+            .await
+            .unwrap();
+        if let Some(t) = open.into_iter().next() {
+            break t;
+        }
+        changes.changed().await.unwrap();
+    };
+    assert_eq!(task.instance.as_deref(), Some(id.0.as_str()));
+    assert_eq!(status_of(&store, &id).await, Status::Waiting);
+
+    rt.cancel(&id, "order withdrawn", "ops").await.unwrap();
+    rt.wait(&id).await.unwrap();
+    let closed = rt.approvals().get(&task.id).await.unwrap();
+    assert_eq!(closed.status, ApprovalStatus::Expired);
+    assert_eq!(closed.decided_by.as_deref(), Some("baton"));
+    assert!(closed.reason.unwrap().contains("cancelled"));
+}
