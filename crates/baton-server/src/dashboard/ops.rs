@@ -44,6 +44,8 @@ struct ProviderRow {
     fallbacks: u64,
     reconciled: String,
     polls: u64,
+    /// "p50 / p99" of request latency, to the provider layer's bucket resolution.
+    latency: String,
 }
 
 #[derive(Template)]
@@ -130,6 +132,13 @@ fn providers_html(state: &AppState, prev: &Sample) -> Result<String, UiError> {
                 num("reconciled_not_applied")
             ),
             polls: num("polls"),
+            latency: match (
+                p.get("latency_p50_ms").and_then(Value::as_u64),
+                p.get("latency_p99_ms").and_then(Value::as_u64),
+            ) {
+                (Some(a), Some(b)) => format!("≤{a} / ≤{b} ms"),
+                _ => "–".into(),
+            },
         });
     }
     let counts: Vec<String> = rows.iter().map(|r| r.calls.to_string()).collect();
