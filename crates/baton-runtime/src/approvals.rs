@@ -910,11 +910,15 @@ impl<S: Store> Approvals<S> {
             if task.status != ApprovalStatus::Open {
                 return Err(ApprovalError::Conflict {
                     why: format!(
-                        "the task is already {} (by {} at {})",
+                        "the task is already {} (by {} at {}{})",
                         task.status.as_str(),
                         task.decided_by.as_deref().unwrap_or("?"),
                         task.decided_at_ms
                             .map(baton_core::time::iso8601_utc)
+                            .unwrap_or_default(),
+                        task.reason
+                            .as_deref()
+                            .map(|r| format!(": {r}"))
                             .unwrap_or_default()
                     ),
                 });
