@@ -20,6 +20,7 @@ use baton_flow::{
 };
 use serde_json::{Value, json};
 
+use crate::complete::{BranchEnd, DEADLINE_KEY_MARK, Deadline, Extension, Rule};
 use crate::effect::{EffectCall, EffectRequest, deterministic_unit};
 use crate::http::build_http_request;
 use crate::journal::{EffectKey, InstanceId, Outcome};
@@ -137,6 +138,15 @@ impl Future for EffectFuture<'_> {
     }
 }
 
+impl EffectFuture<'_> {
+    /// Whether the effect's outcome is delivered and waiting to be taken. A deadline's timer is
+    /// looked at this way before its task is polled, so that a deadline that has passed wins
+    /// over work that could otherwise still move on in the same poll (see `until_deadline`).
+    fn answered(&self) -> bool {
+        self.ctx.lock().results.contains_key(&self.key)
+    }
+}
+
 impl Drop for EffectFuture<'_> {
     fn drop(&mut self) {
         if !self.done && self.request.is_none() {
@@ -191,6 +201,13 @@ enum ListEnd {
     Normal(Value),
     /// `then: end`: the whole workflow ends gracefully with this output.
     End(Value),
+}
+
+/// How a race against a deadline ended.
+enum Raced<T> {
+    Done(T),
+    /// The deadline's timer fired first; the work was dropped (its effects cancelled).
+    Late,
 }
 
 /// Where an expression is evaluated, for the variables it may see.
@@ -564,6 +581,64 @@ impl Ctx {
         .await
     }
 
+    /// The length of a `metadata.baton.deadline`, measured from now on the journal's clock.
+    fn deadline_ms(
+        &self,
+        frame: &Frame<'_>,
+        deadline: &Deadline,
+        reference: &str,
+        input: &Value,
+    ) -> Result<u64, Problem> {
+        let pointer = format!("{reference}/metadata/baton/deadline");
+        if let Value::String(s) = &deadline.duration
+            && let Some(ms) = crate::complete::short_duration_ms(s)
+        {
+            return Ok(ms);
+        }
+        let d: Duration = serde_json::from_value(deadline.duration.clone()).map_err(|e| {
+            Problem::new(ErrorKind::Configuration, "Invalid deadline")
+                .with_detail(e.to_string())
+                .at(&pointer)
+        })?;
+        self.duration_ms(frame, &d, &pointer, input)
+    }
+
+    /// The durable timer of a deadline (`<key>#deadline`); it is only requested when first
+    /// polled, so work that finishes at once never starts one.
+    fn deadline_timer(&self, key: &str, ms: u64) -> EffectFuture<'_> {
+        let fire_at_ms = self.now_ms().saturating_add(ms);
+        self.effect(
+            format!("{key}{DEADLINE_KEY_MARK}"),
+            EffectRequest::Timer { fire_at_ms },
+        )
+    }
+
+    /// Runs `body` until the deadline's timer fires. Unlike `with_timeout`, the timer is looked
+    /// at first: when its outcome is already there (several outcomes journaled while the
+    /// instance was suspended), the deadline wins even if the body could finish in the same
+    /// poll. So a journaled `#deadline` outcome always means the deadline was taken, live and in
+    /// replay alike. The timer is borrowed, not owned, so that a loop can race every iteration
+    /// against one deadline.
+    async fn until_deadline<T>(
+        &self,
+        body: impl Future<Output = T> + Send,
+        timer: &mut EffectFuture<'_>,
+    ) -> Result<Raced<T>, Problem> {
+        let mut body = std::pin::pin!(body);
+        std::future::poll_fn(|cx| {
+            if !timer.answered()
+                && let Poll::Ready(v) = body.as_mut().poll(cx)
+            {
+                return Poll::Ready(Ok(Raced::Done(v)));
+            }
+            match Pin::new(&mut *timer).poll(cx) {
+                Poll::Ready(r) => Poll::Ready(r.and_then(expect_ok).map(|_| Raced::Late)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// Runs a task list, following flow directives.
     fn run_list<'a>(
         &'a self,
@@ -668,7 +743,24 @@ impl Ctx {
                 });
             }
             self.event(reference, name, TaskPhase::Started);
-            let result = async {
+            let ext = match Extension::of(base).and_then(|ext| {
+                // A rule on a task that does not fan out would be silently meaningless.
+                let fans_out = matches!(task.kind, TaskKind::For { .. } | TaskKind::Fork { .. });
+                if ext.complete.is_some() && !fans_out {
+                    return Err(
+                        Problem::new(ErrorKind::Configuration, "Invalid `metadata.baton`")
+                            .with_detail("`complete` applies to `for` and `fork` tasks only"),
+                    );
+                }
+                Ok(ext)
+            }) {
+                Ok(ext) => ext,
+                Err(p) => {
+                    self.event(reference, name, TaskPhase::Faulted);
+                    return Err(p.at(reference));
+                }
+            };
+            let work = async {
                 let input = match base.input.as_ref().and_then(|f| f.expr.as_ref()) {
                     Some(from) => self.eval_filter(
                         frame,
@@ -689,7 +781,7 @@ impl Ctx {
                     &input,
                     "task input",
                 )?;
-                let body = self.run_body(frame, task, reference, key, &input, locals, &info);
+                let body = self.run_body(frame, task, reference, key, &input, locals, &info, &ext);
                 let (raw_output, directive) = match &base.timeout {
                     Some(t) => {
                         let ms = self.timeout_ms(frame, t, &format!("{reference}/timeout"))?;
@@ -762,8 +854,17 @@ impl Ctx {
                     None => base.then.clone().unwrap_or(FlowDirective::Continue),
                 };
                 Ok::<_, Problem>(TaskDone { output, directive })
-            }
-            .await;
+            };
+            // A deadline with a default or a `then` covers the whole task (input to export); a
+            // fan-out's own deadline (no default, no `then`) is raced branch by branch in
+            // `run_fork` and `run_for` instead.
+            let result = match ext.deadline.as_ref().filter(|d| !d.is_fanout_only()) {
+                None => work.await,
+                Some(deadline) => {
+                    self.with_deadline(frame, task, reference, key, deadline, work, locals, site)
+                        .await
+                }
+            };
             match result {
                 Ok(done) => {
                     self.event(reference, name, TaskPhase::Completed);
@@ -777,6 +878,50 @@ impl Ctx {
         })
     }
 
+    /// Races a task against its `metadata.baton.deadline`. When the deadline comes first, the
+    /// task is abandoned (dropping its work cancels its outstanding effects: a `listen` that
+    /// never gets its event, an approval nobody answers) and the declared safe default becomes
+    /// its output, evaluated on the task's input; without a `default` the input passes through
+    /// unchanged. The flow goes on at the deadline's `then`, else at the task's own `then`.
+    /// `output.as` and `export.as` do not apply to a default: it is the value the flow declared
+    /// for this case, not a result of the task. The journaled `#deadline` outcome is the record
+    /// that the default was taken.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_deadline(
+        &self,
+        frame: &Frame<'_>,
+        task: &Task,
+        reference: &str,
+        key: &str,
+        deadline: &Deadline,
+        work: impl Future<Output = Result<TaskDone, Problem>> + Send,
+        locals: &Locals,
+        site: EvalSite<'_>,
+    ) -> Result<TaskDone, Problem> {
+        let ms = self.deadline_ms(frame, deadline, reference, site.input)?;
+        let mut timer = self.deadline_timer(key, ms);
+        match self.until_deadline(work, &mut timer).await? {
+            Raced::Done(done) => done,
+            Raced::Late => {
+                let output = match &deadline.default {
+                    Some(value) => self.eval_template(
+                        frame,
+                        &format!("{reference}/metadata/baton/default"),
+                        value,
+                        locals,
+                        site,
+                    )?,
+                    None => site.input.clone(),
+                };
+                let directive = match &deadline.then {
+                    Some(target) => FlowDirective::parse(target),
+                    None => task.base.then.clone().unwrap_or(FlowDirective::Continue),
+                };
+                Ok(TaskDone { output, directive })
+            }
+        }
+    }
+
     /// The task's own work. Returns its raw output and, for `switch`, the chosen directive.
     #[allow(clippy::too_many_arguments)]
     fn run_body<'a>(
@@ -788,6 +933,7 @@ impl Ctx {
         input: &'a Value,
         locals: &'a Locals,
         info: &'a TaskInfo<'a>,
+        ext: &'a Extension,
     ) -> BoxFut<'a, Result<(Value, Option<FlowDirective>), Problem>> {
         Box::pin(async move {
             let site = EvalSite {
@@ -847,12 +993,15 @@ impl Ctx {
                             at,
                             while_.as_deref(),
                             do_,
+                            ext,
                         )
                         .await;
                 }
                 TaskKind::Fork { branches, compete } => {
-                    self.run_fork(frame, reference, key, input, locals, branches, *compete)
-                        .await?
+                    self.run_fork(
+                        frame, reference, key, input, locals, branches, *compete, ext,
+                    )
+                    .await?
                 }
                 TaskKind::Try { try_, catch } => {
                     return self
@@ -967,6 +1116,7 @@ impl Ctx {
         at: &str,
         while_: Option<&str>,
         do_: &TaskList,
+        ext: &Extension,
     ) -> Result<(Value, Option<FlowDirective>), Problem> {
         let site = EvalSite {
             input,
@@ -995,6 +1145,15 @@ impl Ctx {
                     self.env.limits.for_iterations_max
                 )),
             );
+        }
+        if let Some(rule) = &ext.complete {
+            return self
+                .run_for_complete(
+                    frame, reference, key, input, locals, info, each, at, while_, do_, ext, rule,
+                    items,
+                )
+                .await
+                .map(|v| (v, None));
         }
         let mut data = input.clone();
         for (index, item) in items.into_iter().enumerate() {
@@ -1030,6 +1189,122 @@ impl Ctx {
         Ok((data, None))
     }
 
+    /// A `for` under a completeness rule: every iteration is a branch of a fan-out. Each one
+    /// gets the task's input (not the previous iteration's output: a missing branch must not
+    /// change what the others see) and runs to its end even if another faults; the result says
+    /// which completed and which are missing and why (see `complete::summarise`). `while` is
+    /// evaluated on the task's input and ends the fan-out where it turns false; the items after
+    /// it are not branches. `then: end` inside an iteration ends that iteration only, as a
+    /// `fork` branch's directive does.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_for_complete(
+        &self,
+        frame: &Frame<'_>,
+        reference: &str,
+        key: &str,
+        input: &Value,
+        locals: &Locals,
+        info: &TaskInfo<'_>,
+        each: &str,
+        at: &str,
+        while_: Option<&str>,
+        do_: &TaskList,
+        ext: &Extension,
+        rule: &Rule,
+        items: Vec<Value>,
+    ) -> Result<Value, Problem> {
+        let mut timer = match ext.deadline.as_ref().filter(|d| d.is_fanout_only()) {
+            Some(d) => {
+                Some(self.deadline_timer(key, self.deadline_ms(frame, d, reference, input)?))
+            }
+            None => None,
+        };
+        let mut ends: Vec<BranchEnd> = Vec::with_capacity(items.len());
+        let mut late = false;
+        for (index, item) in items.iter().enumerate() {
+            if late {
+                // The deadline has passed: the iterations not started are missing too.
+                ends.push(BranchEnd::Late);
+                continue;
+            }
+            let scope = locals.with(each, item.clone()).with(at, json!(index));
+            if let Some(cond) = while_ {
+                let site = EvalSite {
+                    input,
+                    task_input: None,
+                    output: None,
+                    task: Some(info),
+                    secrets: false,
+                };
+                if !self.truthy(frame, cond, &scope, site)? {
+                    break;
+                }
+            }
+            let list_ref = format!("{reference}/do");
+            let list_key = format!("{key}/for[{index}]/do");
+            let iteration = self.run_list(frame, do_, &list_ref, &list_key, input.clone(), &scope);
+            let ended = match timer.as_mut() {
+                None => Some(iteration.await),
+                Some(t) => match self.until_deadline(iteration, t).await? {
+                    Raced::Done(r) => Some(r),
+                    Raced::Late => None,
+                },
+            };
+            ends.push(match ended {
+                None => {
+                    late = true;
+                    BranchEnd::Late
+                }
+                Some(Ok(ListEnd::Normal(v) | ListEnd::End(v))) => {
+                    self.judge_branch(frame, ext, v, &scope)
+                }
+                Some(Err(p)) => BranchEnd::Faulted(p.to_value()),
+            });
+        }
+        // Dropping the timer cancels it when every iteration finished in time.
+        drop(timer);
+        Ok(crate::complete::summarise(rule, ends, |i| {
+            ("item", items.get(i).cloned().unwrap_or(Value::Null))
+        }))
+    }
+
+    /// Whether a branch that finished counts: `branch_ok` on its output, else yes. A predicate
+    /// that cannot be evaluated does not count the branch in: an answer nobody could check is
+    /// not an answer, and the reason says why.
+    fn judge_branch(
+        &self,
+        frame: &Frame<'_>,
+        ext: &Extension,
+        output: Value,
+        scope: &Locals,
+    ) -> BranchEnd {
+        let Some(src) = &ext.branch_ok else {
+            return BranchEnd::Ok(output);
+        };
+        let site = EvalSite {
+            input: &output,
+            task_input: None,
+            output: None,
+            task: None,
+            secrets: false,
+        };
+        match self.truthy(frame, src, scope, site) {
+            Ok(true) => BranchEnd::Ok(output),
+            Ok(false) => BranchEnd::NotOk {
+                detail: format!("`branch_ok` ({}) is false", src.trim()),
+                output,
+            },
+            Err(p) => BranchEnd::NotOk {
+                detail: format!(
+                    "`branch_ok` ({}) failed: {}",
+                    src.trim(),
+                    p.detail.as_deref().unwrap_or(&p.type_)
+                ),
+                output,
+            },
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run_fork(
         &self,
@@ -1040,7 +1315,21 @@ impl Ctx {
         locals: &Locals,
         branches: &TaskList,
         compete: bool,
+        ext: &Extension,
     ) -> Result<Value, Problem> {
+        if let Some(rule) = &ext.complete {
+            if compete {
+                return Err(Problem::new(
+                    ErrorKind::Configuration,
+                    "A completeness rule does not apply to a competing fork",
+                )
+                .with_detail("`fork.compete` takes the first branch to finish; drop `compete` or `metadata.baton.complete`")
+                .at(reference));
+            }
+            return self
+                .run_fork_complete(frame, reference, key, input, locals, branches, ext, rule)
+                .await;
+        }
         let refs: Vec<String> = branches
             .0
             .iter()
@@ -1112,6 +1401,96 @@ impl Ctx {
                 .map(|r| r.unwrap_or(Value::Null))
                 .collect(),
         ))
+    }
+
+    /// A `fork` under a completeness rule: the branches run concurrently as usual, but a branch
+    /// that faults is recorded as missing instead of faulting the fork, and the others run on.
+    /// With a fan-out deadline, the branches still running when it fires are dropped (their
+    /// effects cancelled) and count as missing.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_fork_complete(
+        &self,
+        frame: &Frame<'_>,
+        reference: &str,
+        key: &str,
+        input: &Value,
+        locals: &Locals,
+        branches: &TaskList,
+        ext: &Extension,
+        rule: &Rule,
+    ) -> Result<Value, Problem> {
+        let refs: Vec<String> = branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!("{reference}/fork/branches/{i}/{n}"))
+            .collect();
+        let keys: Vec<String> = branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!("{key}/fork/{i}/{n}"))
+            .collect();
+        let mut futs: Vec<Option<BoxFut<'_, Result<TaskDone, Problem>>>> = branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (n, t))| {
+                Some(self.run_task(frame, n, t, &refs[i], &keys[i], input.clone(), locals))
+            })
+            .collect();
+        let mut timer = match ext.deadline.as_ref().filter(|d| d.is_fanout_only()) {
+            Some(d) => {
+                Some(self.deadline_timer(key, self.deadline_ms(frame, d, reference, input)?))
+            }
+            None => None,
+        };
+        // `None` until the branch ends; a branch still `None` after the race was late.
+        let mut ended: Vec<Option<Result<Value, Problem>>> = vec![None; futs.len()];
+        std::future::poll_fn(|cx| {
+            // The deadline is looked at first for the same reason as in `until_deadline`.
+            let fired = timer.as_ref().is_some_and(EffectFuture::answered);
+            if !fired {
+                // Declaration order, so that progress is the same in every replay.
+                for (i, slot) in futs.iter_mut().enumerate() {
+                    let Some(f) = slot else { continue };
+                    if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                        *slot = None;
+                        ended[i] = Some(r.map(|done| done.output));
+                    }
+                }
+                if futs.iter().all(Option::is_none) {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match timer.as_mut().map(|t| Pin::new(t).poll(cx)) {
+                Some(Poll::Ready(r)) => Poll::Ready(r.and_then(expect_ok).map(|_| ())),
+                _ => Poll::Pending,
+            }
+        })
+        .await?;
+        // Dropping the branches still running cancels their outstanding effects; dropping the
+        // timer cancels it when every branch finished in time.
+        drop(futs);
+        drop(timer);
+        let ends: Vec<BranchEnd> = ended
+            .into_iter()
+            .map(|e| match e {
+                None => BranchEnd::Late,
+                Some(Ok(v)) => self.judge_branch(frame, ext, v, locals),
+                Some(Err(p)) => BranchEnd::Faulted(p.to_value()),
+            })
+            .collect();
+        Ok(crate::complete::summarise(rule, ends, |i| {
+            (
+                "branch",
+                branches
+                    .0
+                    .get(i)
+                    .map(|(n, _)| Value::String(n.clone()))
+                    .unwrap_or(Value::Null),
+            )
+        }))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,7 @@
 //! The sans-IO core: a flow's instance as a state machine that takes effect outcomes and returns
 //! journal entries and effects to perform. No IO, no clock, no threads (see ARCHITECTURE.md).
 
+mod complete;
 pub mod effect;
 pub mod http;
 mod interp;
@@ -11,6 +12,7 @@ pub mod problem;
 pub mod program;
 pub mod time;
 
+pub use complete::{DEADLINE_KEY_MARK, is_deadline_key};
 pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, idempotency_key};
 pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
