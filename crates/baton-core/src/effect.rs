@@ -92,7 +92,7 @@ impl EffectRequest {
 /// Custom functions that wait for people rather than do work (`call: approval`): an instance
 /// whose outstanding effects are all waits is `waiting`, so inboxes and "stuck" filters can tell
 /// a flow held by a person from one held by a slow provider.
-pub const WAITING_FUNCTIONS: &[&str] = &["approval"];
+pub const WAITING_FUNCTIONS: &[&str] = &["approval", "guard"];
 
 /// Marks the effect keys of `listen` tasks (`…#event<n>`): a resumed runtime finds in the journal
 /// which events an instance already consumed by this mark.

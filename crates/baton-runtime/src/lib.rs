@@ -13,6 +13,7 @@ mod clock;
 mod driver;
 mod events;
 mod functions;
+pub mod guard;
 mod http;
 mod providers;
 pub mod triggers;
@@ -176,6 +177,10 @@ impl<S: Store> Runtime<S> {
         functions.register(
             approvals::APPROVAL_FUNCTION,
             approvals::ApprovalFunction::new(store.clone(), clock.clone()),
+        );
+        functions.register(
+            guard::GUARD_FUNCTION,
+            guard::GuardFunction::new(store.clone(), clock.clone()),
         );
         let runtime = Runtime {
             shared: Arc::new(Shared {

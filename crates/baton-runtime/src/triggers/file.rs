@@ -19,7 +19,19 @@
 //!       flow: reroute
 //!       namespace: maplewood
 //!       instance: ${ .data.instance }  # optional: aim at one instance
+//!   - name: eta-changed
+//!     on: { type: maplewood.eta.updated }
+//!     echo:                            # how to recognise the echo of Baton's own change
+//!       entity: ${ .data.shipment }    # jq over {event, data}: the entity the event is about
+//!       expect_within: 10m             # after Baton announced a change of that entity
+//!     echoes: false                    # default: do not act on echoes
+//!     start: { flow: reroute-shipment, namespace: maplewood }
 //! ```
+//!
+//! An event is an echo when it carries back the causation id of an effect Baton performed (the
+//! extension attribute `batoncausation`, or `data.causation_id`), or when a rule's `echo:` finds
+//! a change Baton announced for the event's entity within `expect_within` (see
+//! `Triggers::expect_change`). A rule does not act on an echo unless it says `echoes: true`.
 //!
 //! Loading reports everything it finds, each problem with a stable code:
 //! - `BATON-TRIG-001`: not valid YAML (the flow parser's code is kept in the message).
@@ -74,9 +86,23 @@ pub struct Rule {
     pub action: Action,
     pub dedupe_window_ms: u64,
     pub debounce: Option<Debounce>,
-    /// Whether the rule also acts on echoes of Baton's own effects. Nothing is marked as an echo
-    /// yet: the echo marking (by lineage) arrives with the honest-data work; this is its switch.
+    /// Whether the rule also acts on echoes of Baton's own effects (events that carry back a
+    /// causation id of Baton's, or that this rule's `echo` recognises). Default false: an event
+    /// Baton caused must not start a new decision about what Baton just decided.
     pub echoes: bool,
+    /// How this rule recognises the echo of a change Baton announced, for events that do not
+    /// carry the causation id back.
+    pub echo: Option<EchoMatch>,
+}
+
+/// `echo: {entity, expect_within}`: an event whose entity has a change announced by Baton (and
+/// not yet echoed) within the last `expect_within` is that change's echo.
+#[derive(Debug, Clone)]
+pub struct EchoMatch {
+    /// jq over `{event, data}`: the entity the event is about (a string or a number; `null` when
+    /// the event is about no entity, which is then never an echo by this rule).
+    pub entity: Expr,
+    pub expect_within_ms: u64,
 }
 
 /// What a rule does with an event that passes its gate.
@@ -330,7 +356,7 @@ impl Reader<'_> {
             v,
             pointer,
             &[
-                "name", "on", "when", "start", "signal", "dedupe", "debounce", "echoes",
+                "name", "on", "when", "start", "signal", "dedupe", "debounce", "echoes", "echo",
             ],
             &["name", "on"],
         )?;
@@ -415,6 +441,26 @@ impl Reader<'_> {
                 false
             }
         };
+        let echo = match obj.get("echo") {
+            Some(e) => {
+                let p = pointer_push(pointer, "echo");
+                self.object(
+                    e,
+                    &p,
+                    &["entity", "expect_within"],
+                    &["entity", "expect_within"],
+                )
+                .and_then(|o| {
+                    let entity = self.expr(o, &p, "entity");
+                    let within = self.duration(o, &p, "expect_within");
+                    Some(EchoMatch {
+                        entity: entity?,
+                        expect_within_ms: within?,
+                    })
+                })
+            }
+            None => None,
+        };
         if self.diags.len() > before {
             return None;
         }
@@ -427,6 +473,7 @@ impl Reader<'_> {
             dedupe_window_ms,
             debounce,
             echoes,
+            echo,
         })
     }
 
@@ -529,9 +576,36 @@ mod tests {
         let r = &set.rules[0];
         assert_eq!(r.dedupe_window_ms, DEFAULT_DEDUPE_WINDOW_MS);
         assert_eq!(r.on_source, Pattern::Any);
-        assert!(!r.echoes && r.debounce.is_none() && r.when.is_none());
+        assert!(!r.echoes && r.echo.is_none() && r.debounce.is_none() && r.when.is_none());
         assert!(
             matches!(&r.action, Action::Start { version, input: None, .. } if version == "latest")
+        );
+    }
+
+    #[test]
+    fn echo_recognition_is_read_and_checked() {
+        let set = load_triggers(
+            "triggers:\n  - name: r\n    on: {type: t}\n    echo: {entity: '${ .data.shipment }', expect_within: 10m}\n    echoes: true\n    start: {flow: f, namespace: n}\n",
+        )
+        .unwrap();
+        let e = set.rules[0].echo.as_ref().expect("echo");
+        assert_eq!(e.expect_within_ms, 600_000);
+        assert!(set.rules[0].echoes);
+        let diags = load_triggers(
+            "triggers:\n  - name: r\n    on: {type: t}\n    echo: {entity: '${ .[ }', within: 0s}\n    start: {flow: f, namespace: n}\n",
+        )
+        .unwrap_err();
+        let codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+        let text: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
+        assert!(codes.contains(&CODE_COMPILE), "{text:?}");
+        assert!(
+            text.iter().any(|m| m.contains("unknown field `within`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|m| m.contains("missing field `expect_within`")),
+            "{text:?}"
         );
     }
 }

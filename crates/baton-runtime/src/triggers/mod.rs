@@ -18,6 +18,22 @@
 //!
 //! Debounce holds are documents (`trigger-hold`) due at the end of their quiet window; a
 //! background task owned by [`Triggers`] fires them on the runtime's clock.
+//!
+//! Echoes: an event caused by one of Baton's own effects (a driver's tablet answering the
+//! notification of a reroute with a new ETA) must not start the decision again, or Baton talks
+//! to itself in a loop. When the pass processes an event it marks it as an echo
+//! - by lineage: it carries back a causation id ([`CAUSATION_ATTRIBUTE`] `batoncausation`, or
+//!   `data.causation_id`; Baton sends it with every effect as `X-Baton-Causation-Id`) that
+//!   begins with the id of an instance the store knows; or
+//! - by expectation: a rule's `echo: {entity, expect_within}` finds a change of the event's
+//!   entity that Baton announced ([`Triggers::expect_change`], or a flow emitting an event of
+//!   type [`EXPECT_TYPE`] before its effect) within the window and not yet echoed. Each
+//!   announced change is the cause of one echo: the first matching event consumes it.
+//!
+//! Rules that do not say `echoes: true` do not act on an echo; the event is still stored and
+//! listeners that ask for it take it (an event held back for a signal rule that then did not act
+//! is released to them). The report says which rules an echo suppressed, and the counters count
+//! echoes and suppressions.
 
 mod file;
 
@@ -51,6 +67,33 @@ pub const HELD_ATTRIBUTE: &str = "batonheld";
 /// Extension attribute of an event a trigger derived (delivered) from another: the rule's name.
 /// The processing pass skips such events: they are outputs, not inputs.
 pub const DERIVED_ATTRIBUTE: &str = "batontrigger";
+
+/// Extension attribute of an inbound event carrying back the causation id of the Baton effect
+/// that caused it (the value Baton sent as `X-Baton-Causation-Id`: instance id + effect key).
+/// CloudEvents extension names are lower-case letters and digits, hence the spelling.
+pub const CAUSATION_ATTRIBUTE: &str = "batoncausation";
+/// Field of an event's `data` read for the causation id when the attribute is absent (senders
+/// that cannot set extension attributes).
+pub const CAUSATION_DATA_FIELD: &str = "causation_id";
+/// Type of the event by which a flow announces a change it is about to make, so that a rule with
+/// `echo:` recognises the event that reports it back: data `{entity, within, causation?}`.
+/// Reserved to Baton: an inbound event of this type is quarantined (from outside it could hide
+/// genuine events as echoes).
+pub const EXPECT_TYPE: &str = "baton.echo.expected";
+/// Document kind of announced changes awaiting their echo (id: the entity).
+pub const EXPECT_KIND: &str = "echo-expected";
+/// `batontrigger` value of the copy that releases to listeners an event held back for a signal
+/// rule that did not act on it (an echo).
+const RELEASE_MARK: &str = "baton.release";
+/// How many `/` of a causation id are tried as the end of the instance id (ids with slashes are
+/// unusual; the effect key always begins with one).
+const LINEAGE_SPLITS: usize = 4;
+/// Announced changes kept per entity (the oldest go first), so one busy entity cannot grow its
+/// document without bound.
+const EXPECTS_MAX: usize = 64;
+/// How long a consumed announcement is kept after its window, so that an event processed again
+/// (a pass repeated after a crash) is still recognised as the echo it was.
+const EXPECT_KEEP_MS: u64 = 3_600_000;
 
 /// Largest request body `ingest` takes (a batch); single events are bounded by
 /// [`EVENT_BYTES_MAX`].
@@ -107,6 +150,34 @@ pub struct EventReport {
     pub id: Option<String>,
     #[serde(flatten)]
     pub outcome: EventOutcome,
+    /// Set when the event is an echo of Baton's own effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo: Option<Echo>,
+}
+
+/// Why an event is an echo, and what that changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Echo {
+    pub by: EchoBasis,
+    /// The causation id: of the effect (lineage), or the one the announced change gave.
+    pub causation: String,
+    /// The instance that performed the effect (lineage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceId>,
+    /// The entity whose announced change this is (expectation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Rules whose `on` matched but that did not act because the event is an echo.
+    pub suppressed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoBasis {
+    /// The causation id came back and names an instance Baton knows.
+    Lineage,
+    /// A rule's `echo:` matched a change Baton announced for the entity.
+    Expected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -170,6 +241,13 @@ pub struct TriggerCounters {
     pub gated_out: u64,
     /// Quarantined events replayed.
     pub replayed: u64,
+    /// Events recognised as echoes of Baton's own effects.
+    pub echoes: u64,
+    /// Echoes on which at least one rule did not act (an echo only `echoes: true` rules took is
+    /// not counted).
+    pub echoes_suppressed: u64,
+    /// Changes announced by flows (`baton.echo.expected` events) and recorded.
+    pub expected_changes: u64,
     pub rules: BTreeMap<String, RuleCounters>,
 }
 
@@ -181,6 +259,8 @@ pub struct RuleCounters {
     pub signalled: u64,
     pub debounced: u64,
     pub gated_out: u64,
+    /// Echoes this rule did not act on.
+    pub echoes_suppressed: u64,
 }
 
 /// A quarantined event as the dashboard lists it.
@@ -255,7 +335,14 @@ struct Inner<S: Store> {
 /// Callers waiting for one identity's outcome (a producer's retry may race its original).
 struct Waiting {
     waiters: usize,
-    outcome: Option<EventOutcome>,
+    outcome: Option<Processed>,
+}
+
+/// What processing did with one event.
+#[derive(Clone)]
+struct Processed {
+    outcome: EventOutcome,
+    echo: Option<Echo>,
 }
 
 struct Cursor {
@@ -331,18 +418,96 @@ async fn load_cursor<S: Store>(store: &S) -> Result<Cursor, TriggerError> {
 /// the event and the rules).
 struct Plan {
     items: Vec<PlanItem>,
+    /// The change an event of type [`EXPECT_TYPE`] announces.
+    announce: Option<Announce>,
+}
+
+/// A change a flow announced (an [`EXPECT_TYPE`] event), checked.
+struct Announce {
+    entity: String,
+    within_ms: u64,
+    causation: String,
+    /// The announcing event's identity: processing it again records nothing new.
+    id: String,
+}
+
+impl Announce {
+    fn of(event: &Value) -> Result<Announce, String> {
+        let data = event.get("data").unwrap_or(&Value::Null);
+        let entity = entity_key(data.get("entity").unwrap_or(&Value::Null))
+            .map_err(|e| format!("`{EXPECT_TYPE}`: `data.entity` {e}"))?
+            .ok_or_else(|| format!("`{EXPECT_TYPE}` needs `data.entity`: what will change"))?;
+        let within_ms = match data.get("within") {
+            Some(w) => crate::approvals::duration_ms(w)
+                .map_err(|e| format!("`{EXPECT_TYPE}`: `data.within` {e}"))?,
+            None => {
+                return Err(format!(
+                    "`{EXPECT_TYPE}` needs `data.within`: how long the echo may take (e.g. `10m`)"
+                ));
+            }
+        };
+        if within_ms == 0 {
+            return Err(format!(
+                "`{EXPECT_TYPE}`: `data.within` must be longer than zero"
+            ));
+        }
+        let (source, id) = identity(event);
+        let (source, id) = (source.unwrap_or_default(), id.unwrap_or_default());
+        let causation = data
+            .get("causation")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .or_else(|| causation_of(event).map(str::to_string))
+            .unwrap_or_else(|| format!("{source}#{id}"));
+        Ok(Announce {
+            entity,
+            within_ms,
+            causation,
+            id: format!("{source}\n{id}"),
+        })
+    }
 }
 
 enum PlanItem {
     Gated {
         rule: usize,
+        echo_entity: Option<String>,
     },
     Act {
         rule: usize,
         action: Planned,
         /// Set when the rule debounces.
         key: Option<Value>,
+        /// The entity the rule's `echo:` says the event is about.
+        echo_entity: Option<String>,
     },
+}
+
+impl PlanItem {
+    fn rule(&self) -> usize {
+        match self {
+            PlanItem::Gated { rule, .. } | PlanItem::Act { rule, .. } => *rule,
+        }
+    }
+
+    fn echo_entity(&self) -> Option<&str> {
+        match self {
+            PlanItem::Gated { echo_entity, .. } | PlanItem::Act { echo_entity, .. } => {
+                echo_entity.as_deref()
+            }
+        }
+    }
+
+    fn signals(&self) -> bool {
+        matches!(
+            self,
+            PlanItem::Act {
+                action: Planned::Signal { .. },
+                ..
+            }
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -466,6 +631,23 @@ impl<S: Store> Triggers<S> {
         self.inner.replay(id, corrected).await
     }
 
+    /// Announces a change Baton is making to `entity`, typically just before the effect that
+    /// makes it: for `within_ms`, the first event about the entity that a rule with `echo:`
+    /// looks at is this change's echo (reported with `causation`). For effects whose echo does
+    /// not carry the causation id back. Announcing the same `causation` again changes nothing.
+    /// Flows do the same by emitting an event of type [`EXPECT_TYPE`].
+    pub async fn expect_change(
+        &self,
+        entity: &str,
+        within_ms: u64,
+        causation: &str,
+    ) -> Result<(), TriggerError> {
+        self.inner
+            .expect_change(entity, within_ms, causation, causation)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets the identities (and the events) received longer ago than the longest dedupe
     /// window, so a repeat of them is accepted again. Returns how many events went.
     pub async fn prune(&self, now_ms: u64) -> Result<u64, TriggerError> {
@@ -530,11 +712,68 @@ fn rule_input(event: &Value) -> Value {
     json!({"event": event, "data": event.get("data").cloned().unwrap_or(Value::Null)})
 }
 
-/// The hook of echo marking: whether the event was caused by Baton's own effect. The marking
-/// (by lineage, from the causation id Baton sends) comes with the honest-data work; until then
-/// no event is an echo and `echoes: false` changes nothing.
-fn is_echo(_event: &Value) -> bool {
-    false
+/// The causation id an event carries back: the extension attribute, else `data.causation_id`.
+fn causation_of(event: &Value) -> Option<&str> {
+    event
+        .get(CAUSATION_ATTRIBUTE)
+        .and_then(Value::as_str)
+        .or_else(|| {
+            event
+                .get("data")
+                .and_then(|d| d.get(CAUSATION_DATA_FIELD))
+                .and_then(Value::as_str)
+        })
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+/// An entity as the key of its announced changes: a string or a number; `None` for `null`.
+fn entity_key(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if !s.is_empty() => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(format!(
+            "must produce the entity as a non-empty string or a number (or null for none), not {other}"
+        )),
+    }
+}
+
+/// One change announced for an entity, as kept in its `echo-expected` document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Expected {
+    /// What makes a repeat of the announcement recognisable (the causation given to
+    /// `expect_change`, or the identity of the announcing event).
+    id: String,
+    causation: String,
+    at_ms: u64,
+    within_ms: u64,
+    /// The identity (`source` + `id`) of the event that was its echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consumed_by: Option<String>,
+}
+
+fn expected_of(doc: &Doc) -> Vec<Expected> {
+    doc.body
+        .get("expected")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Drops what can no longer match nor be asked about again, then the oldest beyond the cap.
+fn prune_expected(list: &mut Vec<Expected>, now: u64) {
+    list.retain(|e| {
+        now <= e
+            .at_ms
+            .saturating_add(e.within_ms)
+            .saturating_add(EXPECT_KEEP_MS)
+    });
+    if list.len() > EXPECTS_MAX {
+        list.sort_by_key(|e| e.at_ms);
+        let extra = list.len() - EXPECTS_MAX;
+        list.drain(..extra);
+    }
 }
 
 /// A string cut to at most `max` bytes on a character boundary.
@@ -595,6 +834,9 @@ impl<S: Store> Inner<S> {
             c.debounced += t.debounced;
             c.gated_out += t.gated_out;
             c.replayed += t.replayed;
+            c.echoes += t.echoes;
+            c.echoes_suppressed += t.echoes_suppressed;
+            c.expected_changes += t.expected_changes;
             for (name, r) in t.rules {
                 let e = c.rules.entry(name).or_default();
                 e.matched += r.matched;
@@ -602,6 +844,7 @@ impl<S: Store> Inner<S> {
                 e.signalled += r.signalled;
                 e.debounced += r.debounced;
                 e.gated_out += r.gated_out;
+                e.echoes_suppressed += r.echoes_suppressed;
             }
         });
     }
@@ -614,7 +857,6 @@ impl<S: Store> Inner<S> {
         let input = rule_input(event);
         let ty = event.get("type").and_then(Value::as_str);
         let source = event.get("source").and_then(Value::as_str);
-        let echo = is_echo(event);
         let own_target = event
             .get(SIGNAL_TARGET)
             .and_then(Value::as_str)
@@ -625,19 +867,32 @@ impl<S: Store> Inner<S> {
             if !rule.on_type.matches(ty) || !rule.on_source.matches(source) {
                 continue;
             }
-            if echo && !rule.echoes {
-                continue;
-            }
             tally.rule(&rule.name).matched += 1;
             let fail = |what: &str, e: &dyn std::fmt::Display| {
                 format!("rule `{}`: {what} failed: {e}", rule.name)
+            };
+            // Computed here (not when the echo is looked up) so that an expression that fails
+            // quarantines the event before it is stored, like the rule's other expressions.
+            let echo_entity = match &rule.echo {
+                Some(m) => {
+                    let v = m
+                        .entity
+                        .eval(&input, &[], &budget)
+                        .map_err(|e| fail("`echo.entity`", &e))?;
+                    entity_key(&v)
+                        .map_err(|e| format!("rule `{}`: `echo.entity` {e}", rule.name))?
+                }
+                None => None,
             };
             if let Some(when) = &rule.when {
                 let v = when
                     .eval(&input, &[], &budget)
                     .map_err(|e| fail("`when`", &e))?;
                 if matches!(v, Value::Null | Value::Bool(false)) {
-                    items.push(PlanItem::Gated { rule: i });
+                    items.push(PlanItem::Gated {
+                        rule: i,
+                        echo_entity,
+                    });
                     continue;
                 }
             }
@@ -701,9 +956,15 @@ impl<S: Store> Inner<S> {
                 rule: i,
                 action,
                 key,
+                echo_entity,
             });
         }
-        Ok(Plan { items })
+        let announce = if ty == Some(EXPECT_TYPE) {
+            Some(Announce::of(event)?)
+        } else {
+            None
+        };
+        Ok(Plan { items, announce })
     }
 
     async fn quarantine_whole(
@@ -724,6 +985,7 @@ impl<S: Store> Inner<S> {
                 quarantine_id: id,
                 reason,
             },
+            echo: None,
         })
     }
 
@@ -784,6 +1046,7 @@ impl<S: Store> Inner<S> {
                 source: source.clone(),
                 id: id.clone(),
                 outcome: EventOutcome::Duplicate,
+                echo: None,
             };
             match self.store_event(event, now).await {
                 Ok(Stored::Fresh(ident)) => {
@@ -815,7 +1078,10 @@ impl<S: Store> Inner<S> {
         let mut missing = false;
         for (index, ident) in &waiting {
             match self.release(ident) {
-                Some(o) => reports[*index].outcome = o,
+                Some(p) => {
+                    reports[*index].outcome = p.outcome;
+                    reports[*index].echo = p.echo;
+                }
                 None => missing = true,
             }
         }
@@ -849,7 +1115,7 @@ impl<S: Store> Inner<S> {
     }
 
     /// Stops waiting for an identity; returns its outcome if a pass recorded it.
-    fn release(&self, ident: &(String, String)) -> Option<EventOutcome> {
+    fn release(&self, ident: &(String, String)) -> Option<Processed> {
         let mut a = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
         let w = a.get_mut(ident)?;
         w.waiters -= 1;
@@ -874,6 +1140,15 @@ impl<S: Store> Inner<S> {
                 event,
                 format!(
                     "the extension attributes `{DERIVED_ATTRIBUTE}` and `{HELD_ATTRIBUTE}` are reserved to Baton"
+                ),
+            ));
+        }
+        if event.get("type").and_then(Value::as_str) == Some(EXPECT_TYPE) {
+            // An announcement from outside could make genuine events pass for echoes.
+            return Err(Refused::Invalid(
+                event,
+                format!(
+                    "the event type `{EXPECT_TYPE}` is reserved to Baton: flows announce their own changes with it"
                 ),
             ));
         }
@@ -926,12 +1201,12 @@ impl<S: Store> Inner<S> {
                     .process_stored(stored.seq, &stored.event, &mut tally)
                     .await
                 {
-                    Ok(Some(outcome)) => {
+                    Ok(Some(processed)) => {
                         let (source, id) = identity(&stored.event);
                         let ident = (source.unwrap_or_default(), id.unwrap_or_default());
                         let mut a = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
                         if let Some(w) = a.get_mut(&ident) {
-                            w.outcome = Some(outcome);
+                            w.outcome = Some(processed);
                         }
                     }
                     Ok(None) => {}
@@ -979,7 +1254,7 @@ impl<S: Store> Inner<S> {
         seq: u64,
         stored: &Value,
         tally: &mut Tally,
-    ) -> Result<Option<EventOutcome>, TriggerError> {
+    ) -> Result<Option<Processed>, TriggerError> {
         if stored.get(DERIVED_ATTRIBUTE).is_some() {
             return Ok(None);
         }
@@ -992,16 +1267,19 @@ impl<S: Store> Inner<S> {
                 // it is in the log, so a replay acts on it without storing it again.
                 let qid = self.quarantine(event, &reason, true, now).await?;
                 tally.c.quarantined += 1;
-                return Ok(Some(EventOutcome::Quarantined {
-                    quarantine_id: qid,
-                    reason,
+                return Ok(Some(Processed {
+                    outcome: EventOutcome::Quarantined {
+                        quarantine_id: qid,
+                        reason,
+                    },
+                    echo: None,
                 }));
             }
         };
         tally.c.accepted += 1;
         let token = format!("{seq}");
-        match self.act(&event, held, plan, &token, tally).await {
-            Ok(outcome) => Ok(Some(outcome)),
+        match self.settle(&event, held, plan, &token, tally).await {
+            Ok(processed) => Ok(Some(processed)),
             // A store failure may pass: the cursor stays and the event is processed again.
             Err(e) if e.is_transient() => Err(e),
             // Anything else would fail again on every pass and hold up the events behind it.
@@ -1009,12 +1287,247 @@ impl<S: Store> Inner<S> {
                 let reason = format!("acting on the event failed: {e}");
                 let qid = self.quarantine(event, &reason, true, now).await?;
                 tally.c.quarantined += 1;
-                Ok(Some(EventOutcome::Quarantined {
-                    quarantine_id: qid,
-                    reason,
+                Ok(Some(Processed {
+                    outcome: EventOutcome::Quarantined {
+                        quarantine_id: qid,
+                        reason,
+                    },
+                    echo: None,
                 }))
             }
         }
+    }
+
+    /// Records the change an event announces, marks the event as an echo or not (taking out of
+    /// the plan the rules that do not act on echoes), then performs what is left.
+    async fn settle(
+        &self,
+        event: &Value,
+        held: bool,
+        mut plan: Plan,
+        token: &str,
+        tally: &mut Tally,
+    ) -> Result<Processed, TriggerError> {
+        if let Some(a) = &plan.announce
+            && self
+                .expect_change(&a.entity, a.within_ms, &a.causation, &a.id)
+                .await?
+        {
+            tally.c.expected_changes += 1;
+        }
+        let echo = self.resolve_echo(event, &mut plan, tally).await?;
+        let outcome = self.act(event, held, plan, token, tally).await?;
+        Ok(Processed { outcome, echo })
+    }
+
+    /// Whether the event is an echo, by lineage or by a rule's expectation; removes from the plan
+    /// the rules that do not act on it.
+    async fn resolve_echo(
+        &self,
+        event: &Value,
+        plan: &mut Plan,
+        tally: &mut Tally,
+    ) -> Result<Option<Echo>, TriggerError> {
+        let lineage = self.lineage(event).await?;
+        let (source, id) = identity(event);
+        let ident = format!("{}\n{}", source.unwrap_or_default(), id.unwrap_or_default());
+        let now = self.now();
+        // Every `echo:` is looked up, also for an event already an echo by lineage: the change it
+        // reports is then consumed, instead of waiting to mark a later genuine event.
+        let mut expected: Vec<Option<(String, String)>> = Vec::with_capacity(plan.items.len());
+        for item in &plan.items {
+            let found = match (item.echo_entity(), &self.set.rules[item.rule()].echo) {
+                (Some(entity), Some(m)) => self
+                    .consume_expected(entity, m.expect_within_ms, &ident, now)
+                    .await?
+                    .map(|causation| (entity.to_string(), causation)),
+                _ => None,
+            };
+            expected.push(found);
+        }
+        let mut echo = match (lineage, expected.iter().flatten().next()) {
+            (Some((causation, instance)), _) => Echo {
+                by: EchoBasis::Lineage,
+                causation,
+                instance: Some(instance),
+                entity: None,
+                suppressed: Vec::new(),
+            },
+            (None, Some((entity, causation))) => Echo {
+                by: EchoBasis::Expected,
+                causation: causation.clone(),
+                instance: None,
+                entity: Some(entity.clone()),
+                suppressed: Vec::new(),
+            },
+            (None, None) => return Ok(None),
+        };
+        let by_lineage = echo.by == EchoBasis::Lineage;
+        for (item, found) in std::mem::take(&mut plan.items).into_iter().zip(expected) {
+            let rule = &self.set.rules[item.rule()];
+            if (by_lineage || found.is_some()) && !rule.echoes {
+                tally.rule(&rule.name).echoes_suppressed += 1;
+                echo.suppressed.push(rule.name.clone());
+            } else {
+                plan.items.push(item);
+            }
+        }
+        tally.c.echoes += 1;
+        if !echo.suppressed.is_empty() {
+            tally.c.echoes_suppressed += 1;
+        }
+        Ok(Some(echo))
+    }
+
+    /// The causation id the event carries back and the instance it names, when the store knows
+    /// that instance (Baton performed the effect). A causation id is `<instance id><effect key>`
+    /// and effect keys begin with `/`.
+    async fn lineage(&self, event: &Value) -> Result<Option<(String, InstanceId)>, TriggerError> {
+        let Some(causation) = causation_of(event) else {
+            return Ok(None);
+        };
+        for (i, _) in causation
+            .match_indices('/')
+            .filter(|(i, _)| *i > 0)
+            .take(LINEAGE_SPLITS)
+        {
+            let id = InstanceId(causation[..i].to_string());
+            if self.store().instance(&id).await?.is_some() {
+                return Ok(Some((causation.to_string(), id)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a change announced for `entity`; false when this announcement (`id`) is already
+    /// recorded. A conditional write: announcements from concurrent instances all land.
+    async fn expect_change(
+        &self,
+        entity: &str,
+        within_ms: u64,
+        causation: &str,
+        id: &str,
+    ) -> Result<bool, TriggerError> {
+        loop {
+            let now = self.now();
+            let doc = self.store().doc(EXPECT_KIND, entity).await?;
+            let (mut list, expect) = match &doc {
+                Some(d) => (expected_of(d), Expect::Version(d.version)),
+                None => (Vec::new(), Expect::Absent),
+            };
+            if list.iter().any(|e| e.id == id) {
+                return Ok(false);
+            }
+            list.push(Expected {
+                id: id.to_string(),
+                causation: causation.to_string(),
+                at_ms: now,
+                within_ms,
+                consumed_by: None,
+            });
+            prune_expected(&mut list, now);
+            match self.write_expected(entity, &list, expect).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::DocConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The causation of the change announced for `entity` that the event `ident` is the echo
+    /// of: the one it already consumed (the event processed again), else the oldest one not yet
+    /// echoed whose window (the shorter of the announcement's and the rule's) is still open,
+    /// which it then consumes.
+    async fn consume_expected(
+        &self,
+        entity: &str,
+        within_ms: u64,
+        ident: &str,
+        now: u64,
+    ) -> Result<Option<String>, TriggerError> {
+        loop {
+            let Some(doc) = self.store().doc(EXPECT_KIND, entity).await? else {
+                return Ok(None);
+            };
+            let mut list = expected_of(&doc);
+            if let Some(e) = list
+                .iter()
+                .find(|e| e.consumed_by.as_deref() == Some(ident))
+            {
+                return Ok(Some(e.causation.clone()));
+            }
+            let open = list
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.consumed_by.is_none()
+                        && now.saturating_sub(e.at_ms) <= within_ms.min(e.within_ms)
+                })
+                .min_by_key(|(_, e)| e.at_ms)
+                .map(|(i, _)| i);
+            let Some(i) = open else {
+                return Ok(None);
+            };
+            list[i].consumed_by = Some(ident.to_string());
+            let causation = list[i].causation.clone();
+            prune_expected(&mut list, now);
+            match self
+                .write_expected(entity, &list, Expect::Version(doc.version))
+                .await
+            {
+                Ok(()) => return Ok(Some(causation)),
+                // Announced or consumed meanwhile: look again.
+                Err(StoreError::DocConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn write_expected(
+        &self,
+        entity: &str,
+        list: &[Expected],
+        expect: Expect,
+    ) -> Result<(), StoreError> {
+        // Listed by when the last announcement stops mattering, for whoever cleans up.
+        let until = list
+            .iter()
+            .map(|e| {
+                e.at_ms
+                    .saturating_add(e.within_ms)
+                    .saturating_add(EXPECT_KEEP_MS)
+            })
+            .max()
+            .unwrap_or(0);
+        self.store()
+            .put_doc(DocWrite {
+                kind: EXPECT_KIND.into(),
+                id: entity.to_string(),
+                status: "active".into(),
+                at_ms: until,
+                body: json!({"entity": entity, "expected": list}),
+                expect,
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes an event held back for signal rules visible to listeners when none of them acted on
+    /// it (an echo they do not take, or rules changed since it was stored): a copy as received,
+    /// marked as derived so the rules do not see it twice. Nothing is dropped.
+    async fn release_held(&self, event: &Value) -> Result<(), TriggerError> {
+        let (_, id) = identity(event);
+        let mut copy = event.clone();
+        if let Some(obj) = copy.as_object_mut() {
+            obj.insert(
+                "id".into(),
+                Value::String(format!("{}#{RELEASE_MARK}", id.unwrap_or_default())),
+            );
+            obj.insert(DERIVED_ATTRIBUTE.into(), Value::String(RELEASE_MARK.into()));
+        }
+        self.store().put_event(&copy, self.now()).await?;
+        self.rt.shared.events.notify();
+        Ok(())
     }
 
     /// Performs a plan's actions for an event (`token` tells apart two acceptances of the same
@@ -1030,9 +1543,12 @@ impl<S: Store> Inner<S> {
         let now = self.now();
         let mut actions = Vec::new();
         let mut gated_out = Vec::new();
+        if held && !plan.items.iter().any(PlanItem::signals) {
+            self.release_held(event).await?;
+        }
         for item in plan.items {
             match item {
-                PlanItem::Gated { rule } => {
+                PlanItem::Gated { rule, .. } => {
                     let name = self.set.rules[rule].name.clone();
                     tally.c.gated_out += 1;
                     tally.rule(&name).gated_out += 1;
@@ -1042,6 +1558,7 @@ impl<S: Store> Inner<S> {
                     rule,
                     action,
                     key: Some(key),
+                    ..
                 } => {
                     let r = &self.set.rules[rule];
                     let window = r.debounce.as_ref().map_or(0, |d| d.window_ms);
@@ -1060,6 +1577,7 @@ impl<S: Store> Inner<S> {
                     rule,
                     action,
                     key: None,
+                    ..
                 } => {
                     let r = &self.set.rules[rule];
                     actions.push(self.perform(r, event, held, token, &action, tally).await?);
@@ -1361,6 +1879,7 @@ impl<S: Store> Inner<S> {
             source,
             id,
             outcome: EventOutcome::Duplicate,
+            echo: None,
         };
         let failed = if q.stored {
             // Already in the log: act on it (corrected) without storing it again.
@@ -1371,9 +1890,11 @@ impl<S: Store> Inner<S> {
                 Ok(plan) => {
                     tally.c.accepted += 1;
                     let held = plan.routes(&self.set.rules);
-                    let outcome = self.act(&event, held, plan, qid, &mut tally).await;
+                    let processed = self.settle(&event, held, plan, qid, &mut tally).await;
                     self.publish(tally);
-                    report.outcome = outcome?;
+                    let processed = processed?;
+                    report.outcome = processed.outcome;
+                    report.echo = processed.echo;
                     None
                 }
             }
@@ -1391,8 +1912,9 @@ impl<S: Store> Inner<S> {
                     let processed = self.process_pending().await;
                     let outcome = self.release(&ident);
                     processed?;
-                    if let Some(o) = outcome {
-                        report.outcome = o;
+                    if let Some(p) = outcome {
+                        report.outcome = p.outcome;
+                        report.echo = p.echo;
                     }
                     None
                 }
