@@ -9,9 +9,11 @@
 mod actor;
 pub mod approvals;
 mod catalog;
+pub mod claims;
 mod clock;
 mod driver;
 mod events;
+pub mod facts;
 mod functions;
 pub mod guard;
 mod http;
@@ -181,6 +183,22 @@ impl<S: Store> Runtime<S> {
         functions.register(
             guard::GUARD_FUNCTION,
             guard::GuardFunction::new(store.clone(), clock.clone()),
+        );
+        functions.register(
+            facts::FACT_FUNCTION,
+            facts::FactFunction::new(store.clone(), clock.clone(), options.providers.clone()),
+        );
+        functions.register(
+            facts::FACT_PUT_FUNCTION,
+            facts::FactPutFunction::new(store.clone(), clock.clone()),
+        );
+        functions.register(
+            claims::CLAIM_FUNCTION,
+            claims::ClaimFunction::new(store.clone(), clock.clone()),
+        );
+        functions.register(
+            claims::RELEASE_FUNCTION,
+            claims::ReleaseFunction::new(store.clone(), clock.clone()),
         );
         let runtime = Runtime {
             shared: Arc::new(Shared {

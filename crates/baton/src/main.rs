@@ -367,6 +367,10 @@ fn function_names(with_providers: bool) -> Vec<String> {
     registry.register("decide", decide::Decide::default());
     let mut names = registry.names();
     names.push(baton_runtime::approvals::APPROVAL_FUNCTION.to_string());
+    names.push(baton_runtime::facts::FACT_FUNCTION.to_string());
+    names.push(baton_runtime::facts::FACT_PUT_FUNCTION.to_string());
+    names.push(baton_runtime::claims::CLAIM_FUNCTION.to_string());
+    names.push(baton_runtime::claims::RELEASE_FUNCTION.to_string());
     names.push(baton_runtime::guard::GUARD_FUNCTION.to_string());
     if with_providers {
         names.push(baton_runtime::PROVIDER_FUNCTION.to_string());
