@@ -89,10 +89,11 @@ impl EffectRequest {
     }
 }
 
-/// Custom functions that wait for people rather than do work (`call: approval`): an instance
-/// whose outstanding effects are all waits is `waiting`, so inboxes and "stuck" filters can tell
-/// a flow held by a person from one held by a slow provider.
-pub const WAITING_FUNCTIONS: &[&str] = &["approval", "guard"];
+/// Custom functions that wait rather than do work: for a person (`approval`, a flap `guard`'s
+/// hold), for another instance's claim to go (`claim`), for a fresh enough fact (`fact` holding
+/// on stale data). An instance whose outstanding effects are all waits is `waiting`, so inboxes
+/// and "stuck" filters can tell a flow held on purpose from one held by a slow provider.
+pub const WAITING_FUNCTIONS: &[&str] = &["approval", "guard", "claim", "fact"];
 
 /// Marks the effect keys of `listen` tasks (`…#event<n>`): a resumed runtime finds in the journal
 /// which events an instance already consumed by this mark.

@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     /// Effects whose futures were dropped (a race was lost) since the driver last looked.
     pub cancelled: Vec<EffectKey>,
     pub events: Vec<TaskEvent>,
+    /// What a task wants the journal to show about how it ended (a fan-out's missing branches),
+    /// as `(task key, note)`; the instance turns them into `task_note` entries.
+    pub task_notes: Vec<(String, Value)>,
     /// `$context`, replaced by `export.as`.
     pub context: Value,
     pub effects_requested: u64,
@@ -1263,9 +1266,40 @@ impl Ctx {
         }
         // Dropping the timer cancels it when every iteration finished in time.
         drop(timer);
-        Ok(crate::complete::summarise(rule, ends, |i| {
+        let summary = crate::complete::summarise(rule, ends, |i| {
             ("item", items.get(i).cloned().unwrap_or(Value::Null))
-        }))
+        });
+        self.note_fan_out(key, &summary);
+        Ok(summary)
+    }
+
+    /// Records in the journal how a fan-out under a completeness rule ended: its status, counts
+    /// and the missing branches with their reasons (at most 100 listed), so `baton show` and the
+    /// dashboard can say what is missing without re-running the flow.
+    fn note_fan_out(&self, key: &str, summary: &Value) {
+        let missing: Vec<Value> = summary
+            .get("missing")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .take(100)
+                    .map(|x| {
+                        let mut x = x.clone();
+                        if let Some(o) = x.as_object_mut() {
+                            o.remove("error");
+                            o.remove("answered");
+                        }
+                        x
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let note = serde_json::json!({"fan_out": {
+            "status": summary.get("status"),
+            "counts": summary.get("counts"),
+            "missing": missing,
+        }});
+        self.lock().task_notes.push((key.to_string(), note));
     }
 
     /// Whether a branch that finished counts: `branch_ok` on its output, else yes. A predicate
@@ -1481,7 +1515,7 @@ impl Ctx {
                 Some(Err(p)) => BranchEnd::Faulted(p.to_value()),
             })
             .collect();
-        Ok(crate::complete::summarise(rule, ends, |i| {
+        let summary = crate::complete::summarise(rule, ends, |i| {
             (
                 "branch",
                 branches
@@ -1490,7 +1524,9 @@ impl Ctx {
                     .map(|(n, _)| Value::String(n.clone()))
                     .unwrap_or(Value::Null),
             )
-        }))
+        });
+        self.note_fan_out(key, &summary);
+        Ok(summary)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -114,6 +114,14 @@ pub enum JournalEntry {
         key: EffectKey,
         note: Value,
     },
+    /// What a task wanted recorded about how it ended (a fan-out's status and missing branches).
+    /// Informational, like notes: replay skips it.
+    TaskNote {
+        at_ms: u64,
+        /// The task's key (its reference plus iterations).
+        task: String,
+        note: Value,
+    },
     /// A person or system asked the instance to stop.
     CancelRequested {
         at_ms: u64,
@@ -154,6 +162,7 @@ impl JournalEntry {
             JournalEntry::Started { at_ms, .. }
             | JournalEntry::EffectCompleted { at_ms, .. }
             | JournalEntry::EffectNote { at_ms, .. }
+            | JournalEntry::TaskNote { at_ms, .. }
             | JournalEntry::CancelRequested { at_ms, .. }
             | JournalEntry::Suspended { at_ms, .. }
             | JournalEntry::Resumed { at_ms, .. }
@@ -168,6 +177,7 @@ impl JournalEntry {
             JournalEntry::Started { .. } => "started",
             JournalEntry::EffectCompleted { .. } => "effect_completed",
             JournalEntry::EffectNote { .. } => "effect_note",
+            JournalEntry::TaskNote { .. } => "task_note",
             JournalEntry::CancelRequested { .. } => "cancel_requested",
             JournalEntry::Suspended { .. } => "suspended",
             JournalEntry::Resumed { .. } => "resumed",

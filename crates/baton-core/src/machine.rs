@@ -63,6 +63,8 @@ pub struct Instance {
     cancel_reason: Option<String>,
     /// While true, outcomes are accepted and journaled but the flow is not polled.
     suspended: bool,
+    /// True while `recover` replays a journal: the task notes it produces are journaled already.
+    replaying: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -125,6 +127,7 @@ impl Instance {
             journal_len: 0,
             cancel_reason: None,
             suspended: false,
+            replaying: false,
         }
     }
 
@@ -164,6 +167,7 @@ impl Instance {
             });
         }
         let mut inst = Instance::build(id, program, env, input.clone(), *at_ms);
+        inst.replaying = true;
         inst.poll();
         for (index, entry) in journal.iter().enumerate().skip(1) {
             inst.set_now(entry.at_ms());
@@ -188,7 +192,7 @@ impl Instance {
                     inst.suspended = false;
                     inst.poll();
                 }
-                JournalEntry::EffectNote { .. } => {}
+                JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
                 JournalEntry::Completed { .. }
                 | JournalEntry::Faulted { .. }
                 | JournalEntry::Cancelled { .. } => {
@@ -203,6 +207,7 @@ impl Instance {
                 }
             }
         }
+        inst.replaying = false;
         // Entries the replay produced are already in the journal when it has an end; without
         // one (the end was not yet durable at the crash) they are the missing end.
         if journal.last().is_some_and(JournalEntry::is_terminal) {
@@ -214,6 +219,9 @@ impl Instance {
             let mut shared = inst.ctx.lock();
             shared.cancelled.clear();
             shared.events.clear();
+            // Notes the replay produced are in the journal already (a note is appended with the
+            // outcome that led to it).
+            shared.task_notes.clear();
             // An outstanding effect with a journaled result (delivered while the instance was
             // suspended) is answered already: it must not be performed again.
             let outstanding: Vec<EffectCall> = shared
@@ -396,7 +404,19 @@ impl Instance {
             return;
         };
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(result) = Pin::as_mut(root).poll(&mut cx) {
+        let ready = Pin::as_mut(root).poll(&mut cx);
+        if !self.replaying {
+            let (at_ms, notes) = {
+                let mut s = self.ctx.lock();
+                (s.now_ms, std::mem::take(&mut s.task_notes))
+            };
+            for (task, note) in notes {
+                self.entries
+                    .push(JournalEntry::TaskNote { at_ms, task, note });
+                self.journal_len += 1;
+            }
+        }
+        if let Poll::Ready(result) = ready {
             self.root = None;
             let at_ms = self.ctx.lock().now_ms;
             let entry = match result {

@@ -34,12 +34,15 @@ fn suspended_instance_journals_outcomes_but_starts_nothing_until_resumed() {
     assert!(inst.deliver(&a, Outcome::ok(json!({"n": 1})), 3));
     let paused = inst.step();
     assert_eq!(paused.status, Status::Suspended);
-    assert!(paused.start.is_empty(), "nothing new starts while suspended");
+    assert!(
+        paused.start.is_empty(),
+        "nothing new starts while suspended"
+    );
     journal.extend(paused.entries);
 
     // A replay of the journal so far is suspended too and starts nothing.
-    let mut replayed = Instance::recover(id.clone(), program(), Env::default(), &journal)
-        .expect("replay");
+    let mut replayed =
+        Instance::recover(id.clone(), program(), Env::default(), &journal).expect("replay");
     let r = replayed.step();
     assert_eq!(r.status, Status::Suspended);
     assert!(r.start.is_empty());
@@ -48,7 +51,11 @@ fn suspended_instance_journals_outcomes_but_starts_nothing_until_resumed() {
     let resumed = inst.step();
     assert_eq!(resumed.start.len(), 1, "step b starts after the resume");
     journal.extend(resumed.entries);
-    assert!(journal.iter().any(|e| matches!(e, JournalEntry::Resumed { by, .. } if by == "ops@maplewood")));
+    assert!(
+        journal
+            .iter()
+            .any(|e| matches!(e, JournalEntry::Resumed { by, .. } if by == "ops@maplewood"))
+    );
 
     let b = resumed.start[0].key.clone();
     assert!(inst.deliver(&b, Outcome::ok(json!({"n": 2})), 5));

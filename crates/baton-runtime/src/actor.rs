@@ -51,9 +51,7 @@ pub struct Actor {
 impl Actor {
     /// Whether the actor may act as `role`: admins may do everything, and every role may view.
     pub fn can(&self, role: Role) -> bool {
-        self.roles.contains(&Role::Admin)
-            || role == Role::Viewer
-            || self.roles.contains(&role)
+        self.roles.contains(&Role::Admin) || role == Role::Viewer || self.roles.contains(&role)
     }
 
     /// Baton itself (timers, default answers, escalations).

@@ -542,7 +542,12 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
 
     /// The task records the instance it belongs to even when the flow does not pass
     /// `instance:`, so the inbox can link to it.
-    fn call_for(&self, instance: &InstanceId, args: Value, idempotency_key: &str) -> FunctionResult {
+    fn call_for(
+        &self,
+        instance: &InstanceId,
+        args: Value,
+        idempotency_key: &str,
+    ) -> FunctionResult {
         self.notifier
             .askers
             .lock()

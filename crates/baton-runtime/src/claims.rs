@@ -742,6 +742,21 @@ impl<S: DocStore> Function for ClaimFunction<S> {
         false
     }
 
+    /// The claim's owner defaults to the calling instance, so flows need not pass `instance:`.
+    fn call_for(
+        &self,
+        instance: &baton_core::InstanceId,
+        mut args: Value,
+        idempotency_key: &str,
+    ) -> FunctionResult {
+        if let Some(obj) = args.as_object_mut()
+            && !obj.contains_key("instance")
+        {
+            obj.insert("instance".into(), Value::String(instance.0.clone()));
+        }
+        self.call(args, idempotency_key)
+    }
+
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
         let claims = self.claims.clone();
         let key = idempotency_key.to_string();
@@ -774,6 +789,21 @@ impl<S: DocStore> ReleaseFunction<S> {
 impl<S: DocStore> Function for ReleaseFunction<S> {
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// The claim's owner defaults to the calling instance, so flows need not pass `instance:`.
+    fn call_for(
+        &self,
+        instance: &baton_core::InstanceId,
+        mut args: Value,
+        idempotency_key: &str,
+    ) -> FunctionResult {
+        if let Some(obj) = args.as_object_mut()
+            && !obj.contains_key("instance")
+        {
+            obj.insert("instance".into(), Value::String(instance.0.clone()));
+        }
+        self.call(args, idempotency_key)
     }
 
     fn call(&self, args: Value, _key: &str) -> FunctionResult {

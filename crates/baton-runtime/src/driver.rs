@@ -149,7 +149,10 @@ fn consumed_events(journal: &[JournalEntry]) -> HashSet<(String, String)> {
 /// What a driver is told: an effect's progress, or a person's request.
 pub(crate) enum DriverMsg {
     Effect(EffectKey, EffectMsg),
-    Control(Control, tokio::sync::oneshot::Sender<Result<Status, RuntimeError>>),
+    Control(
+        Control,
+        tokio::sync::oneshot::Sender<Result<Status, RuntimeError>>,
+    ),
 }
 
 /// A request from outside the instance (API, CLI), answered once its journal entry is durable.
@@ -531,7 +534,10 @@ async fn perform<S: Store>(
             http::perform_openapi(&shared.http, call, args, allowed).await
         }
         EffectRequest::Function { name, args } => match shared.functions.get(name) {
-            Some(f) => f.call_for(instance, args.clone(), &call.idempotency_key).await,
+            Some(f) => {
+                f.call_for(instance, args.clone(), &call.idempotency_key)
+                    .await
+            }
             None => Outcome::failed(baton_core::Problem::new(
                 baton_core::ErrorKind::Configuration,
                 format!("Unknown function `{name}`"),

@@ -21,7 +21,12 @@ pub trait Function: Send + Sync + 'static {
 
     /// Runs the function for `instance`. Functions that keep records about the instance they
     /// serve (approval tasks, claims) override this; the default ignores the instance.
-    fn call_for(&self, instance: &InstanceId, args: Value, idempotency_key: &str) -> FunctionResult {
+    fn call_for(
+        &self,
+        instance: &InstanceId,
+        args: Value,
+        idempotency_key: &str,
+    ) -> FunctionResult {
         let _ = instance;
         self.call(args, idempotency_key)
     }

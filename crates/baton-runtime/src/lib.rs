@@ -13,6 +13,7 @@ pub mod claims;
 mod clock;
 mod driver;
 mod events;
+pub mod explain;
 pub mod facts;
 mod functions;
 pub mod guard;
@@ -214,6 +215,16 @@ impl<S: Store> Runtime<S> {
                 options,
             }),
         };
+        // What an ended instance claimed is free at once (leases only bound a crash).
+        let claims = runtime.claims();
+        runtime.on_instance_end(Arc::new(move |id, _status| {
+            let claims = claims.clone();
+            Box::pin(async move {
+                if let Err(e) = claims.release_all_of(&id.0).await {
+                    tracing::warn!(instance = %id, error = %e, "could not release the claims of an ended instance; their leases will");
+                }
+            })
+        }));
         // An approval task whose instance has ended leaves the inbox.
         let approvals = runtime.approvals();
         runtime.on_instance_end(Arc::new(move |id, status| {

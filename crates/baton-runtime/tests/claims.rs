@@ -244,7 +244,43 @@ do:
         lease: 15m
         on_conflict: ${ .on_conflict }
         wait_for: 2m
+  - keepTheSlot:
+      wait: { hours: 2 }
 "#;
+
+/// Claims and ends at once: the runtime releases what it held.
+const CLAIM_AND_END: &str = r#"
+document: { dsl: '1.0.3', namespace: test, name: slot-taker, version: '1.0.0' }
+do:
+  - claimSlot:
+      call: claim
+      with:
+        entity: 'slot:addr-19/10:00'
+        label: optimizer
+        lease: 15m
+        on_conflict: fail
+"#;
+
+/// The answer of an instance's `claimSlot` step, once journaled (the instance goes on waiting).
+async fn claim_answer(rt: &Runtime<MemoryStore>, id: &InstanceId) -> Value {
+    guard("the claim's answer", async {
+        loop {
+            let journal = rt.store().journal(id).await.expect("journal");
+            for e in journal {
+                if let baton_core::JournalEntry::EffectCompleted { key, outcome, .. } = e
+                    && key.0.contains("claimSlot")
+                {
+                    return match outcome {
+                        Outcome::Ok { value } => value,
+                        other => panic!("{other:?}"),
+                    };
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
 
 fn held_by_dispatcher() -> ClaimArgs {
     ClaimArgs::parse(&json!({"entity": SLOT, "owner": "dispatcher", "lease": "15m"}))
@@ -273,7 +309,7 @@ async fn a_waiting_claimant_is_woken_by_the_release_and_gives_up_at_its_deadline
         .await
         .expect("the holder releases");
     assert!(matches!(released, Released::Released(_)));
-    let out = output(&rt, &id).await;
+    let out = claim_answer(&rt, &id).await;
     assert_eq!(out["claimed"], true, "{out}");
     assert_eq!(out["token"], 2);
     assert_eq!(out["holder"], id.0.as_str());
@@ -301,18 +337,8 @@ async fn a_waiting_claimant_is_woken_by_the_release_and_gives_up_at_its_deadline
     let problem = r.error.expect("a problem");
     assert_eq!(problem.type_, CLAIM_CONFLICT);
     assert!(problem.detail.expect("detail").contains(&id.0));
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ended_instance_releases_what_it_held_and_only_holders_release() {
-    let clock = Arc::new(ManualClock::new(T0));
-    let rt = runtime(&clock);
-    let claims = rt.claims();
-    let id = start(&rt, WAITER, json!({"on_conflict": "fail"})).await;
-    let out = output(&rt, &id).await;
-    assert_eq!(out["claimed"], true);
-    assert_eq!(claims.holders().await.expect("holders").len(), 1);
-
+    // Only the holder releases.
     let refused = claims
         .release(SLOT, "someone-else", None, "someone-else")
         .await;
@@ -320,11 +346,22 @@ async fn an_ended_instance_releases_what_it_held_and_only_holders_release() {
         matches!(&refused, Err(ClaimError::NotHolder { why, .. }) if why.contains(&id.0)),
         "{refused:?}"
     );
+}
 
-    let released = claims.release_all_of(&id.0).await.expect("released");
-    assert_eq!(released.len(), 1);
-    assert_eq!(released[0].released_by.as_deref(), Some("instance-end"));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_instance_releases_what_it_held() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let rt = runtime(&clock);
+    let claims = rt.claims();
+    // No `instance:` argument: the runtime tells the claim who is asking.
+    let id = start(&rt, CLAIM_AND_END, json!({})).await;
+    let out = output(&rt, &id).await;
+    assert_eq!(out["claimed"], true, "{out}");
+    assert_eq!(out["holder"], id.0.as_str());
+    // The instance has ended: the runtime released its claim before reporting the end.
     assert!(claims.holders().await.expect("holders").is_empty());
+    let c = claims.get(SLOT).await.expect("read").expect("the claim");
+    assert_eq!(c.released_by.as_deref(), Some("instance-end"));
     assert!(
         claims
             .release_all_of(&id.0)

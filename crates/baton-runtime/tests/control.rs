@@ -29,7 +29,8 @@ async fn status_of(store: &SqliteStore, id: &InstanceId) -> Status {
 #[tokio::test]
 async fn cancel_is_journaled_with_who_asked_and_refused_once_ended() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
     let clock = Arc::new(ManualClock::new(1_000));
     let rt = runtime(store.clone(), clock);
     let program = rt.register_flow(WAIT_THEN_SET).await.unwrap();
@@ -43,7 +44,10 @@ async fn cancel_is_journaled_with_who_asked_and_refused_once_ended() {
         JournalEntry::CancelRequested { by: Some(by), reason, .. } if by == "ops" && reason == "customer called")));
 
     let again = rt.cancel(&id, "twice", "ops").await;
-    assert!(matches!(again, Err(RuntimeError::Refused { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(RuntimeError::Refused { .. })),
+        "{again:?}"
+    );
     let unknown = rt.cancel(&InstanceId("nope".into()), "x", "ops").await;
     assert!(matches!(unknown, Err(RuntimeError::UnknownInstance(_))));
 }

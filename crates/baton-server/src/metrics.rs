@@ -238,6 +238,9 @@ impl Metrics {
                 "debounced",
                 "gated_out",
                 "replayed",
+                "echoes",
+                "echoes_suppressed",
+                "expected_changes",
             ] {
                 let n = c.get(outcome).and_then(Value::as_u64).unwrap_or(0);
                 let counter = self.events.get_or_create(&OutcomeLabel {

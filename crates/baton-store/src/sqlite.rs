@@ -110,10 +110,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )
         .map_err(io)?;
     }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS events_by_received ON events(received_at_ms);",
-    )
-    .map_err(io)?;
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS events_by_received ON events(received_at_ms);")
+        .map_err(io)?;
     Ok(())
 }
 
@@ -574,7 +572,9 @@ impl Store for SqliteStore {
     async fn instance_counts(&self) -> Result<Vec<(Status, u64)>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached("SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status")
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status",
+                )
                 .map_err(io)?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))

@@ -618,8 +618,17 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
                     baton_core::Outcome::Unknown { reason } => reason.clone(),
                     baton_core::Outcome::Stale { reason, .. } => reason.clone(),
                 };
-                format!("effect {key} {} {detail}", outcome.label())
+                match baton_runtime::explain::explain(e) {
+                    Some(why) => {
+                        format!("effect {key} {} {why}\n{:>31}{detail}", outcome.label(), "")
+                    }
+                    None => format!("effect {key} {} {detail}", outcome.label()),
+                }
             }
+            JournalEntry::TaskNote { task, note, .. } => match baton_runtime::explain::explain(e) {
+                Some(why) => format!("task {task} {why}"),
+                None => format!("task {task} {}", truncate(&note.to_string(), 160)),
+            },
             JournalEntry::EffectNote { key, note, .. } => {
                 format!("  note {key} {}", truncate(&note.to_string(), 160))
             }

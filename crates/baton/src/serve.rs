@@ -305,13 +305,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     match &otlp {
         Some(exporter) => {
             eprintln!("traces to {}", exporter.endpoint());
-            baton_server::otlp::serve_with_tracing(
-                listener,
-                state,
-                exporter.clone(),
-                shutdown,
-            )
-            .await?
+            baton_server::otlp::serve_with_tracing(listener, state, exporter.clone(), shutdown)
+                .await?
         }
         None => baton_server::serve(listener, state, shutdown).await?,
     }

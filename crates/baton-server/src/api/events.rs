@@ -71,6 +71,7 @@ fn receipt(r: &EventReport) -> EventReceipt {
         started,
         quarantine_id,
         reason,
+        echo: r.echo.as_ref().and_then(|e| serde_json::to_value(e).ok()),
     }
 }
 
@@ -98,6 +99,7 @@ pub async fn ingest_one(state: &AppState, _actor: &Actor, event: Value) -> ApiRe
         started: Vec::new(),
         quarantine_id: None,
         reason: outcome.1,
+        echo: None,
     })
 }
 

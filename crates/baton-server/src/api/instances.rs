@@ -437,6 +437,7 @@ pub async fn signal(
             started: Vec::new(),
             quarantine_id: None,
             reason: None,
+            echo: None,
         }),
     ))
 }

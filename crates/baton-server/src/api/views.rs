@@ -211,6 +211,10 @@ pub struct EventReceipt {
     /// The quarantine entry, when quarantined.
     pub quarantine_id: Option<String>,
     pub reason: Option<String>,
+    /// Set when the event is an echo of Baton's own effect: how it was recognised (`by`:
+    /// `lineage` or `expected`), the causation, and the rules that did not act on it.
+    #[schema(value_type = Option<Object>)]
+    pub echo: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

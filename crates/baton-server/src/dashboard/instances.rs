@@ -578,9 +578,18 @@ fn entry_view(seq: usize, e: &JournalEntry) -> EntryView {
                 Outcome::Unknown { reason } => reason.clone(),
                 Outcome::Stale { reason, .. } => reason.clone(),
             };
+            let notes = match baton_runtime::explain::explain(e) {
+                Some(why) => format!("{why} — {notes}"),
+                None => notes,
+            };
             (key.0.clone(), outcome.label(), notes)
         }
         JournalEntry::EffectNote { key, note, .. } => (key.0.clone(), "", short(note)),
+        JournalEntry::TaskNote { task, note, .. } => (
+            task.clone(),
+            "",
+            baton_runtime::explain::explain(e).unwrap_or_else(|| short(note)),
+        ),
         JournalEntry::CancelRequested { reason, by, .. } => (
             String::new(),
             "",
