@@ -372,6 +372,9 @@ async fn triggers_page(
         ("signals", c.signalled),
         ("debounced", c.debounced),
         ("gated out", c.gated_out),
+        ("echoes", c.echoes),
+        ("echoes suppressed", c.echoes_suppressed),
+        ("expected changes", c.expected_changes),
     ];
     page.rules = engine
         .rules()
