@@ -104,6 +104,9 @@ pub struct RunResult {
     pub events: Vec<TaskEvent>,
 }
 
+/// What hears each task event of every instance.
+pub type ProgressFn = Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>;
+
 /// What runs when an instance has ended (completed, faulted or cancelled).
 pub type EndHook = Arc<
     dyn Fn(InstanceId, Status) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -123,7 +126,7 @@ pub(crate) struct Shared<S: Store> {
     /// Called when an instance has ended, in registration order (see [`Runtime::on_instance_end`]).
     pub end_hooks: Mutex<Vec<EndHook>>,
     /// Called with each task event of every instance (progress display).
-    pub progress: Mutex<Option<Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>>>,
+    pub progress: Mutex<Option<ProgressFn>>,
 }
 
 impl<S: Store> Shared<S> {
@@ -292,7 +295,7 @@ impl<S: Store> Runtime<S> {
             .progress
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let combined: Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync> = match slot.take() {
+        let combined: ProgressFn = match slot.take() {
             Some(before) => Arc::new(move |id: &InstanceId, e: &TaskEvent| {
                 before(id, e);
                 f(id, e);

@@ -107,7 +107,8 @@ pub struct ApiError {
     pub code: Code,
     pub title: String,
     pub detail: Option<String>,
-    pub errors: Option<Value>,
+    /// Boxed: errors travel in `Result`s everywhere, and the details are rare.
+    pub errors: Option<Box<Value>>,
 }
 
 impl ApiError {
@@ -126,7 +127,7 @@ impl ApiError {
     }
 
     pub fn errors(mut self, e: Value) -> ApiError {
-        self.errors = Some(e);
+        self.errors = Some(Box::new(e));
         self
     }
 
@@ -145,7 +146,7 @@ impl ApiError {
             status: self.code.status().as_u16(),
             detail: self.detail.clone(),
             code: self.code.as_str().to_string(),
-            errors: self.errors.clone(),
+            errors: self.errors.as_deref().cloned(),
         }
     }
 }

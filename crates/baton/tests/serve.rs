@@ -36,7 +36,17 @@ struct Server {
     base: String,
 }
 
+impl Drop for Server {
+    // A failed assertion must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `baton serve` on a free port and returns once it says where it listens.
+// The child is waited for by `Server`'s `Drop`, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn serve(dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args([

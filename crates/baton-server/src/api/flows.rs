@@ -85,8 +85,8 @@ fn diagnostics_of(
             .map(|d| DiagnosticView {
                 code: d.code,
                 message: d.message,
-                line: d.line as u32,
-                column: d.column as u32,
+                line: d.line,
+                column: d.column,
                 pointer: d.pointer,
             })
             .collect()
