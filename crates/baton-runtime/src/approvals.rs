@@ -553,13 +553,10 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(instance.0.clone());
-        let mut args = args;
-        if let Some(obj) = args.as_object_mut()
-            && !obj.contains_key("instance")
-        {
-            obj.insert("instance".into(), Value::String(instance.0.clone()));
-        }
-        self.call(args, idempotency_key)
+        self.call(
+            crate::functions::with_instance_arg(args, instance),
+            idempotency_key,
+        )
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {

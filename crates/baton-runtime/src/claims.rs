@@ -434,15 +434,7 @@ impl<S: DocStore> Claims<S> {
         let now = self.clock.now_ms();
         let docs = self
             .store
-            .docs(
-                CLAIM_WAIT_KIND,
-                &DocQuery {
-                    status: None,
-                    newest_first: false,
-                    after: Some((now, String::new())),
-                    limit: 1000,
-                },
-            )
+            .docs(CLAIM_WAIT_KIND, &DocQuery::from_time(now, 1000))
             .await?;
         Ok(docs
             .iter()
@@ -746,15 +738,13 @@ impl<S: DocStore> Function for ClaimFunction<S> {
     fn call_for(
         &self,
         instance: &baton_core::InstanceId,
-        mut args: Value,
+        args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        if let Some(obj) = args.as_object_mut()
-            && !obj.contains_key("instance")
-        {
-            obj.insert("instance".into(), Value::String(instance.0.clone()));
-        }
-        self.call(args, idempotency_key)
+        self.call(
+            crate::functions::with_instance_arg(args, instance),
+            idempotency_key,
+        )
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
@@ -795,15 +785,13 @@ impl<S: DocStore> Function for ReleaseFunction<S> {
     fn call_for(
         &self,
         instance: &baton_core::InstanceId,
-        mut args: Value,
+        args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        if let Some(obj) = args.as_object_mut()
-            && !obj.contains_key("instance")
-        {
-            obj.insert("instance".into(), Value::String(instance.0.clone()));
-        }
-        self.call(args, idempotency_key)
+        self.call(
+            crate::functions::with_instance_arg(args, instance),
+            idempotency_key,
+        )
     }
 
     fn call(&self, args: Value, _key: &str) -> FunctionResult {

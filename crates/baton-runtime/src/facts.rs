@@ -833,15 +833,7 @@ impl<S: DocStore> Facts<S> {
         let now = self.clock.now_ms();
         let docs = self
             .store
-            .docs(
-                FACT_HOLD_KIND,
-                &DocQuery {
-                    status: None,
-                    newest_first: false,
-                    after: Some((now, String::new())),
-                    limit: 1000,
-                },
-            )
+            .docs(FACT_HOLD_KIND, &DocQuery::from_time(now, 1000))
             .await?;
         Ok(docs
             .iter()

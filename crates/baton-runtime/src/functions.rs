@@ -79,3 +79,15 @@ impl FunctionRegistry {
             .collect()
     }
 }
+
+/// `args` with `instance` set to the calling instance unless the flow gave one: functions that
+/// keep records per instance (approval tasks, claims) use it so flows need not pass
+/// `instance: ${ $workflow.id }`.
+pub fn with_instance_arg(mut args: Value, instance: &InstanceId) -> Value {
+    if let Some(obj) = args.as_object_mut()
+        && !obj.contains_key("instance")
+    {
+        obj.insert("instance".into(), Value::String(instance.0.clone()));
+    }
+    args
+}

@@ -31,6 +31,24 @@ fn example() -> String {
     std::fs::read_to_string(path).expect("the example")
 }
 
+/// Until the instance's claim answer is journaled (its timer then counts from the clock's time
+/// now), so that moving the clock fires that timer.
+async fn until_claim_answered(rt: &Runtime<MemoryStore>, id: &InstanceId) {
+    guard("the instance to wait on its timer", async {
+        loop {
+            let journal = rt.store().journal(id).await.expect("read");
+            let answered = journal.iter().any(|e| {
+                matches!(e, baton_core::JournalEntry::EffectCompleted { key, .. } if key.0.contains("claimSlot"))
+            });
+            if answered {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
 /// Fails the test instead of hanging it when something never happens.
 async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
@@ -158,7 +176,10 @@ async fn dispatcher_and_optimizer_race_for_one_slot_and_one_wins() {
     let running = rt.store().instance(&winner).await.unwrap().unwrap();
     assert!(!running.status.is_terminal(), "the winner still holds it");
 
-    // The driver confirms; the winner assigns and releases.
+    // The driver confirms; the winner assigns and releases. The clock moves only once the
+    // winner waits on its timer: the claim's answer is journaled at the clock's time, and the
+    // timer counts from there.
+    until_claim_answered(&rt, &winner).await;
     clock.advance(MIN);
     let won = output(&rt, &winner).await;
     assert_eq!(won["assigned"], true, "{won}");
@@ -171,6 +192,7 @@ async fn dispatcher_and_optimizer_race_for_one_slot_and_one_wins() {
     // A later claim wins with a higher fencing token.
     let third = start(&rt, &flow, role("dispatcher", "drv-9")).await;
     claims_where(&rt.claims(), "the third claim", HeldBy(&third.0)).await;
+    until_claim_answered(&rt, &third).await;
     clock.advance(MIN);
     let out = output(&rt, &third).await;
     assert_eq!(out["assigned"], true, "{out}");
@@ -191,12 +213,14 @@ async fn an_expired_lease_is_taken_over_and_its_old_holder_learns_it() {
         HeldBy(&dispatcher.0),
     )
     .await;
+    until_claim_answered(&rt, &dispatcher).await;
 
     // The lease runs out before the dispatcher's driver confirms.
     clock.advance(45 * SEC);
     assert!(rt.claims().holders().await.expect("holders").is_empty());
     let optimizer = start(&rt, &flow, role("optimizer", "drv-12")).await;
     claims_where(&rt.claims(), "the takeover", HeldBy(&optimizer.0)).await;
+    until_claim_answered(&rt, &optimizer).await;
     let taken = rt.claims().get(SLOT).await.unwrap().expect("claim");
     assert_eq!(taken.token, 2, "a higher token fences the old holder out");
     let before = taken.took_over.expect("took over");

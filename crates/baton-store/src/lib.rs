@@ -131,6 +131,28 @@ pub struct DocQuery {
 }
 
 impl DocQuery {
+    /// Documents whose time is `at_ms` or later, earliest first (pending holds, waits and
+    /// deadlines not yet passed).
+    pub fn from_time(at_ms: u64, limit: usize) -> DocQuery {
+        DocQuery {
+            status: None,
+            newest_first: false,
+            after: Some((at_ms, String::new())),
+            limit,
+        }
+    }
+
+    /// The cursor of a list: `<at_ms>_<id>` of its last document, as the API hands it out.
+    pub fn cursor_of(doc: &Doc) -> String {
+        format!("{}_{}", doc.at_ms, doc.id)
+    }
+
+    /// Reads a cursor made by [`DocQuery::cursor_of`].
+    pub fn parse_cursor(cursor: &str) -> Option<(u64, String)> {
+        let (at, id) = cursor.split_once('_')?;
+        Some((at.parse().ok()?, id.to_string()))
+    }
+
     pub(crate) fn admits(&self, d: &Doc) -> bool {
         if self.status.as_ref().is_some_and(|s| &d.status != s) {
             return false;

@@ -97,11 +97,7 @@ pub async fn page(
     caller: &Caller,
     f: &ApprovalFilter,
 ) -> ApiResult<ApprovalPage> {
-    let limit = f
-        .limit
-        .map(|l| l as usize)
-        .unwrap_or(50)
-        .clamp(1, state.config.limits.list_limit_max);
+    let limit = super::page_limit(state, f.limit);
     let mut q = if f.mine.unwrap_or(false) {
         let mut q = ApprovalQuery::inbox_of(&caller.0);
         q.status = None;
@@ -261,21 +257,8 @@ pub struct AuditPage {
 }
 
 pub async fn audit_page(state: &AppState, f: &AuditFilter) -> ApiResult<AuditPage> {
-    let limit = f
-        .limit
-        .map(|l| l as usize)
-        .unwrap_or(50)
-        .clamp(1, state.config.limits.list_limit_max);
-    let after = match &f.cursor {
-        Some(c) => {
-            let (at, id) = c
-                .split_once('_')
-                .and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id.to_string())))
-                .ok_or_else(|| ApiError::invalid("not a cursor of this list"))?;
-            Some((at, id))
-        }
-        None => None,
-    };
+    let limit = super::page_limit(state, f.limit);
+    let after = super::doc_cursor(f.cursor.as_deref())?;
     let docs = state
         .runtime
         .store()
@@ -294,7 +277,7 @@ pub async fn audit_page(state: &AppState, f: &AuditFilter) -> ApiResult<AuditPag
     Ok(AuditPage {
         items: docs.iter().map(|d| d.body.clone()).collect(),
         next_cursor: if more {
-            docs.last().map(|d| format!("{}_{}", d.at_ms, d.id))
+            docs.last().map(DocQuery::cursor_of)
         } else {
             None
         },

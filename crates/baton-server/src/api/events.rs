@@ -212,19 +212,8 @@ pub async fn quarantine(
     _c: Caller,
     Query(f): Query<QuarantineFilter>,
 ) -> ApiResult<Json<QuarantinePage>> {
-    let limit = f
-        .limit
-        .map(|l| l as usize)
-        .unwrap_or(50)
-        .clamp(1, state.config.limits.list_limit_max);
-    let after = match &f.cursor {
-        Some(c) => Some(
-            c.split_once('_')
-                .and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id.to_string())))
-                .ok_or_else(|| ApiError::invalid("not a cursor of this list"))?,
-        ),
-        None => None,
-    };
+    let limit = super::page_limit(&state, f.limit);
+    let after = super::doc_cursor(f.cursor.as_deref())?;
     let mut items = engine(&state)?
         .quarantine(&DocQuery {
             status: None,

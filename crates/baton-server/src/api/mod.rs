@@ -95,3 +95,21 @@ pub(crate) async fn refresh_approval_metrics(state: &AppState) -> Result<(), Api
     state.metrics.set_approvals(open, late);
     Ok(())
 }
+
+/// The page size a list request asks for, within the server's limit (default 50).
+pub(crate) fn page_limit(state: &AppState, limit: Option<u32>) -> usize {
+    limit
+        .map(|l| l as usize)
+        .unwrap_or(50)
+        .clamp(1, state.config.limits.list_limit_max)
+}
+
+/// Reads a document list's cursor (`<at_ms>_<id>`), refusing one this server did not make.
+pub(crate) fn doc_cursor(cursor: Option<&str>) -> Result<Option<(u64, String)>, ApiError> {
+    cursor
+        .map(|c| {
+            baton_store::DocQuery::parse_cursor(c)
+                .ok_or_else(|| ApiError::invalid("not a cursor of this list"))
+        })
+        .transpose()
+}
