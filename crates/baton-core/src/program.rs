@@ -114,6 +114,8 @@ pub struct Program {
     exprs: Mutex<HashMap<String, Result<(Expr, Mentions), String>>>,
     templates: Mutex<HashMap<String, Result<(Template, Mentions), String>>>,
     schemas: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
+    /// The names in the definition's `call:`s (found once, on first use).
+    calls: std::sync::OnceLock<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -145,7 +147,32 @@ impl Program {
             exprs: Mutex::default(),
             templates: Mutex::default(),
             schemas: Mutex::default(),
+            calls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether any task of the flow calls `name` (`call: name`). Lets the runtime skip work at
+    /// an instance's end for flows that cannot have claimed or asked anything.
+    pub fn calls(&self, name: &str) -> bool {
+        self.calls
+            .get_or_init(|| {
+                let mut found = std::collections::BTreeSet::new();
+                let mut stack = vec![&self.definition];
+                while let Some(v) = stack.pop() {
+                    match v {
+                        Value::Object(map) => {
+                            if let Some(Value::String(c)) = map.get("call") {
+                                found.insert(c.clone());
+                            }
+                            stack.extend(map.values());
+                        }
+                        Value::Array(items) => stack.extend(items),
+                        _ => {}
+                    }
+                }
+                found
+            })
+            .contains(name)
     }
 
     /// Builds a program from JSON (tests and the simulator).

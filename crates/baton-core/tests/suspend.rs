@@ -66,3 +66,17 @@ fn suspended_instance_journals_outcomes_but_starts_nothing_until_resumed() {
     let done = Instance::recover(id, program(), Env::default(), &journal).expect("replay");
     assert_eq!(done.status(), Status::Completed);
 }
+
+#[test]
+fn a_program_knows_which_functions_its_tasks_call() {
+    let p = Program::from_json(json!({
+        "document": {"dsl": "1.0.3", "namespace": "t", "name": "c", "version": "1.0.0"},
+        "do": [
+            {"outer": {"do": [{"ask": {"call": "approval", "with": {"title": "x"}}}]}},
+            {"b": {"call": "noop"}}
+        ]
+    }))
+    .expect("valid flow");
+    assert!(p.calls("approval") && p.calls("noop"));
+    assert!(!p.calls("claim"));
+}

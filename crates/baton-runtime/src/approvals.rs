@@ -305,9 +305,6 @@ impl ApprovalQuery {
 struct Notifier {
     tasks: Mutex<HashMap<String, watch::Sender<()>>>,
     changes: watch::Sender<u64>,
-    /// Instances that asked for an approval in this process: only their end needs the inbox
-    /// looked at (every other instance's end costs nothing).
-    askers: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The notifiers of the stores of this process, by the address of the store. The runtime's
@@ -331,7 +328,6 @@ impl Notifier {
         let n = Arc::new(Notifier {
             tasks: Mutex::new(HashMap::new()),
             changes: watch::Sender::new(0),
-            askers: Mutex::new(std::collections::HashSet::new()),
         });
         all.push((addr, Arc::downgrade(&n)));
         n
@@ -548,11 +544,6 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        self.notifier
-            .askers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(instance.0.clone());
         self.call(
             crate::functions::with_instance_arg(args, instance),
             idempotency_key,
@@ -983,15 +974,6 @@ impl<S: Store> Approvals<S> {
         instance: &str,
         status: baton_core::Status,
     ) -> Result<usize, ApprovalError> {
-        let asked = self
-            .notifier
-            .askers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(instance);
-        if !asked {
-            return Ok(0);
-        }
         let q = ApprovalQuery {
             status: Some(ApprovalStatus::Open),
             instance: Some(instance.to_string()),

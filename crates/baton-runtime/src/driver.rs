@@ -414,7 +414,12 @@ impl<S: Store> Driver<S> {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             for hook in hooks {
-                hook(self.inst.id().clone(), self.status).await;
+                hook(crate::InstanceEnd {
+                    id: self.inst.id().clone(),
+                    status: self.status,
+                    program: self.inst.program().clone(),
+                })
+                .await;
             }
         }
         let id = self.inst.id().clone();

@@ -107,9 +107,17 @@ pub struct RunResult {
 /// What hears each task event of every instance.
 pub type ProgressFn = Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>;
 
+/// An instance that has ended, as end hooks see it.
+#[derive(Clone)]
+pub struct InstanceEnd {
+    pub id: InstanceId,
+    pub status: Status,
+    pub program: Arc<Program>,
+}
+
 /// What runs when an instance has ended (completed, faulted or cancelled).
 pub type EndHook = Arc<
-    dyn Fn(InstanceId, Status) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    dyn Fn(InstanceEnd) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
         + Send
         + Sync,
 >;
@@ -220,9 +228,14 @@ impl<S: Store> Runtime<S> {
         };
         // What an ended instance claimed is free at once (leases only bound a crash).
         let claims = runtime.claims();
-        runtime.on_instance_end(Arc::new(move |id, _status| {
+        runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
             let claims = claims.clone();
             Box::pin(async move {
+                // Most flows never claim: their end costs no read.
+                if !end.program.calls(claims::CLAIM_FUNCTION) {
+                    return;
+                }
+                let id = end.id;
                 if let Err(e) = claims.release_all_of(&id.0).await {
                     tracing::warn!(instance = %id, error = %e, "could not release the claims of an ended instance; their leases will");
                 }
@@ -230,10 +243,18 @@ impl<S: Store> Runtime<S> {
         }));
         // An approval task whose instance has ended leaves the inbox.
         let approvals = runtime.approvals();
-        runtime.on_instance_end(Arc::new(move |id, status| {
+        runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
             let approvals = approvals.clone();
             Box::pin(async move {
-                if let Err(e) = approvals.close_for_ended_instance(&id.0, status).await {
+                // Only flows that can ask a person (directly, or through a flap guard) have
+                // tasks to close.
+                if !end.program.calls(approvals::APPROVAL_FUNCTION)
+                    && !end.program.calls(guard::GUARD_FUNCTION)
+                {
+                    return;
+                }
+                let id = end.id;
+                if let Err(e) = approvals.close_for_ended_instance(&id.0, end.status).await {
                     tracing::warn!(instance = %id, error = %e, "could not close the approval tasks of an ended instance");
                 }
             })
