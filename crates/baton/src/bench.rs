@@ -130,7 +130,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         );
     }
     let server = baton_testkit::FakeServer::start().await;
-    println!("workload concurrency instances  inst/s    p50_ms  p99_ms  failed  mode");
+    out!("workload concurrency instances  inst/s    p50_ms  p99_ms  failed  mode");
     let mut any_failed = false;
     for w in &args.workloads {
         let flow = match w.as_str() {
@@ -146,7 +146,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             };
             let f = measure(&flow, n, c, args.barrier_every_step).await?;
             any_failed |= f.failed > 0;
-            println!(
+            out!(
                 "{w:<8} {c:>11} {n:>9} {:>8.0} {:>8.3} {:>7.3} {:>7}  {}",
                 f.per_sec,
                 f.p50_ms,

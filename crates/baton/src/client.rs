@@ -141,7 +141,7 @@ fn finish(
         return Ok(ExitCode::from(1));
     }
     if server.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        out!("{}", serde_json::to_string_pretty(&body)?);
     } else {
         human(&body);
     }
@@ -149,7 +149,7 @@ fn finish(
 }
 
 fn instance_line(v: &Value) {
-    println!(
+    out!(
         "{} {:<10} {}/{}:{}",
         v["id"].as_str().unwrap_or("?"),
         v["status"].as_str().unwrap_or("?"),
@@ -160,7 +160,7 @@ fn instance_line(v: &Value) {
 }
 
 fn task_line(v: &Value) {
-    println!(
+    out!(
         "{} {} by {}{}",
         v["id"].as_str().unwrap_or("?"),
         v["status"].as_str().unwrap_or("?"),
@@ -253,7 +253,7 @@ pub async fn run(cmd: ClientCommand) -> Result<ExitCode> {
             )
             .await?;
             finish(&server, answer, |v| {
-                println!(
+                out!(
                     "{} {}",
                     v["id"].as_str().unwrap_or("?"),
                     v["status"].as_str().unwrap_or("?")
@@ -263,7 +263,7 @@ pub async fn run(cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::SendEvent { event, server } => {
             let answer = call(&server, "POST", "/v1/events", Some(json_arg(&event)?), None).await?;
             finish(&server, answer, |v| {
-                println!("{}", v["outcome"].as_str().unwrap_or("?"))
+                out!("{}", v["outcome"].as_str().unwrap_or("?"))
             })
         }
     }
@@ -275,7 +275,7 @@ pub async fn show(server: &ServerArgs, id: &str) -> Result<ExitCode> {
     finish(server, answer, |v| {
         instance_line(&v["instance"]);
         for e in v["journal"].as_array().into_iter().flatten() {
-            println!("  {} {}", e["at_ms"], e["type"].as_str().unwrap_or("?"));
+            out!("  {} {}", e["at_ms"], e["type"].as_str().unwrap_or("?"));
         }
     })
 }

@@ -4,6 +4,21 @@
 //! Exit codes: 0 success; 1 the flow faulted, a validation error, a failed check; 2 bad usage or an
 //! internal error (store unreadable, …).
 
+/// Prints a line of data on stdout. When the reader has gone away (`baton list | head`), the
+/// output ends quietly with exit 0 instead of a panic; any other write error is exit 2.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("baton: cannot write to stdout: {e}");
+            std::process::exit(2);
+        }
+    }};
+}
+
 mod bench;
 mod client;
 mod decide;
@@ -287,7 +302,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
         } => {
             let input = parse_input(input.as_deref())?;
             let out = decide::cli(&model, &decision, &input, trace)?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            out!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::FakeServer { listen } => {
@@ -515,7 +530,7 @@ async fn run(
     }
     match result.status {
         Status::Completed => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&result.output.unwrap_or(Value::Null))?
             );
@@ -538,7 +553,7 @@ async fn resume(store: &Path, providers: &ProviderArgs) -> Result<ExitCode> {
     for id in ids {
         let r = rt.wait(&id).await?;
         all_ok &= r.status == Status::Completed;
-        println!("{} {}", id, r.status.as_str());
+        out!("{} {}", id, r.status.as_str());
     }
     Ok(if all_ok {
         ExitCode::SUCCESS
@@ -566,10 +581,10 @@ async fn instances(
         })
         .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for r in list {
-            println!(
+            out!(
                 "{} {:<10} {}/{}:{}",
                 r.id,
                 r.status.as_str(),
@@ -591,22 +606,25 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
     let journal = store.journal(&id).await?;
     if json {
         let v = serde_json::json!({"instance": rec, "journal": journal});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("instance {}", rec.id);
-    println!(
+    out!("instance {}", rec.id);
+    out!(
         "flow     {}/{}:{} ({})",
-        rec.flow.namespace, rec.flow.name, rec.flow.version, rec.flow.hash
+        rec.flow.namespace,
+        rec.flow.name,
+        rec.flow.version,
+        rec.flow.hash
     );
-    println!("status   {}", rec.status.as_str());
+    out!("status   {}", rec.status.as_str());
     if let Some(o) = &rec.output {
-        println!("output   {o}");
+        out!("output   {o}");
     }
     if let Some(e) = &rec.error {
-        println!("error    {e}");
+        out!("error    {e}");
     }
-    println!("journal ({} entries):", journal.len());
+    out!("journal ({} entries):", journal.len());
     for (i, e) in journal.iter().enumerate() {
         let at = baton_core::time::iso8601_utc(e.at_ms());
         let what = match e {
@@ -647,7 +665,7 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
             JournalEntry::Faulted { problem, .. } => format!("faulted {problem}"),
             JournalEntry::Cancelled { reason, .. } => format!("cancelled: {reason}"),
         };
-        println!("  {i:>4} {at} {what}");
+        out!("  {i:>4} {at} {what}");
     }
     Ok(ExitCode::SUCCESS)
 }
