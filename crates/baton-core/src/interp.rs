@@ -1364,18 +1364,7 @@ impl Ctx {
                 .run_fork_complete(frame, reference, key, input, locals, branches, ext, rule)
                 .await;
         }
-        let refs: Vec<String> = branches
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{reference}/fork/branches/{i}/{n}"))
-            .collect();
-        let keys: Vec<String> = branches
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{key}/fork/{i}/{n}"))
-            .collect();
+        let (refs, keys) = fork_branch_ids(branches, reference, key);
         let mut futs: Vec<Option<BoxFut<'_, Result<TaskDone, Problem>>>> = branches
             .0
             .iter()
@@ -1453,18 +1442,7 @@ impl Ctx {
         ext: &Extension,
         rule: &Rule,
     ) -> Result<Value, Problem> {
-        let refs: Vec<String> = branches
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{reference}/fork/branches/{i}/{n}"))
-            .collect();
-        let keys: Vec<String> = branches
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{key}/fork/{i}/{n}"))
-            .collect();
+        let (refs, keys) = fork_branch_ids(branches, reference, key);
         let mut futs: Vec<Option<BoxFut<'_, Result<TaskDone, Problem>>>> = branches
             .0
             .iter()
@@ -2087,4 +2065,19 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// The task references and effect keys of a fork's branches, in declaration order.
+fn fork_branch_ids(branches: &TaskList, reference: &str, key: &str) -> (Vec<String>, Vec<String>) {
+    branches
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| {
+            (
+                format!("{reference}/fork/branches/{i}/{n}"),
+                format!("{key}/fork/{i}/{n}"),
+            )
+        })
+        .unzip()
 }
