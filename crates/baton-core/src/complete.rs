@@ -1,6 +1,6 @@
 //! Baton's task extensions under `metadata.baton` (see docs/extensions.md): completeness rules
-//! for fan-outs (`complete`, `branch_ok`) and deadlines with safe defaults (`deadline`,
-//! `default`, `then`).
+//! for fan-outs (`complete`, `branch_ok`), deadlines with safe defaults (`deadline`,
+//! `default`, `then`) and compensations (`compensate`, parsed and run in `saga.rs`).
 //!
 //! They live under the task's `metadata` because that is the extension point the Serverless
 //! Workflow DSL gives every task: a flow that does not use them is plain Serverless Workflow and
@@ -113,6 +113,8 @@ pub(crate) struct Extension {
     /// jq predicate on a branch's output; without it a branch is OK when it did not fault.
     pub branch_ok: Option<String>,
     pub deadline: Option<Deadline>,
+    /// How to undo the task's effect if the instance faults or is cancelled later.
+    pub compensate: Option<crate::saga::Compensation>,
 }
 
 impl Extension {
@@ -168,10 +170,15 @@ impl Extension {
                 Some(d)
             }
         };
+        let compensate = baton
+            .get("compensate")
+            .map(crate::saga::Compensation::parse)
+            .transpose()?;
         Ok(Extension {
             complete,
             branch_ok,
             deadline,
+            compensate,
         })
     }
 }

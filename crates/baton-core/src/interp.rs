@@ -8,7 +8,7 @@
 //! requests as actions. Delivering a result and polling again continues exactly where it stopped,
 //! and replaying a journal (deliver, poll, deliver, poll…) reaches the same point.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -64,6 +64,13 @@ pub(crate) struct Shared {
     /// `$context`, replaced by `export.as`.
     pub context: Value,
     pub effects_requested: u64,
+    /// Effects that happened (or may have) and declared how to undo them, oldest first
+    /// (`metadata.baton.compensate`; see `saga.rs`).
+    pub saga: Vec<crate::saga::SagaStep>,
+    /// Calls whose outcome was `unknown`.
+    pub unknown_calls: HashSet<EffectKey>,
+    /// Effects dropped while outstanding (a timeout or a lost race): they may have been sent.
+    pub abandoned: HashSet<EffectKey>,
 }
 
 /// What every future of an instance can see.
@@ -81,7 +88,7 @@ impl Ctx {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.lock().now_ms
     }
 
@@ -155,6 +162,7 @@ impl Drop for EffectFuture<'_> {
         if !self.done && self.request.is_none() {
             let mut shared = self.ctx.lock();
             if shared.outstanding.remove(&self.key).is_some() {
+                shared.abandoned.insert(self.key.clone());
                 shared.cancelled.push(self.key.clone());
             }
         }
@@ -169,7 +177,7 @@ pub(crate) struct Locals {
 }
 
 impl Locals {
-    fn with(&self, name: &str, value: Value) -> Locals {
+    pub(crate) fn with(&self, name: &str, value: Value) -> Locals {
         let mut l = self.clone();
         if let Some(i) = l.names.iter().position(|n| n == name) {
             l.values[i] = value;
@@ -215,22 +223,22 @@ enum Raced<T> {
 
 /// Where an expression is evaluated, for the variables it may see.
 #[derive(Clone, Copy)]
-struct EvalSite<'v> {
+pub(crate) struct EvalSite<'v> {
     /// `.`
-    input: &'v Value,
+    pub input: &'v Value,
     /// `$input` when it is not `.`: the task's transformed input in `output.as` and `export.as`.
-    task_input: Option<&'v Value>,
-    output: Option<&'v Value>,
-    task: Option<&'v TaskInfo<'v>>,
-    secrets: bool,
+    pub task_input: Option<&'v Value>,
+    pub output: Option<&'v Value>,
+    pub task: Option<&'v TaskInfo<'v>>,
+    pub secrets: bool,
 }
 
-struct TaskInfo<'v> {
-    name: &'v str,
-    reference: &'v str,
-    started_at_ms: u64,
-    raw_input: &'v Value,
-    raw_output: Option<&'v Value>,
+pub(crate) struct TaskInfo<'v> {
+    pub name: &'v str,
+    pub reference: &'v str,
+    pub started_at_ms: u64,
+    pub raw_input: &'v Value,
+    pub raw_output: Option<&'v Value>,
 }
 
 fn datetime_descriptor(ms: u64) -> Value {
@@ -361,7 +369,7 @@ impl Ctx {
         values
     }
 
-    fn truthy(
+    pub(crate) fn truthy(
         &self,
         frame: &Frame<'_>,
         src: &str,
@@ -593,17 +601,29 @@ impl Ctx {
         input: &Value,
     ) -> Result<u64, Problem> {
         let pointer = format!("{reference}/metadata/baton/deadline");
-        if let Value::String(s) = &deadline.duration
+        self.duration_value_ms(frame, &deadline.duration, &pointer, input)
+    }
+
+    /// A duration declared under `metadata.baton`: the short form (`30s`), ISO 8601, the spec's
+    /// inline object, or a runtime expression producing ISO 8601.
+    pub(crate) fn duration_value_ms(
+        &self,
+        frame: &Frame<'_>,
+        value: &Value,
+        pointer: &str,
+        input: &Value,
+    ) -> Result<u64, Problem> {
+        if let Value::String(s) = value
             && let Some(ms) = crate::complete::short_duration_ms(s)
         {
             return Ok(ms);
         }
-        let d: Duration = serde_json::from_value(deadline.duration.clone()).map_err(|e| {
-            Problem::new(ErrorKind::Configuration, "Invalid deadline")
+        let d: Duration = serde_json::from_value(value.clone()).map_err(|e| {
+            Problem::new(ErrorKind::Configuration, "Invalid duration")
                 .with_detail(e.to_string())
-                .at(&pointer)
+                .at(pointer)
         })?;
-        self.duration_ms(frame, &d, &pointer, input)
+        self.duration_ms(frame, &d, pointer, input)
     }
 
     /// The durable timer of a deadline (`<key>#deadline`); it is only requested when first
@@ -755,6 +775,28 @@ impl Ctx {
                             .with_detail("`complete` applies to `for` and `fork` tasks only"),
                     );
                 }
+                // A compensation undoes one call's effect, keyed by that call's idempotency key.
+                if ext.compensate.is_some() {
+                    let direct = match &task.kind {
+                        TaskKind::Call { function, .. } => !frame
+                            .program
+                            .workflow
+                            .use_
+                            .as_ref()
+                            .is_some_and(|u| u.functions.contains_key(function)),
+                        _ => false,
+                    };
+                    if !direct {
+                        return Err(Problem::new(
+                            ErrorKind::Configuration,
+                            "Invalid `metadata.baton`",
+                        )
+                        .with_detail(
+                            "`compensate` applies to a task that calls `http`, `provider` or a \
+                             registered function directly",
+                        ));
+                    }
+                }
                 Ok(ext)
             }) {
                 Ok(ext) => ext,
@@ -785,14 +827,20 @@ impl Ctx {
                     "task input",
                 )?;
                 let body = self.run_body(frame, task, reference, key, &input, locals, &info, &ext);
-                let (raw_output, directive) = match &base.timeout {
+                let ran = match &base.timeout {
                     Some(t) => {
                         let ms = self.timeout_ms(frame, t, &format!("{reference}/timeout"))?;
                         self.with_timeout(body, ms, format!("{key}#timeout"), reference)
-                            .await?
+                            .await
                     }
-                    None => body.await?,
+                    None => body.await,
                 };
+                // The effect happened (or may have) whatever becomes of the output below.
+                if let Some(spec) = &ext.compensate {
+                    let output = ran.as_ref().ok().map(|(o, _)| o);
+                    self.remember_effect(frame, name, reference, key, &input, output, spec);
+                }
+                let (raw_output, directive) = ran?;
                 let info_out = TaskInfo {
                     raw_output: Some(&raw_output),
                     ..info
@@ -1873,7 +1921,7 @@ impl Ctx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn run_call(
+    pub(crate) async fn run_call(
         &self,
         frame: &Frame<'_>,
         reference: &str,
@@ -1901,10 +1949,8 @@ impl Ctx {
                     .as_ref()
                     .map(|u| &u.authentications);
                 let request = build_http_request(&args, input, auths)?;
-                expect_ok(
-                    self.effect(format!("{key}#call"), EffectRequest::Http(request))
-                        .await?,
-                )
+                self.call_effect(format!("{key}#call"), EffectRequest::Http(request))
+                    .await
             }
             "grpc" | "asyncapi" | "a2a" | "mcp" => Err(Problem::new(
                 ErrorKind::Configuration,
@@ -1946,9 +1992,19 @@ impl Ctx {
                     name: function.to_string(),
                     args,
                 };
-                expect_ok(self.effect(format!("{key}#call"), request).await?)
+                self.call_effect(format!("{key}#call"), request).await
             }
         }
+    }
+
+    /// A call's effect, remembering an `unknown` outcome: a compensation needs to know the
+    /// effect may have happened although the task faulted.
+    async fn call_effect(&self, key: String, request: EffectRequest) -> Result<Value, Problem> {
+        let outcome = self.effect(key.clone(), request).await?;
+        if matches!(outcome, Outcome::Unknown { .. }) {
+            self.lock().unknown_calls.insert(EffectKey(key));
+        }
+        expect_ok(outcome)
     }
 
     async fn run_subflow(
@@ -1990,7 +2046,7 @@ impl Ctx {
 }
 
 /// Turns an effect outcome into the value the flow sees, or the error it raises.
-fn expect_ok(outcome: Outcome) -> Result<Value, Problem> {
+pub(crate) fn expect_ok(outcome: Outcome) -> Result<Value, Problem> {
     match outcome {
         Outcome::Ok { value } => Ok(value),
         Outcome::Failed { problem } => Err(problem),

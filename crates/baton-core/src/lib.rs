@@ -10,6 +10,7 @@ pub mod listen;
 mod machine;
 pub mod problem;
 pub mod program;
+mod saga;
 pub mod time;
 
 pub use complete::{DEADLINE_KEY_MARK, is_deadline_key};

@@ -51,6 +51,12 @@ pub enum RecoverError {
 
 type Root = BoxFut<'static, Result<Value, Problem>>;
 
+/// How an instance whose flow stopped will end once its compensations have run.
+enum Ending {
+    Fault(Problem),
+    Cancel(String),
+}
+
 /// One running instance.
 pub struct Instance {
     id: InstanceId,
@@ -60,7 +66,9 @@ pub struct Instance {
     status: Status,
     entries: Vec<JournalEntry>,
     journal_len: usize,
-    cancel_reason: Option<String>,
+    /// Set while the saga stack is unwound (the root is then the compensation): the end to
+    /// journal when it is done.
+    ending: Option<Ending>,
     /// While true, outcomes are accepted and journaled but the flow is not polled.
     suspended: bool,
     /// True while `recover` replays a journal: the task notes it produces are journaled already.
@@ -125,7 +133,7 @@ impl Instance {
             status: Status::Running,
             entries: Vec::new(),
             journal_len: 0,
-            cancel_reason: None,
+            ending: None,
             suspended: false,
             replaying: false,
         }
@@ -185,7 +193,7 @@ impl Instance {
                     }
                 }
                 JournalEntry::CancelRequested { reason, .. } => {
-                    inst.cancel_reason = Some(reason.clone());
+                    inst.begin_cancel(reason, false);
                 }
                 JournalEntry::Suspended { .. } => inst.suspended = true,
                 JournalEntry::Resumed { .. } => {
@@ -238,6 +246,7 @@ impl Instance {
 
     fn finish_from(&mut self, entry: &JournalEntry) {
         self.root = None;
+        self.ending = None;
         self.status = match entry {
             JournalEntry::Completed { .. } => Status::Completed,
             JournalEntry::Faulted { .. } => Status::Faulted,
@@ -378,28 +387,58 @@ impl Instance {
             return;
         }
         self.set_now(now_ms);
+        if self.ending.is_some() {
+            // Already unwinding its saga stack: that ends it.
+            return;
+        }
         let at_ms = self.ctx.lock().now_ms;
         self.entries.push(JournalEntry::CancelRequested {
             at_ms,
             reason: reason.to_string(),
             by: by.map(str::to_string),
         });
-        self.entries.push(JournalEntry::Cancelled {
-            at_ms,
-            reason: reason.to_string(),
-        });
-        self.journal_len += 2;
-        self.root = None; // dropping the future cancels every outstanding effect
+        self.journal_len += 1;
+        self.begin_cancel(reason, true);
+    }
+
+    /// Stops the flow (dropping its future cancels every outstanding effect) and either ends
+    /// the instance or, when it has effects to undo, starts compensating them. `journal` is
+    /// false while replaying: the end, if any, is in the journal already.
+    fn begin_cancel(&mut self, reason: &str, journal: bool) {
+        if self.ending.is_some() || self.root.is_none() {
+            return;
+        }
+        self.root = None;
+        // A cancelled instance is not paused any more: its compensations must run.
+        self.suspended = false;
+        if self.ctx.has_saga() {
+            self.unwind(Ending::Cancel(reason.to_string()));
+            return;
+        }
+        if journal {
+            let at_ms = self.ctx.lock().now_ms;
+            self.entries.push(JournalEntry::Cancelled {
+                at_ms,
+                reason: reason.to_string(),
+            });
+            self.journal_len += 1;
+        }
         self.status = Status::Cancelled;
+    }
+
+    /// Replaces the root with the unwinding of the saga stack; `ending` is journaled after it.
+    fn unwind(&mut self, ending: Ending) {
+        let ctx = self.ctx.clone();
+        self.ending = Some(ending);
+        self.root = Some(Box::pin(async move {
+            ctx.compensate_all().await;
+            Ok(Value::Null)
+        }));
+        self.poll();
     }
 
     /// Polls the workflow future once; records the end if it finished.
     fn poll(&mut self) {
-        if self.cancel_reason.is_some() && self.root.is_some() {
-            self.root = None;
-            self.status = Status::Cancelled;
-            return;
-        }
         let Some(root) = self.root.as_mut() else {
             return;
         };
@@ -419,12 +458,25 @@ impl Instance {
         if let Poll::Ready(result) = ready {
             self.root = None;
             let at_ms = self.ctx.lock().now_ms;
-            let entry = match result {
-                Ok(output) => {
+            let entry = match (self.ending.take(), result) {
+                (Some(Ending::Fault(problem)), _) => {
+                    self.status = Status::Faulted;
+                    JournalEntry::Faulted { at_ms, problem }
+                }
+                (Some(Ending::Cancel(reason)), _) => {
+                    self.status = Status::Cancelled;
+                    JournalEntry::Cancelled { at_ms, reason }
+                }
+                (None, Ok(output)) => {
                     self.status = Status::Completed;
                     JournalEntry::Completed { at_ms, output }
                 }
-                Err(problem) => {
+                (None, Err(problem)) if self.ctx.has_saga() => {
+                    // Effects that happened are undone before the fault is final.
+                    self.unwind(Ending::Fault(problem));
+                    return;
+                }
+                (None, Err(problem)) => {
                     self.status = Status::Faulted;
                     JournalEntry::Faulted { at_ms, problem }
                 }
