@@ -62,6 +62,11 @@ pub struct Faults {
     /// Verify: fraction of verdicts answered `null` whatever the load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_rate: Option<f64>,
+    /// Hold effect calls (any method but GET and HEAD) before anything is applied, until the
+    /// provider's faults are next set or cleared: a test opens the gate with
+    /// `DELETE /control/{provider}` once it has done what must happen meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<bool>,
     /// Apply these faults to the next N calls of the provider only, then clear them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<u64>,
@@ -115,6 +120,8 @@ pub(crate) struct Plan {
     pub null_verdict: bool,
     /// Requests admitted by the natural rate window in the second before this one.
     pub load: usize,
+    /// `Some(generation)`: wait until the faults change from this generation on.
+    pub hold: Option<u64>,
 }
 
 struct Slot {
@@ -128,6 +135,8 @@ struct Slot {
 /// traffic does not change what another one draws.
 pub(crate) struct FaultBoard {
     slots: Mutex<HashMap<&'static str, Slot>>,
+    /// Bumped whenever any provider's faults are set or cleared; held calls watch it.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl FaultBoard {
@@ -145,7 +154,14 @@ impl FaultBoard {
             .collect();
         FaultBoard {
             slots: Mutex::new(slots),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Waits until the faults are set or cleared after `generation` (see [`Faults::hold`]).
+    pub(crate) async fn released(&self, generation: u64) {
+        let mut rx = self.generation.subscribe();
+        let _ = rx.wait_for(|g| *g != generation).await;
     }
 
     /// Replaces the provider's faults. `false` when the provider is unknown.
@@ -155,6 +171,8 @@ impl FaultBoard {
             Some(slot) => {
                 slot.remaining = faults.calls;
                 slot.faults = faults;
+                // Under the slots' lock, so a call drawn before this change sees the old number.
+                self.generation.send_modify(|g| *g += 1);
                 true
             }
             None => false,
@@ -206,6 +224,7 @@ impl FaultBoard {
             silent: f.silent.clone().unwrap_or_default(),
             null_verdict,
             load: 0,
+            hold: (effect && f.hold == Some(true)).then(|| *self.generation.borrow()),
         };
         if let Some(left) = slot.remaining.as_mut() {
             *left = left.saturating_sub(1);

@@ -28,7 +28,7 @@
 //! | `POST /optimizer/plans` `{orders?, rules?}` | `202`, `Location`, `{plan_id, status: running, statusUrl}` |
 //! | `GET /optimizer/plans/{pid}` | `{plan_id, status: running}` for 2–14 s, then `{status: done, plan}` |
 //! | **carrier** (30 req/s) | |
-//! | `POST /carrier/bookings` | `201 {booking_id, key, status, ...}`; same key again: `200`, same booking |
+//! | `POST /carrier/bookings` `{order, pallets?, ...}` | `201 {booking_id, key, status, ...}`; same key again: `200`, same booking; over 26 pallets: `422`, nothing booked |
 //! | `GET /carrier/bookings/{key}` | `200 {applied: true, booking}` or `404 {applied: false}` |
 //! | `DELETE /carrier/bookings/{key}` | cancels: `{key, cancelled: true, changed}` |
 //! | **warehouse** | |
@@ -65,7 +65,8 @@
 //!    time recorded ([`Sim::arrivals_ms`]), before anything else.
 //! 2. The carrier and verify check their natural limit (30 admitted requests in any sliding real
 //!    second); the provider's faults are drawn for this call and count against `calls`.
-//! 3. `latency_ms` is waited.
+//! 3. `hold` (effects only): the call waits, before anything is applied, until the provider's
+//!    faults are next set or cleared. Then `latency_ms` is waited.
 //! 4. Over the natural limit: `429`, `Retry-After: 1`. Then `rate_429` → `429` with
 //!    `Retry-After: retry_after_s`, `rate_5xx` → `503`. None of these applies anything.
 //! 5. The provider handles the call (applying its effect, writing the ledger).
@@ -481,6 +482,9 @@ async fn gate(AxState(g): AxState<Gate>, mut req: Request, next: Next) -> Respon
     let natural = s.limits.get(g.provider).map(|w| w.admit(clock::real_now()));
     let effect = !matches!(*req.method(), Method::GET | Method::HEAD);
     let mut plan = s.faults.draw(g.provider, effect);
+    if let Some(generation) = plan.hold {
+        s.faults.released(generation).await;
+    }
     if !plan.latency.is_zero() {
         clock::delay(plan.latency).await;
     }

@@ -480,3 +480,50 @@ async fn verify_answers_null_verdicts_when_told() {
     let (status, _) = read(client().post(&url).body("{").send().await.expect("request")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_held_effect_waits_for_the_gate_and_a_large_load_is_refused() {
+    let sim = still_sim(1).await;
+    let base = sim.base_url();
+    sim.control(
+        "carrier",
+        Faults {
+            hold: Some(true),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    let mut arrivals = sim.subscribe_requests();
+    let url = format!("{base}/carrier/bookings");
+    let booking = tokio::spawn(async move {
+        post(
+            &url,
+            Some("held-1"),
+            json!({"order": "o-1001", "pallets": 4}),
+        )
+        .await
+    });
+    tokio::time::timeout(Duration::from_secs(30), arrivals.wait_for(|n| *n >= 1))
+        .await
+        .expect("the booking arrives")
+        .expect("watch");
+    // Arrived and held: nothing is booked until the gate opens.
+    assert!(sim.ledger()["carrier"].get("held-1").is_none());
+    let reads = reqwest::get(format!("{base}/carrier/bookings/held-1"))
+        .await
+        .expect("a read is not held");
+    assert_eq!(reads.status(), StatusCode::NOT_FOUND);
+    sim.control("carrier", Faults::default());
+    let (status, body) = booking.await.expect("join");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(sim.ledger()["carrier"]["held-1"]["applied"], json!(1));
+
+    let (status, body) = post(
+        &format!("{base}/carrier/bookings"),
+        Some("big-1"),
+        json!({"order": "o-1002", "pallets": 30}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(sim.ledger()["carrier"]["big-1"]["applied"], json!(0));
+}

@@ -1,7 +1,8 @@
 //! `carrier`: the partner carrier for overflow. Bookings honour `Idempotency-Key`: a second
 //! `POST` with the same key answers the same booking (`200` instead of `201`) and applies nothing.
 //! `GET /bookings/{key}` reconciles a call whose answer was lost; `DELETE` cancels (the ledger's
-//! `compensated`). The natural limit of 30 requests a second is enforced by the gate.
+//! `compensated`). The natural limit of 30 requests a second is enforced by the gate. A booking
+//! of more pallets than a trailer takes (26) is refused with `422`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,10 @@ use serde_json::{Map, Value, json};
 
 use super::lock;
 use crate::Shared;
-use crate::http::{body, idempotency_key, reply};
+use crate::http::{body, idempotency_key, problem, reply};
+
+/// The most pallets one booking can carry.
+const TRAILER_PALLETS: u64 = 26;
 
 struct Booking {
     id: String,
@@ -58,6 +62,20 @@ async fn book(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Bytes
         Ok(r) => r,
         Err(resp) => return *resp,
     };
+    // A trailer takes 26 pallets: a larger load is refused whatever the key, and nothing is booked.
+    if let Some(pallets) = request.get("pallets").and_then(Value::as_u64)
+        && pallets > TRAILER_PALLETS
+    {
+        let key = idempotency_key(&headers).unwrap_or_default();
+        s.record_request("carrier", &key, false);
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Over capacity",
+            &format!(
+                "{pallets} pallets: a trailer takes at most {TRAILER_PALLETS}; nothing booked"
+            ),
+        );
+    }
     let now = s.clock.now_ms();
     let (key, fresh, answer) = {
         let mut bookings = lock(&s.live.carrier.inner);
