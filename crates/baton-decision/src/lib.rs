@@ -13,12 +13,14 @@
 //! assert_eq!(result.output, serde_json::json!("Hello Ada"));
 //! ```
 
+pub mod annotations;
 pub mod dmn;
 pub mod feel;
 pub mod json;
 pub mod tck;
 pub mod trace;
 
+pub use annotations::rule_annotations;
 pub use dmn::{DecisionModel, DmnError, EvalOptions, Evaluation};
 pub use tck::{TckReport, run_conformance_cli, run_tck};
 pub use trace::Trace;

@@ -15,6 +15,7 @@
 
 mod args;
 mod calendar;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -27,6 +28,9 @@ use tokio::sync::watch;
 
 pub use args::{ApprovalArgs, DuePolicy, WindowEnd, duration_ms};
 pub use calendar::{Calendar, CalendarSpec};
+pub use policy::{
+    EffectiveRule, OverridePolicy, OverrideRefusal, OverrideRule, Principal, ScopedRule,
+};
 
 use crate::{Actor, Clock, Function, FunctionResult, Role, Runtime};
 
@@ -156,9 +160,78 @@ pub struct ApprovalTask {
     /// Whether the answer came after the due time of the level that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_late: Option<bool>,
+    /// The decision's name for the override policy and reports (`with: {decision}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// The flow's own override rule (`with: {override}`).
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_rule: Option<OverrideRule>,
+    /// JSON Pointer into the instance's output where the flow says what an override cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// An override that waits for its second approver; the task stays open meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_override: Option<PendingOverride>,
+    /// Overrides the second approver refused, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_overrides: Vec<RefusedOverride>,
+    /// The second approver who confirmed the override in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at_ms: Option<u64>,
+    /// When the override in effect was asked for (its confirmation is `decided_at_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_proposed_at_ms: Option<u64>,
+}
+
+/// An override asked for and not yet confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingOverride {
+    pub output: Value,
+    pub reason: String,
+    pub by: String,
+    pub at_ms: u64,
+    /// Who may confirm it (every list must admit the second approver).
+    pub second_approver: Vec<Vec<Principal>>,
+}
+
+/// An override its second approver refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedOverride {
+    #[serde(flatten)]
+    pub asked: PendingOverride,
+    pub refused_by: String,
+    pub refused_at_ms: u64,
+    pub refusal_reason: String,
 }
 
 impl ApprovalTask {
+    /// The decision's name: `with: {decision}`, else the title.
+    pub fn decision_name(&self) -> &str {
+        self.decision.as_deref().unwrap_or(&self.title)
+    }
+
+    /// The override in effect, as the journal records it with the answer: the original and the
+    /// replacement, who asked and why, who confirmed. `None` unless the verdict is `overridden`.
+    pub fn override_record(&self) -> Option<Value> {
+        if self.verdict != Some(Verdict::Overridden) {
+            return None;
+        }
+        let iso = |ms: Option<u64>| ms.map(baton_core::time::iso8601_utc);
+        Some(json!({
+            "decision": self.decision_name(),
+            "original": self.data,
+            "replacement": self.output,
+            "by": self.decided_by,
+            "reason": self.reason,
+            "asked_at": iso(self.override_proposed_at_ms.or(self.decided_at_ms)),
+            "effective_at": iso(self.decided_at_ms),
+            "confirmed_by": self.confirmed_by,
+            "confirmed_at": iso(self.confirmed_at_ms),
+        }))
+    }
+
     /// Open and past its current due time.
     pub fn is_late(&self, now_ms: u64) -> bool {
         self.status == ApprovalStatus::Open && now_ms >= self.due_at_ms
@@ -213,6 +286,25 @@ impl ApprovalTask {
                 if approved {
                     v["output"] = self.output.clone().unwrap_or_else(|| self.data.clone());
                 }
+                if let Some(o) = self.override_record() {
+                    v["override"] = o;
+                }
+                if !self.refused_overrides.is_empty() {
+                    v["refused_overrides"] = json!(
+                        self.refused_overrides
+                            .iter()
+                            .map(|r| json!({
+                                "replacement": r.asked.output,
+                                "by": r.asked.by,
+                                "reason": r.asked.reason,
+                                "asked_at": baton_core::time::iso8601_utc(r.asked.at_ms),
+                                "refused_by": r.refused_by,
+                                "refused_at": baton_core::time::iso8601_utc(r.refused_at_ms),
+                                "refusal_reason": r.refusal_reason,
+                            }))
+                            .collect::<Vec<_>>()
+                    );
+                }
                 Some(Outcome::ok(v))
             }
         }
@@ -243,6 +335,12 @@ pub enum ApprovalError {
     Conflict { why: String },
     #[error("invalid request: {why}")]
     Invalid { why: String },
+    /// An override, or its confirmation, that the policy refuses.
+    #[error("override refused: {why}")]
+    Override {
+        refusal: OverrideRefusal,
+        why: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -254,6 +352,10 @@ impl ApprovalError {
             ApprovalError::Forbidden { .. } => 403,
             ApprovalError::Conflict { .. } => 409,
             ApprovalError::Invalid { .. } => 422,
+            ApprovalError::Override { refusal, .. } => match refusal {
+                OverrideRefusal::NothingPending | OverrideRefusal::Pending => 409,
+                _ => 403,
+            },
             ApprovalError::Store(_) => 503,
         }
     }
@@ -661,6 +763,14 @@ impl<S: DocStore> Waiter<S> {
             decided_at_ms: None,
             output: None,
             answered_late: None,
+            decision: args.decision,
+            override_rule: args.override_rule,
+            cost: args.cost,
+            pending_override: None,
+            refused_overrides: Vec::new(),
+            confirmed_by: None,
+            confirmed_at_ms: None,
+            override_proposed_at_ms: None,
         };
         match write(&*self.store, &task, Expect::Absent).await {
             Ok(d) => {
@@ -749,6 +859,8 @@ pub struct Approvals<S: Store> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     notifier: Arc<Notifier>,
+    /// Who may override what (empty: the plain rules).
+    policy: Arc<OverridePolicy>,
 }
 
 impl<S: Store> Clone for Approvals<S> {
@@ -757,6 +869,7 @@ impl<S: Store> Clone for Approvals<S> {
             store: self.store.clone(),
             clock: self.clock.clone(),
             notifier: self.notifier.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -783,7 +896,36 @@ impl<S: Store> Approvals<S> {
             store,
             clock,
             notifier,
+            policy: Arc::new(OverridePolicy::default()),
         }
+    }
+
+    /// The same inbox, answering overrides under `policy`.
+    pub fn with_override_policy(mut self, policy: Arc<OverridePolicy>) -> Approvals<S> {
+        self.policy = policy;
+        self
+    }
+
+    /// The rule that applies to overriding `task` (the server's policy and the flow's own
+    /// declaration combined), and the flow of its instance when known.
+    pub async fn override_rule_for(
+        &self,
+        task: &ApprovalTask,
+    ) -> Result<EffectiveRule, ApprovalError> {
+        let flow = match &task.instance {
+            Some(i) => self
+                .store
+                .instance(&InstanceId(i.clone()))
+                .await?
+                .map(|r| r.flow),
+            None => None,
+        };
+        let (ns, name) = flow
+            .as_ref()
+            .map_or(("", ""), |f| (f.namespace.as_str(), f.name.as_str()));
+        Ok(self
+            .policy
+            .effective(ns, name, task.decision_name(), task.override_rule.as_ref()))
     }
 
     /// Changes whenever a task is created, escalated, answered or closed in this process (for
@@ -872,7 +1014,26 @@ impl<S: Store> Approvals<S> {
                 .await?
                 .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
             let mut task = task_of(&doc)?;
-            if !actor.can(Role::Admin) && !task.is_assigned_to(&actor.name, &actor.groups) {
+            // An override under a rule that names who may override is theirs to make, assigned
+            // or not (a director is rarely in the dispatchers' inbox); any other answer is the
+            // assignees'.
+            let rule = match &answer {
+                Answer::Override { .. } => {
+                    let rule = self.override_rule_for(&task).await?;
+                    rule.check_overrider(actor)
+                        .map_err(|why| ApprovalError::Override {
+                            refusal: OverrideRefusal::NotAllowed,
+                            why,
+                        })?;
+                    Some(rule)
+                }
+                _ => None,
+            };
+            let named = rule
+                .as_ref()
+                .is_some_and(EffectiveRule::names_who_may_override);
+            if !named && !actor.can(Role::Admin) && !task.is_assigned_to(&actor.name, &actor.groups)
+            {
                 return Err(ApprovalError::Forbidden {
                     why: format!(
                         "`{}` is not among the assignees ({})",
@@ -899,6 +1060,19 @@ impl<S: Store> Approvals<S> {
                     });
                 }
                 _ => {}
+            }
+            if task.status == ApprovalStatus::Open
+                && let Some(p) = &task.pending_override
+            {
+                return Err(ApprovalError::Override {
+                    refusal: OverrideRefusal::Pending,
+                    why: format!(
+                        "an override by {} (at {}: {}) waits for its second approver; it must be confirmed or refused first",
+                        p.by,
+                        baton_core::time::iso8601_utc(p.at_ms),
+                        p.reason
+                    ),
+                });
             }
             if task.status != ApprovalStatus::Open {
                 return Err(ApprovalError::Conflict {
@@ -939,11 +1113,33 @@ impl<S: Store> Approvals<S> {
                     ),
                 });
             }
+            if let (Answer::Override { output }, Some(rule)) = (&answer, &rule)
+                && rule.needs_second_approver()
+            {
+                // Not in effect yet: the task stays open (the instance keeps waiting) until a
+                // second person confirms or refuses.
+                task.pending_override = Some(PendingOverride {
+                    output: output.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                    by: actor.name.clone(),
+                    at_ms: now,
+                    second_approver: rule.second_approver.clone(),
+                });
+                match write(&*self.store, &task, Expect::Version(doc.version)).await {
+                    Ok(_) => {
+                        self.notifier.changed(id);
+                        return Ok(task);
+                    }
+                    Err(StoreError::DocConflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let (status, verdict, approved) = match &answer {
                 Answer::Approve => (ApprovalStatus::Approved, Verdict::Approved, true),
                 Answer::Reject => (ApprovalStatus::Rejected, Verdict::Rejected, false),
                 Answer::Override { output } => {
                     task.output = Some(output.clone());
+                    task.override_proposed_at_ms = Some(now);
                     (ApprovalStatus::Approved, Verdict::Overridden, true)
                 }
             };
@@ -960,6 +1156,108 @@ impl<S: Store> Approvals<S> {
                     return Ok(task);
                 }
                 // Escalated, closed or answered meanwhile: check again against what it is now.
+                Err(StoreError::DocConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The second approver's answer to a pending override: `confirm` puts it in effect (the
+    /// task is answered `overridden`, by the person who asked, confirmed by `actor`); a refusal
+    /// (a reason is required) drops it and the task stays open for any other answer. The
+    /// second approver must be another person than the one who asked, hold the approver role
+    /// and be admitted by every `second_approver` list of the rule.
+    pub async fn confirm_override(
+        &self,
+        id: &str,
+        actor: &Actor,
+        confirm: bool,
+        reason: Option<String>,
+    ) -> Result<ApprovalTask, ApprovalError> {
+        if !actor.can(Role::Approver) {
+            return Err(ApprovalError::Forbidden {
+                why: format!("`{}` does not have the approver role", actor.name),
+            });
+        }
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        loop {
+            let doc = self
+                .store
+                .doc(APPROVAL_KIND, id)
+                .await?
+                .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+            let mut task = task_of(&doc)?;
+            let Some(pending) = task.pending_override.clone() else {
+                return Err(ApprovalError::Override {
+                    refusal: OverrideRefusal::NothingPending,
+                    why: format!(
+                        "no override of `{}` waits for confirmation (the task is {})",
+                        task.title,
+                        task.status.as_str()
+                    ),
+                });
+            };
+            if pending.by == actor.name {
+                return Err(ApprovalError::Override {
+                    refusal: OverrideRefusal::SamePerson,
+                    why: format!(
+                        "`{}` asked for this override and cannot also confirm it: a second, different approver must",
+                        actor.name
+                    ),
+                });
+            }
+            let rule = EffectiveRule {
+                second_approver: pending.second_approver.clone(),
+                ..EffectiveRule::default()
+            };
+            rule.check_second_approver(actor)
+                .map_err(|why| ApprovalError::Override {
+                    refusal: OverrideRefusal::NotSecondApprover,
+                    why,
+                })?;
+            if !confirm && reason.is_none() {
+                return Err(ApprovalError::Invalid {
+                    why: "refusing an override needs a reason".into(),
+                });
+            }
+            let now = self.clock.now_ms();
+            if task.status != ApprovalStatus::Open || now >= task.window_end_at_ms {
+                return Err(ApprovalError::Conflict {
+                    why: format!(
+                        "the task is {} (window end {}): the override can no longer take effect",
+                        task.status.as_str(),
+                        baton_core::time::iso8601_utc(task.window_end_at_ms)
+                    ),
+                });
+            }
+            task.pending_override = None;
+            if confirm {
+                task.status = ApprovalStatus::Approved;
+                task.verdict = Some(Verdict::Overridden);
+                task.approved = Some(true);
+                task.output = Some(pending.output.clone());
+                task.decided_by = Some(pending.by.clone());
+                task.reason = Some(pending.reason.clone());
+                task.decided_at_ms = Some(now);
+                task.answered_late = Some(now >= task.due_at_ms);
+                task.override_proposed_at_ms = Some(pending.at_ms);
+                task.confirmed_by = Some(actor.name.clone());
+                task.confirmed_at_ms = Some(now);
+            } else {
+                task.refused_overrides.push(RefusedOverride {
+                    asked: pending,
+                    refused_by: actor.name.clone(),
+                    refused_at_ms: now,
+                    refusal_reason: reason.clone().unwrap_or_default(),
+                });
+            }
+            match write(&*self.store, &task, Expect::Version(doc.version)).await {
+                Ok(_) => {
+                    self.notifier.changed(id);
+                    return Ok(task);
+                }
                 Err(StoreError::DocConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

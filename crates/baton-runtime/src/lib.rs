@@ -11,6 +11,7 @@ pub mod approvals;
 mod catalog;
 pub mod claims;
 mod clock;
+pub mod decisions;
 mod driver;
 mod events;
 pub mod explain;

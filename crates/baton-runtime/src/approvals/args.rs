@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::calendar::{Calendar, CalendarSpec};
+use super::policy::OverrideRule;
 
 /// Defaults of the adaptive policy: enough samples to be stable, few enough to follow a change
 /// in habits within a few weeks; p75 so that most answers come before the due time and the
@@ -55,9 +56,16 @@ pub struct ApprovalArgs {
     pub window_ms: u64,
     pub due: Option<DuePolicy>,
     pub on_window_end: WindowEnd,
+    /// The decision's name for the override policy and reports (default: the title).
+    pub decision: Option<String>,
+    /// The flow's own override rule (`override:`), on top of the server's policy.
+    pub override_rule: Option<OverrideRule>,
+    /// Where the instance's output says what an override cost (a JSON Pointer, e.g.
+    /// `/override_cost`), read once the instance has ended.
+    pub cost: Option<String>,
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "title",
     "instance",
     "assignees",
@@ -66,6 +74,9 @@ const KEYS: [&str; 8] = [
     "due",
     "escalate",
     "on_window_end",
+    "decision",
+    "override",
+    "cost",
 ];
 
 /// Parses a duration: ISO 8601 (`PT4H`), the short forms (`30m`, `4h`, `1d`, `90s`) or the DSL's
@@ -250,7 +261,29 @@ impl ApprovalArgs {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|_| "`on_window_end` must be `approve`, `reject` or `fail`".to_string())?,
         };
+        let decision = match obj.get("decision") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(_) => return Err("`decision` must be a non-empty string".into()),
+        };
+        let override_rule = match obj.get("override") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(OverrideRule::from_value(v)?),
+        };
+        let cost = match obj.get("cost") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() || s.starts_with('/') => Some(s.clone()),
+            Some(_) => {
+                return Err(
+                    "`cost` must be a JSON Pointer into the instance's output, e.g. `/override_cost`"
+                        .into(),
+                );
+            }
+        };
         Ok(ApprovalArgs {
+            decision,
+            override_rule,
+            cost,
             title,
             instance,
             data: obj.get("data").cloned().unwrap_or(Value::Null),

@@ -1,0 +1,733 @@
+//! Decision records: for every decision an instance made, what it decided on and why, read from
+//! its journal (the journal is the source of truth; nothing here is stored separately).
+//!
+//! A decision is a `call: decide` (a DMN evaluation: its output, trace and model are journaled
+//! with the answer) or a person's answer to `call: approval` (approve, reject, override; the
+//! answer records who, when, why and, for an override, the original and the replacement). The
+//! journal does not keep a call's arguments — the decision's inputs, the data a person was shown
+//! — because they are a pure function of the entries before it. So the journal is replayed
+//! through a fresh core instance, exactly as recovery does, and each request is taken as the
+//! core makes it. Secrets are not bound during that replay: a record never carries one.
+//!
+//! Every read the instance made before a decision (facts with their `observed_at` and source,
+//! provider answers with their `as_of`, events, the instance's input) is listed with its age at
+//! the time of the decision, and each input of the decision names the reads whose answer holds
+//! that very value (where in the answer it was found). That match is by value, and says so:
+//! it shows where a number could have come from, which is what an auditor asks first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use baton_core::{
+    EffectKey, EffectRequest, Env, FlowRef, Instance, InstanceId, JournalEntry, Outcome, Program,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{Runtime, RuntimeError};
+use baton_store::{InstanceQuery, Store};
+
+/// The function of DMN decisions.
+pub const DECIDE_FUNCTION: &str = "decide";
+
+/// What made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    /// A DMN decision (`call: decide`).
+    Rules,
+    /// A person's answer to an approval task (or Baton's default at the window's end).
+    Approval,
+}
+
+/// A read the instance made before a decision, with how old its data was then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Read {
+    /// The effect key of the read (`started` for the instance's input).
+    pub key: String,
+    /// `fact`, `provider`, `http`, `event` or `input`.
+    pub kind: String,
+    /// Where the data came from: the fact's source, `provider/operation`, the URL, the event's
+    /// source and type.
+    pub source: String,
+    /// When the data was true, as its source says (`observed_at`, `as_of`); else when Baton read it.
+    pub observed_at: String,
+    pub observed_at_ms: u64,
+    /// How old the data was when the decision was made.
+    pub age_ms: u64,
+    /// `ok`, `stale`, `failed` or `unknown`; a fact's own status when it has one (`fresh`,
+    /// `refreshed`, `unknown`…).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
+}
+
+/// Where an input's value was found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSource {
+    /// The read's effect key (see [`DecisionRecord::reads`]).
+    pub read: String,
+    pub kind: String,
+    pub source: String,
+    /// JSON Pointer into the read's answer where the same value is.
+    pub path: String,
+    pub observed_at: String,
+    pub age_ms: u64,
+}
+
+/// One input of a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionInput {
+    pub name: String,
+    pub value: Value,
+    /// Reads whose answer holds this value, newest first (matched by value).
+    #[serde(default)]
+    pub sources: Vec<InputSource>,
+}
+
+/// A rule that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiredRule {
+    pub decision: String,
+    pub table: String,
+    pub hit_policy: String,
+    /// 1-based, as DMN tools number rules.
+    pub index: u64,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<String>,
+}
+
+/// The record of one decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `<instance>:<effect key>`: unique and stable.
+    pub id: String,
+    pub instance: String,
+    pub kind: DecisionKind,
+    /// The task's reference in the flow.
+    pub task: String,
+    pub key: String,
+    pub at: String,
+    pub at_ms: u64,
+    pub flow: FlowRef,
+    /// The DMN decision's version: `{file, hash, name, decision}` (rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Value>,
+    /// `ok`, `failed`, `unknown`, `stale`.
+    pub outcome: String,
+    pub inputs: Vec<DecisionInput>,
+    /// Why the inputs are not known (the journal could not be replayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_unavailable: Option<String>,
+    /// Every read made before the decision, oldest first.
+    pub reads: Vec<Read>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<FiredRule>,
+    /// What the decision produced (an approval's: the output the flow went on with, or null
+    /// when rejected).
+    pub output: Value,
+    /// The approval's answer: task, title, verdict, by, reason, when, late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Value>,
+    /// An override: original, replacement, who asked and why, who confirmed, when.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_: Option<Value>,
+    /// Overrides asked for and refused by the second approver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_overrides: Vec<Value>,
+    /// What the override cost, where the flow declares it (`cost:` of the approval, read from
+    /// the instance's output once it ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Value>,
+    /// The approval that reviewed this decision's output (its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<String>,
+    /// The decision whose output this approval reviewed (its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviews: Option<String>,
+}
+
+/// Every request the instance made, by effect key, as the core makes it again when the
+/// journal is replayed. `Err` when the journal does not fit the program.
+pub fn replay_requests(
+    id: &InstanceId,
+    program: &Arc<Program>,
+    env: Env,
+    journal: &[JournalEntry],
+) -> Result<HashMap<EffectKey, EffectRequest>, String> {
+    let Some(JournalEntry::Started { at_ms, input, flow }) = journal.first() else {
+        return Err("the journal does not begin with `started`".into());
+    };
+    if flow.hash != program.flow.hash {
+        return Err("the journal belongs to another version of the flow".into());
+    }
+    let mut inst = Instance::start(id.clone(), program.clone(), env, input.clone(), *at_ms);
+    let mut requests = HashMap::new();
+    let mut take = |inst: &mut Instance| {
+        for call in inst.step().start {
+            requests.insert(call.key, call.request);
+        }
+    };
+    take(&mut inst);
+    for (index, entry) in journal.iter().enumerate().skip(1) {
+        match entry {
+            JournalEntry::EffectCompleted {
+                at_ms,
+                key,
+                outcome,
+                ..
+            } => {
+                if !inst.deliver(key, outcome.clone(), *at_ms) {
+                    return Err(format!(
+                        "journal entry {index} (effect `{key}`) does not fit the flow"
+                    ));
+                }
+            }
+            JournalEntry::Suspended { at_ms, by, reason } => {
+                inst.suspend(by, reason.as_deref(), *at_ms);
+            }
+            JournalEntry::Resumed { at_ms, by } => {
+                inst.resume(by, *at_ms);
+            }
+            JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
+            _ => break,
+        }
+        take(&mut inst);
+    }
+    Ok(requests)
+}
+
+/// The task's key an effect key belongs to: the key without its effect suffix (`#call`).
+fn task_key(key: &str) -> String {
+    key.rsplit_once('#')
+        .map_or(key, |(task, _)| task)
+        .to_string()
+}
+
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(ts.as_millisecond()).ok()
+}
+
+/// When a provider's answer says its data was true (`as_of`, `observed_at`), if it says.
+fn stamped_at(v: &Value) -> Option<u64> {
+    ["as_of", "observed_at"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str).and_then(rfc3339_ms))
+}
+
+/// A read and the answer it got (kept to find input values in).
+struct Seen {
+    read: Read,
+    value: Value,
+}
+
+fn read_of(
+    key: &EffectKey,
+    at_ms: u64,
+    request: Option<&EffectRequest>,
+    outcome: &Outcome,
+) -> Option<Seen> {
+    let (value, status) = match outcome {
+        Outcome::Ok { value } => (value.clone(), "ok".to_string()),
+        Outcome::Stale { value, .. } => (value.clone(), "stale".to_string()),
+        Outcome::Failed { .. } => (Value::Null, "failed".to_string()),
+        Outcome::Unknown { .. } => (Value::Null, "unknown".to_string()),
+    };
+    let stale_at = match outcome {
+        Outcome::Stale { observed_at_ms, .. } => Some(*observed_at_ms),
+        _ => None,
+    };
+    let mk = |kind: &str,
+              source: String,
+              observed: u64,
+              status: String,
+              fact: Option<String>,
+              value: Value| {
+        Some(Seen {
+            read: Read {
+                key: key.0.clone(),
+                kind: kind.into(),
+                source,
+                observed_at: baton_core::time::iso8601_utc(observed),
+                observed_at_ms: observed,
+                age_ms: 0,
+                status,
+                fact,
+            },
+            value,
+        })
+    };
+    if key.is_listen() {
+        let source = format!(
+            "{} {}",
+            value.get("source").and_then(Value::as_str).unwrap_or("?"),
+            value.get("type").and_then(Value::as_str).unwrap_or("?")
+        );
+        let at = value
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(rfc3339_ms)
+            .unwrap_or(at_ms);
+        let data = value.get("data").cloned().unwrap_or(value.clone());
+        return mk("event", source, at, status, None, data);
+    }
+    match request? {
+        EffectRequest::Function { name, args } if name == "fact" => {
+            let f = value.get("fact").filter(|f| f.is_object());
+            let source = f
+                .and_then(|f| f.get("source"))
+                .and_then(Value::as_str)
+                .unwrap_or("fact store")
+                .to_string();
+            let observed = f
+                .and_then(|f| f.get("observed_at_ms"))
+                .and_then(Value::as_u64)
+                .unwrap_or(at_ms);
+            let fact = f.map(|f| {
+                format!(
+                    "{}/{} v{}",
+                    f.get("entity").and_then(Value::as_str).unwrap_or("?"),
+                    f.get("name").and_then(Value::as_str).unwrap_or("?"),
+                    f.get("version").and_then(Value::as_u64).unwrap_or(0)
+                )
+            });
+            let fact = fact.or_else(|| {
+                Some(format!(
+                    "{}/{}",
+                    args.get("entity").and_then(Value::as_str).unwrap_or("?"),
+                    args.get("name").and_then(Value::as_str).unwrap_or("?")
+                ))
+            });
+            let st = value
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(status);
+            mk("fact", source, observed, st, fact, value)
+        }
+        EffectRequest::Function { name, args } if name == crate::PROVIDER_FUNCTION => {
+            let source = format!(
+                "{}/{}",
+                args.get("provider").and_then(Value::as_str).unwrap_or("?"),
+                args.get("operation").and_then(Value::as_str).unwrap_or("?")
+            );
+            let observed = stale_at.or_else(|| stamped_at(&value)).unwrap_or(at_ms);
+            mk("provider", source, observed, status, None, value)
+        }
+        EffectRequest::Http(req) => {
+            let observed = stale_at.or_else(|| stamped_at(&value)).unwrap_or(at_ms);
+            let body = value.get("body").cloned().unwrap_or(value.clone());
+            mk(
+                "http",
+                format!("{} {}", req.method, req.uri),
+                observed,
+                status,
+                None,
+                body,
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Paths in `hay` where `needle` is, shallowest first (at most a few).
+fn find_value(hay: &Value, needle: &Value, path: &mut String, found: &mut Vec<String>) {
+    if found.len() >= 3 {
+        return;
+    }
+    if hay == needle {
+        found.push(if path.is_empty() {
+            "/".into()
+        } else {
+            path.clone()
+        });
+        return;
+    }
+    let len = path.len();
+    match hay {
+        Value::Object(o) => {
+            for (k, v) in o {
+                path.push('/');
+                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                find_value(v, needle, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                path.push_str(&format!("/{i}"));
+                find_value(v, needle, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Values too common to say anything about where they came from.
+fn is_telling(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(_) => false,
+        Value::String(s) => s.chars().count() >= 2,
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| f.abs() >= 2.0 || f.fract() != 0.0),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+fn sources_of(value: &Value, reads: &[Seen]) -> Vec<InputSource> {
+    if !is_telling(value) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for seen in reads.iter().rev() {
+        let mut found = Vec::new();
+        find_value(&seen.value, value, &mut String::new(), &mut found);
+        if let Some(path) = found.into_iter().next() {
+            out.push(InputSource {
+                read: seen.read.key.clone(),
+                kind: seen.read.kind.clone(),
+                source: seen.read.source.clone(),
+                path,
+                observed_at: seen.read.observed_at.clone(),
+                age_ms: seen.read.age_ms,
+            });
+        }
+        if out.len() >= 3 {
+            break;
+        }
+    }
+    out
+}
+
+fn fired_rules(value: &Value) -> Vec<FiredRule> {
+    let annotations = value.get("annotations");
+    let mut out = Vec::new();
+    for d in value["trace"]["decisions"].as_array().into_iter().flatten() {
+        for t in d["tables"].as_array().into_iter().flatten() {
+            for r in t["fired"].as_array().into_iter().flatten() {
+                let id = r["id"].as_str().unwrap_or("").to_string();
+                out.push(FiredRule {
+                    decision: d["name"].as_str().unwrap_or("").to_string(),
+                    table: t["id"].as_str().unwrap_or("").to_string(),
+                    hit_policy: t["hit_policy"].as_str().unwrap_or("").to_string(),
+                    index: r["index"].as_u64().unwrap_or(0),
+                    annotation: annotations
+                        .and_then(|a| a.get(&id))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    id,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `part` equals `whole` or a value inside it.
+fn contains(whole: &Value, part: &Value) -> bool {
+    let mut found = Vec::new();
+    find_value(whole, part, &mut String::new(), &mut found);
+    !found.is_empty()
+}
+
+/// The shape of an approval's answer (also recognised without a replay).
+fn is_approval_answer(v: &Value) -> bool {
+    v.get("task").is_some() && v.get("verdict").is_some() && v.get("approved").is_some()
+}
+
+fn is_rules_answer(v: &Value) -> bool {
+    v.get("trace").is_some_and(|t| t.get("decisions").is_some()) && v.get("output").is_some()
+}
+
+/// The records of one instance's decisions, oldest first. `program` is the flow it runs, when
+/// known: without it (or when the journal does not fit it) the records are still made from
+/// the journal, without the inputs, and say why.
+pub fn records(
+    id: &InstanceId,
+    program: Option<&Arc<Program>>,
+    env: Env,
+    journal: &[JournalEntry],
+) -> Vec<DecisionRecord> {
+    let Some(JournalEntry::Started {
+        at_ms: started_at,
+        flow,
+        input,
+    }) = journal.first()
+    else {
+        return Vec::new();
+    };
+    let replayed = match program {
+        Some(p) => replay_requests(id, p, env, journal),
+        None => Err("the flow of this instance is not loaded".to_string()),
+    };
+    let (requests, unavailable) = match replayed {
+        Ok(r) => (r, None),
+        Err(why) => (HashMap::new(), Some(why)),
+    };
+    let output_at_end = journal.iter().rev().find_map(|e| match e {
+        JournalEntry::Completed { output, .. } => Some(output.clone()),
+        _ => None,
+    });
+    let mut reads: Vec<Seen> = vec![Seen {
+        read: Read {
+            key: "started".into(),
+            kind: "input".into(),
+            source: "the instance's input".into(),
+            observed_at: baton_core::time::iso8601_utc(*started_at),
+            observed_at_ms: *started_at,
+            age_ms: 0,
+            status: "ok".into(),
+            fact: None,
+        },
+        value: input.clone(),
+    }];
+    let mut out: Vec<DecisionRecord> = Vec::new();
+    for entry in journal {
+        let JournalEntry::EffectCompleted {
+            at_ms,
+            key,
+            outcome,
+            ..
+        } = entry
+        else {
+            continue;
+        };
+        let request = requests.get(key);
+        let function = match request {
+            Some(EffectRequest::Function { name, args }) => Some((name.as_str(), args)),
+            _ => None,
+        };
+        let value = match outcome {
+            Outcome::Ok { value } => Some(value),
+            _ => None,
+        };
+        let kind = match (function, value) {
+            (Some((DECIDE_FUNCTION, _)), _) => Some(DecisionKind::Rules),
+            (Some((crate::approvals::APPROVAL_FUNCTION, _)), _) => Some(DecisionKind::Approval),
+            (None, Some(v)) if unavailable.is_some() && is_rules_answer(v) => {
+                Some(DecisionKind::Rules)
+            }
+            (None, Some(v)) if unavailable.is_some() && is_approval_answer(v) => {
+                Some(DecisionKind::Approval)
+            }
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            if let Some(seen) = read_of(key, *at_ms, request, outcome) {
+                reads.push(seen);
+            }
+            continue;
+        };
+        for r in &mut reads {
+            r.read.age_ms = at_ms.saturating_sub(r.read.observed_at_ms);
+        }
+        let args = function.map(|(_, a)| a);
+        let mut rec = DecisionRecord {
+            id: format!("{}:{}", id.0, key.0),
+            instance: id.0.clone(),
+            kind,
+            task: task_key(&key.0),
+            key: key.0.clone(),
+            at: baton_core::time::iso8601_utc(*at_ms),
+            at_ms: *at_ms,
+            flow: flow.clone(),
+            decision: None,
+            outcome: outcome.label().to_string(),
+            inputs: Vec::new(),
+            inputs_unavailable: unavailable.clone(),
+            reads: reads.iter().map(|s| s.read.clone()).collect(),
+            rules: Vec::new(),
+            output: Value::Null,
+            approval: None,
+            override_: None,
+            refused_overrides: Vec::new(),
+            cost: None,
+            reviewed_by: None,
+            reviews: None,
+        };
+        let input_of = |name: &str, v: &Value| DecisionInput {
+            name: name.to_string(),
+            value: v.clone(),
+            sources: sources_of(v, &reads),
+        };
+        match kind {
+            DecisionKind::Rules => {
+                if let Some(a) = args {
+                    if let Some(obj) = a.get("input").and_then(Value::as_object) {
+                        rec.inputs = obj.iter().map(|(k, v)| input_of(k, v)).collect();
+                    } else if let Some(v) = a.get("input") {
+                        rec.inputs = vec![input_of("input", v)];
+                    }
+                }
+                let mut version = value
+                    .and_then(|v| v.get("model"))
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                if version.get("file").is_none()
+                    && let Some(m) = args.and_then(|a| a.get("model"))
+                {
+                    version["file"] = m.clone();
+                }
+                if let Some(d) = args.and_then(|a| a.get("decision")).or_else(|| {
+                    value
+                        .and_then(|v| v.get("trace"))
+                        .and_then(|t| t.get("decision"))
+                }) {
+                    version["decision"] = d.clone();
+                }
+                rec.decision = Some(version);
+                if let Some(v) = value {
+                    rec.rules = fired_rules(v);
+                    rec.output = v.get("output").cloned().unwrap_or(Value::Null);
+                } else if let Outcome::Failed { problem } = outcome {
+                    rec.output = json!({"error": problem.to_value()});
+                }
+            }
+            DecisionKind::Approval => {
+                if let Some(data) = args.and_then(|a| a.get("data")) {
+                    rec.inputs = vec![input_of("proposed", data)];
+                }
+                match value {
+                    Some(v) => {
+                        rec.output = v.get("output").cloned().unwrap_or(Value::Null);
+                        let mut answer = serde_json::Map::new();
+                        for k in ["task", "verdict", "approved", "by", "reason", "at", "late"] {
+                            if let Some(x) = v.get(k) {
+                                answer.insert(k.into(), x.clone());
+                            }
+                        }
+                        if let Some(t) = args.and_then(|a| a.get("title")) {
+                            answer.insert("title".into(), t.clone());
+                        }
+                        if let Some(d) = args.and_then(|a| a.get("decision")) {
+                            answer.insert("decision".into(), d.clone());
+                        }
+                        rec.approval = Some(Value::Object(answer));
+                        rec.override_ = v.get("override").cloned();
+                        rec.refused_overrides = v
+                            .get("refused_overrides")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        if rec.override_.is_some()
+                            && let Some(ptr) =
+                                args.and_then(|a| a.get("cost")).and_then(Value::as_str)
+                        {
+                            rec.cost = Some(match &output_at_end {
+                                Some(o) => o.pointer(ptr).cloned().unwrap_or(Value::Null),
+                                None => {
+                                    json!({"pending": "the instance has not ended; its cost is read from its output"})
+                                }
+                            });
+                        }
+                    }
+                    None => {
+                        if let Outcome::Failed { problem } = outcome {
+                            rec.approval = Some(json!({"error": problem.to_value()}));
+                        }
+                    }
+                }
+                // The rules decision whose output this approval was asked about.
+                if let Some(data) = args.and_then(|a| a.get("data")).filter(|d| is_telling(d))
+                    && let Some(prior) = out.iter_mut().rev().find(|r| {
+                        r.kind == DecisionKind::Rules
+                            && r.reviewed_by.is_none()
+                            && is_telling(&r.output)
+                            && contains(data, &r.output)
+                    })
+                {
+                    prior.reviewed_by = Some(key.0.clone());
+                    rec.reviews = Some(prior.key.clone());
+                }
+            }
+        }
+        out.push(rec);
+    }
+    out
+}
+
+impl<S: Store> Runtime<S> {
+    /// The decision records of one instance (see [`records`]).
+    pub async fn decision_records(
+        &self,
+        id: &InstanceId,
+    ) -> Result<Vec<DecisionRecord>, RuntimeError> {
+        let rec = self
+            .shared
+            .store
+            .instance(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
+        let journal = self.shared.store.journal(id).await?;
+        let program = crate::driver::program_for(&self.shared, &rec.flow)
+            .await
+            .ok();
+        let env = Env {
+            secrets: Value::Object(Default::default()),
+            ..self.shared.options.env.clone()
+        };
+        Ok(records(id, program.as_ref(), env, &journal))
+    }
+
+    /// Decision records made in `[since_ms, until_ms)`, of instances of `flow` (a name) when
+    /// given, oldest instance last; `each` receives them instance by instance (so an export
+    /// streams). Scans at most `max_instances` instance summaries; returns how many instances
+    /// had records and whether the scan stopped at the bound.
+    pub async fn export_decisions(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        flow: Option<&str>,
+        max_instances: usize,
+        mut each: impl FnMut(Vec<DecisionRecord>) -> bool,
+    ) -> Result<(usize, bool), RuntimeError> {
+        const PAGE: usize = 200;
+        let mut before = None;
+        let mut scanned = 0;
+        let mut with_records = 0;
+        loop {
+            let page = self
+                .shared
+                .store
+                .instances(&InstanceQuery {
+                    flow: flow.map(str::to_string),
+                    before: before.clone(),
+                    limit: PAGE,
+                    ..InstanceQuery::default()
+                })
+                .await?;
+            let n = page.len();
+            for inst in page {
+                before = Some(inst.id.clone());
+                scanned += 1;
+                if scanned > max_instances {
+                    return Ok((with_records, true));
+                }
+                // Decisions happen between an instance's creation and its last update.
+                if inst.created_at_ms >= until_ms || inst.updated_at_ms < since_ms {
+                    continue;
+                }
+                let recs: Vec<DecisionRecord> = self
+                    .decision_records(&inst.id)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.at_ms >= since_ms && r.at_ms < until_ms)
+                    .collect();
+                if !recs.is_empty() {
+                    with_records += 1;
+                    if !each(recs) {
+                        return Ok((with_records, false));
+                    }
+                }
+            }
+            if n < PAGE {
+                return Ok((with_records, false));
+            }
+        }
+    }
+}
