@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::providers::{Notes, Target};
+use crate::shadow::{Intercept, Policy};
 use crate::{PROVIDER_FUNCTION, RunResult, RuntimeError, Shared, http};
 
 /// How often a listener re-reads the store for events stored by another process.
@@ -29,8 +30,24 @@ pub(crate) async fn start<S: Store>(
     input: Value,
     id: Option<InstanceId>,
 ) -> Result<(InstanceId, watch::Receiver<Option<RunResult>>), RuntimeError> {
+    start_with_policy(shared, program, input, id, None).await
+}
+
+/// Starts an instance whose effects a policy may hold back (a shadow, a replay); `None` is an
+/// ordinary instance, whose start also starts the shadows registered for its flow version.
+pub(crate) async fn start_with_policy<S: Store>(
+    shared: Arc<Shared<S>>,
+    program: Arc<Program>,
+    input: Value,
+    id: Option<InstanceId>,
+    policy: Option<Arc<Policy>>,
+) -> Result<(InstanceId, watch::Receiver<Option<RunResult>>), RuntimeError> {
     let id = id.unwrap_or_else(new_instance_id);
     let now = shared.clock.now_ms();
+    // Kept only when a shadow may want it: most runtimes have no registration.
+    let shadow_input =
+        (policy.is_none() && shared.shadows.may_shadow_starts()).then(|| input.clone());
+    let flow = program.flow.clone();
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
     let channel = mpsc::unbounded_channel();
@@ -46,11 +63,16 @@ pub(crate) async fn start<S: Store>(
             },
         );
     let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx, channel);
+    driver.policy = policy;
     // The start is acknowledged only once the `started` entry (and whatever the first step
     // produced) is durable.
     let first = driver.advance().await;
     match first {
         Ok(()) => {
+            // Before the live driver runs, so that its end finds the shadow's case.
+            if let Some(input) = shadow_input {
+                crate::shadow::after_live_start(&shared, &flow, &id, input).await;
+            }
             tokio::spawn(driver.run());
             Ok((id, rx))
         }
@@ -78,26 +100,11 @@ pub(crate) async fn resume<S: Store>(
     {
         return Ok(());
     }
-    let program = match shared.catalog.by_hash(&flow.hash) {
-        Some(p) => p,
-        None => {
-            let source = shared.store.flow_source(&flow.hash).await?.ok_or_else(|| {
-                RuntimeError::MissingFlow(format!(
-                    "{}/{}:{} ({})",
-                    flow.namespace, flow.name, flow.version, flow.hash
-                ))
-            })?;
-            let opts = baton_flow::ValidateOptions {
-                known_functions: shared.known_functions(),
-            };
-            let loaded = baton_flow::load_flow(&source, &opts).map_err(|ds| {
-                RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("stored flow")).collect())
-            })?;
-            let p = Arc::new(Program::new(loaded.workflow, loaded.raw, &source));
-            shared.catalog.insert(p.clone());
-            p
-        }
-    };
+    let program = program_for(&shared, &flow).await?;
+    // A shadow stays a shadow across restarts: its mark was made durable before it started.
+    let policy = crate::shadow::is_shadow(&shared, &id)
+        .await?
+        .then(|| Arc::new(Policy::Shadow));
     let journal = shared.store.journal(&id).await?;
     let consumed = consumed_events(&journal);
     let len = journal.len() as u64;
@@ -120,11 +127,37 @@ pub(crate) async fn resume<S: Store>(
             },
         );
     let mut driver = Driver::new(shared, inst, len, consumed, tx, channel);
+    driver.policy = policy;
     driver.recovering = true;
     driver.advance().await?;
     driver.recovering = false;
     tokio::spawn(driver.run());
     Ok(())
+}
+
+/// The program of a flow version: from the catalog, or loaded from the store's copy of its source.
+pub(crate) async fn program_for<S: Store>(
+    shared: &Shared<S>,
+    flow: &baton_core::FlowRef,
+) -> Result<Arc<Program>, RuntimeError> {
+    if let Some(p) = shared.catalog.by_hash(&flow.hash) {
+        return Ok(p);
+    }
+    let source = shared.store.flow_source(&flow.hash).await?.ok_or_else(|| {
+        RuntimeError::MissingFlow(format!(
+            "{}/{}:{} ({})",
+            flow.namespace, flow.name, flow.version, flow.hash
+        ))
+    })?;
+    let opts = baton_flow::ValidateOptions {
+        known_functions: shared.known_functions(),
+    };
+    let loaded = baton_flow::load_flow(&source, &opts).map_err(|ds| {
+        RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("stored flow")).collect())
+    })?;
+    let p = Arc::new(Program::new(loaded.workflow, loaded.raw, &source));
+    shared.catalog.insert(p.clone());
+    Ok(p)
 }
 
 /// `(source, id)` of the events an instance already consumed, so a resumed listener does not take
@@ -196,6 +229,8 @@ struct Driver<S: Store> {
     /// True while starting the effects that were outstanding when the journal was recovered:
     /// their requests may have reached the provider before the crash.
     recovering: bool,
+    /// Set for shadows and replays: which effects are performed and which answered in place.
+    policy: Option<Arc<Policy>>,
 }
 
 impl<S: Store> Driver<S> {
@@ -222,6 +257,7 @@ impl<S: Store> Driver<S> {
             events: Vec::new(),
             status: Status::Running,
             recovering: false,
+            policy: None,
         }
     }
 
@@ -254,6 +290,18 @@ impl<S: Store> Driver<S> {
             self.events.extend(step.events);
             let mut ran_local = false;
             for call in step.start {
+                // A shadow or a replay answers the effects it must not perform here, with a
+                // note of what would have been done (journaled before the answer).
+                if let Some(policy) = &self.policy
+                    && let Intercept::Answer { outcome, note } =
+                        policy.intercept(&call, self.shared.options.providers.as_deref())
+                {
+                    let now = self.shared.clock.now_ms();
+                    self.inst.note(&call.key, note, now);
+                    self.inst.deliver(&call.key, outcome, now);
+                    ran_local = true;
+                    continue;
+                }
                 let local = match &call.request {
                     EffectRequest::Function { name, .. } => {
                         self.shared.functions.get(name).filter(|f| f.is_local())

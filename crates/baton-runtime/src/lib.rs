@@ -20,6 +20,8 @@ mod functions;
 pub mod guard;
 mod http;
 mod providers;
+pub mod replay;
+pub mod shadow;
 pub mod triggers;
 
 use std::collections::HashMap;
@@ -136,6 +138,8 @@ pub(crate) struct Shared<S: Store> {
     pub end_hooks: Mutex<Vec<EndHook>>,
     /// Called with each task event of every instance (progress display).
     pub progress: Mutex<Option<ProgressFn>>,
+    /// Shadow registrations, cached for the start of every instance (see `shadow.rs`).
+    pub shadows: shadow::Registrations,
 }
 
 impl<S: Store> Shared<S> {
@@ -224,9 +228,12 @@ impl<S: Store> Runtime<S> {
                 running: Mutex::new(HashMap::new()),
                 progress: Mutex::new(None),
                 end_hooks: Mutex::new(Vec::new()),
+                shadows: shadow::Registrations::default(),
                 options,
             }),
         };
+        // A case's sides are recorded, and compared, as they end.
+        shadow::install(&runtime);
         // What an ended instance claimed is free at once (leases only bound a crash).
         let claims = runtime.claims();
         runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
