@@ -16,6 +16,7 @@
 mod args;
 mod calendar;
 pub mod policy;
+mod report;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -31,6 +32,7 @@ pub use calendar::{Calendar, CalendarSpec};
 pub use policy::{
     EffectiveRule, OverridePolicy, OverrideRefusal, OverrideRule, Principal, ScopedRule,
 };
+pub use report::{OverrideEntry, OverrideGroup, OverrideReport};
 
 use crate::{Actor, Clock, Function, FunctionResult, Role, Runtime};
 

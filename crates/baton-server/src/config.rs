@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use baton_flow::{Diagnostic, SourceLocation};
+use baton_runtime::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
 use baton_runtime::{Actor, Role};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 pub const CODE_SYNTAX: &str = "BATON-CONF-001";
 pub const CODE_MODEL: &str = "BATON-CONF-002";
 pub const CODE_TOKEN: &str = "BATON-CONF-003";
+pub const CODE_POLICY: &str = "BATON-CONF-004";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +22,31 @@ struct ConfigFile {
     tokens: Vec<TokenSpec>,
     #[serde(default)]
     limits: Option<LimitsSpec>,
+    /// Who may override which decisions (see `OverrideRuleSpec`).
+    #[serde(default)]
+    overrides: Vec<OverrideRuleSpec>,
+}
+
+/// One rule of the override policy: which decisions of which flows it covers, who may override
+/// them, who must confirm, or that they may not be overridden at all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideRuleSpec {
+    /// `namespace/name`, `name` or `*`.
+    flow: String,
+    /// The decision's name (the approval's `decision`, else its title); `*` or a prefix `route*`.
+    #[serde(default = "any")]
+    decision: String,
+    #[serde(default)]
+    forbidden: bool,
+    #[serde(default)]
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    second_approver: Option<Vec<String>>,
+}
+
+fn any() -> String {
+    "*".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +129,8 @@ impl Tokens {
 pub struct ServerConfig {
     pub tokens: Tokens,
     pub limits: Limits,
+    /// Who may override which decisions, and which overrides need a second approver.
+    pub overrides: std::sync::Arc<OverridePolicy>,
 }
 
 /// Loads a configuration file; `env` looks up environment variables (injected for tests).
@@ -145,6 +174,51 @@ pub fn load_config(
         }
     }
     let mut diags = Vec::new();
+    let mut policy = OverridePolicy::default();
+    for (i, r) in file.overrides.into_iter().enumerate() {
+        let pointer = format!("/overrides/{i}");
+        let mut list = |key: &str, names: Option<Vec<String>>| -> Option<Vec<Principal>> {
+            let names = names?;
+            let at = format!("{pointer}/{key}");
+            if names.is_empty() {
+                diags.push(Diagnostic::coded(
+                    CODE_POLICY,
+                    format!(
+                        "override rule for `{}`: `{key}` is empty: nobody could act",
+                        r.flow
+                    ),
+                    at.clone(),
+                    spans.nearest_value(&at),
+                ));
+                return None;
+            }
+            let mut out = Vec::new();
+            for n in names {
+                match Principal::parse(&n) {
+                    Ok(p) => out.push(p),
+                    Err(e) => diags.push(Diagnostic::coded(
+                        CODE_POLICY,
+                        format!("override rule for `{}`: `{key}`: {e}", r.flow),
+                        at.clone(),
+                        spans.nearest_value(&at),
+                    )),
+                }
+            }
+            Some(out)
+        };
+        let allow = list("allow", r.allow);
+        let second_approver = list("second_approver", r.second_approver);
+        policy.rules.push(ScopedRule {
+            flow: r.flow,
+            decision: r.decision,
+            rule: OverrideRule {
+                forbidden: r.forbidden,
+                allow,
+                second_approver,
+            },
+        });
+    }
+    config.overrides = std::sync::Arc::new(policy);
     for (i, t) in file.tokens.into_iter().enumerate() {
         let pointer = format!("/tokens/{i}");
         let token = match (&t.token_env, &t.token) {
@@ -224,6 +298,28 @@ mod tests {
         assert_eq!(dana.name, "dana");
         assert!(dana.can(Role::Approver) && !dana.can(Role::Operator));
         assert!(ok.tokens.actor("t-dan").is_none());
+    }
+
+    #[test]
+    fn the_override_policy_is_read_and_checked() {
+        let text = "overrides:\n  - flow: maplewood/director-override\n    decision: route*\n    allow: [group:directors]\n    second_approver: [group:fleet-managers]\n  - flow: '*'\n    decision: refund\n    forbidden: true\n";
+        let c = load_config(text, &|_| None).unwrap();
+        assert_eq!(c.overrides.rules.len(), 2);
+        let rule = c
+            .overrides
+            .effective("maplewood", "director-override", "route drv-03", None);
+        assert!(rule.needs_second_approver());
+        let errs = load_config("overrides:\n  - flow: x\n    allow: [role:boss]\n", &|_| {
+            None
+        })
+        .unwrap_err();
+        let shown = errs[0].render("s.yaml");
+        assert!(
+            shown.contains("BATON-CONF-004")
+                && shown.contains("s.yaml:3:")
+                && shown.contains("role:boss"),
+            "{shown}"
+        );
     }
 
     #[test]

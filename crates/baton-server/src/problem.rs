@@ -25,6 +25,16 @@ pub enum Code {
     UnsupportedMediaType,
     MethodNotAllowed,
     Internal,
+    /// The override policy does not let this person override (or confirm) this decision.
+    OverrideForbidden,
+    /// The second approver of an override must be another person than the one who asked.
+    SecondApproverSamePerson,
+    /// Another override of the task waits for its second approver.
+    OverridePending,
+    /// No override of the task waits for confirmation.
+    NoPendingOverride,
+    /// An override (or refusing one) needs a reason.
+    ReasonRequired,
 }
 
 impl Code {
@@ -43,6 +53,11 @@ impl Code {
             Code::UnsupportedMediaType => "BATON-API-011",
             Code::MethodNotAllowed => "BATON-API-012",
             Code::Internal => "BATON-API-013",
+            Code::OverrideForbidden => "BATON-API-014",
+            Code::SecondApproverSamePerson => "BATON-API-015",
+            Code::OverridePending => "BATON-API-016",
+            Code::NoPendingOverride => "BATON-API-017",
+            Code::ReasonRequired => "BATON-API-018",
         }
     }
 
@@ -61,6 +76,11 @@ impl Code {
             Code::UnsupportedMediaType => "unsupported-media-type",
             Code::MethodNotAllowed => "method-not-allowed",
             Code::Internal => "internal",
+            Code::OverrideForbidden => "override-forbidden",
+            Code::SecondApproverSamePerson => "second-approver-same-person",
+            Code::OverridePending => "override-pending",
+            Code::NoPendingOverride => "no-pending-override",
+            Code::ReasonRequired => "reason-required",
         }
     }
 
@@ -79,6 +99,9 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::OverrideForbidden | Code::SecondApproverSamePerson => StatusCode::FORBIDDEN,
+            Code::OverridePending | Code::NoPendingOverride => StatusCode::CONFLICT,
+            Code::ReasonRequired => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
