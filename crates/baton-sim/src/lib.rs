@@ -75,6 +75,7 @@
 
 mod book;
 mod clock;
+mod dispatch;
 mod faults;
 mod http;
 mod providers;
@@ -322,6 +323,16 @@ impl Sim {
         self.shared.book.arrivals_ms(provider)
     }
 
+    /// The dispatcher's week of reroute decisions, as `GET /dispatch/decisions` answers.
+    pub fn dispatcher_week(&self) -> Value {
+        dispatch::decisions(&self.shared)
+    }
+
+    /// Which of the week's decisions broke a hard rule, as `GET /dispatch/deviations` answers.
+    pub fn dispatcher_deviations(&self) -> Value {
+        dispatch::deviations(&self.shared)
+    }
+
     /// Requests that arrived at `provider`, whatever they were answered.
     pub fn request_count(&self, provider: &str) -> u64 {
         self.shared.book.request_count(provider)
@@ -459,6 +470,14 @@ fn router(shared: Arc<Shared>) -> Router {
             get(|s: AxState<Arc<Shared>>| async move { Json(s.clock_json()) }),
         )
         .route("/clock/advance", post(clock_advance))
+        .route(
+            "/dispatch/decisions",
+            get(|s: AxState<Arc<Shared>>| async move { Json(dispatch::decisions(&s)) }),
+        )
+        .route(
+            "/dispatch/deviations",
+            get(|s: AxState<Arc<Shared>>| async move { Json(dispatch::deviations(&s)) }),
+        )
         .with_state(shared);
     app.merge(control).fallback(|| async {
         problem(
