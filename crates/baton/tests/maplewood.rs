@@ -43,6 +43,23 @@ async fn run(
     flow: &str,
     input: Option<&str>,
 ) -> (Value, String, PathBuf, tempfile::TempDir) {
+    let (out, dir) = run_output(sim, flow, input).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{flow} failed: {stderr}");
+    (
+        serde_json::from_slice(&out.stdout).expect("JSON output"),
+        stderr,
+        dir.path().join("baton.db"),
+        dir,
+    )
+}
+
+/// `baton run FLOW` with the Maplewood catalogue, however it ends.
+async fn run_output(
+    sim: &Sim,
+    flow: &str,
+    input: Option<&str>,
+) -> (std::process::Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("baton.db");
     let mut args: Vec<String> = [
@@ -59,15 +76,37 @@ async fn run(
     if let Some(i) = input {
         args.extend(["--input".to_string(), i.to_string()]);
     }
-    let out = baton(sim, db.clone(), args).await;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{flow} failed: {stderr}");
-    (
-        serde_json::from_slice(&out.stdout).expect("JSON output"),
-        stderr,
-        db,
-        dir,
-    )
+    (baton(sim, db, args).await, dir)
+}
+
+/// The journal of the only instance in `db`, as `baton show ID --json` prints it.
+async fn only_journal(sim: &Sim, db: PathBuf) -> Value {
+    let list = baton(sim, db.clone(), vec!["instances".into(), "--json".into()]).await;
+    let list: Value = serde_json::from_slice(&list.stdout).expect("list");
+    let id = list[0]["id"].as_str().expect("id").to_string();
+    let shown = baton(sim, db, vec!["show".into(), id, "--json".into()]).await;
+    serde_json::from_slice(&shown.stdout).expect("show --json")
+}
+
+/// The compensation notes of a shown instance, in journal order.
+fn compensations(shown: &Value) -> Vec<Value> {
+    shown["journal"]
+        .as_array()
+        .expect("journal")
+        .iter()
+        .filter(|e| e["note"]["compensation"].is_string())
+        .map(|e| e["note"].clone())
+        .collect()
+}
+
+/// The only key of `provider` in the ledger, with its entry.
+fn only_effect(ledger: &Value, provider: &str) -> (String, Value) {
+    let entries = ledger[provider]
+        .as_object()
+        .expect("provider in the ledger");
+    assert_eq!(entries.len(), 1, "{ledger}");
+    let (k, v) = entries.iter().next().expect("one");
+    (k.clone(), v.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,12 +208,14 @@ async fn the_reservation_that_did_happen_is_reconciled_and_applied_once() {
         "{out}"
     );
     let ledger = sim.ledger();
-    let reservations = ledger["inventory"].as_object().expect("inventory");
-    assert_eq!(reservations.len(), 1);
-    assert!(
-        reservations.values().all(|k| k["applied"] == json!(1)),
-        "{ledger}"
+    let (_, reservation) = only_effect(&ledger, "inventory");
+    assert_eq!(reservation["applied"], json!(1), "{ledger}");
+    assert_eq!(
+        reservation["compensated"],
+        json!(0),
+        "nothing failed: {ledger}"
     );
+    assert_eq!(out["notified"], json!(true));
     // `baton show` tells the story: unknown, then reconciled as applied.
     let list = baton(&sim, db.clone(), vec!["instances".into(), "--json".into()]).await;
     let list: Value = serde_json::from_slice(&list.stdout).expect("list");
@@ -290,5 +331,148 @@ async fn kill_9_while_a_reservation_hangs_then_resume_asks_before_resending() {
         ledger["carrier"].as_object().map(|o| o.len()),
         Some(1),
         "the flow went on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_booking_releases_the_reservation_whose_answer_was_lost_once() {
+    let sim = sim().await;
+    // The reservation is applied but its answer never arrives.
+    sim.control(
+        "inventory",
+        Faults {
+            timeout_after_apply: Some(1.0),
+            hang_ms: Some(5_000),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    // 30 pallets: the carrier refuses the load.
+    let (out, dir) = run_output(
+        &sim,
+        "examples/maplewood/reserve-and-book.yaml",
+        Some(r#"{"order": "o-1002", "pallets": 30}"#),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the instance faults: {stderr}");
+    assert!(
+        stderr.contains("422"),
+        "the carrier's problem is the fault: {stderr}"
+    );
+    let ledger = sim.ledger();
+    let (_, reservation) = only_effect(&ledger, "inventory");
+    assert_eq!(reservation["applied"], json!(1), "{ledger}");
+    assert_eq!(
+        reservation["compensated"],
+        json!(1),
+        "released once: {ledger}"
+    );
+    let (_, booking) = only_effect(&ledger, "carrier");
+    assert_eq!(booking["applied"], json!(0), "{ledger}");
+    assert!(
+        ledger["notify"].as_object().is_none_or(|o| o.is_empty()),
+        "{ledger}"
+    );
+
+    let shown = only_journal(&sim, dir.path().join("baton.db")).await;
+    assert_eq!(shown["instance"]["status"], json!("faulted"), "{shown}");
+    let text = shown.to_string();
+    let reconciled = text
+        .find("\"reconciled\":\"applied\"")
+        .expect("reconciliation noted");
+    let undone = text
+        .find("\"compensation\":\"compensated\"")
+        .expect("compensation noted");
+    assert!(reconciled < undone, "reconciled before compensated: {text}");
+    let notes = compensations(&shown);
+    assert_eq!(
+        notes.len(),
+        1,
+        "only the reservation had happened: {notes:?}"
+    );
+    assert_eq!(notes[0]["task"], json!("reserve"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_a_person_already_released_is_not_released_again() {
+    let sim = sim().await;
+    // The booking waits at the carrier's gate until the test has played the person.
+    sim.control(
+        "carrier",
+        Faults {
+            hold: Some(true),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    let mut arrivals = sim.subscribe_requests();
+    let (sim_url, root_dir) = (sim.base_url(), root());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let run = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_baton"))
+                .current_dir(root_dir)
+                .env("MAPLEWOOD_URL", sim_url)
+                .env("BATON_STORE", db)
+                .env_remove("BATON_PROVIDERS")
+                .args([
+                    "run",
+                    "examples/maplewood/reserve-and-book.yaml",
+                    "--input",
+                    r#"{"order": "o-1003", "pallets": 40}"#,
+                    "--providers",
+                    "examples/maplewood/providers.yaml",
+                    "--secrets",
+                    "examples/maplewood/secrets.yaml",
+                ])
+                .output()
+                .expect("baton runs")
+        }
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        arrivals.wait_for(|_| sim.request_count("carrier") >= 1),
+    )
+    .await
+    .expect("the booking reaches the carrier within a minute")
+    .expect("requests");
+    // Meanwhile a person releases the reservation by hand.
+    let (key, _) = only_effect(&sim.ledger(), "inventory");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let released = reqwest::Client::new()
+        .delete(format!("{}/inventory/reservations/{key}", sim.base_url()))
+        .send()
+        .await
+        .expect("released by hand");
+    assert!(released.status().is_success());
+    sim.control("carrier", Faults::default());
+    let out = run.await.expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ledger = sim.ledger();
+    let (_, reservation) = only_effect(&ledger, "inventory");
+    assert_eq!(
+        reservation["compensated"],
+        json!(1),
+        "the person's release only: {ledger}"
+    );
+    assert_eq!(
+        reservation["requests"],
+        json!(2),
+        "reserve, and the person's release: {ledger}"
+    );
+    let notes = compensations(&only_journal(&sim, db).await);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["compensation"], json!("skipped"));
+    assert_eq!(
+        notes[0]["guard"]["reservation"]["status"],
+        json!("released")
     );
 }
