@@ -1,6 +1,6 @@
 //! One-line explanations of journal entries that record honest-data behaviour: a deadline's
 //! default taken, a fan-out's missing branches, the fact (and its age) a step used, a claim won
-//! or lost, an approval's answer, a flap guard's hold. `baton show` and the dashboard's timeline
+//! or lost, an approval's answer, a flap guard's hold, a compensation done or skipped. `baton show` and the dashboard's timeline
 //! print them next to the raw entry, so what Baton decided and why reads without decoding JSON.
 
 use baton_core::{JournalEntry, Outcome};
@@ -19,6 +19,27 @@ fn age(ms: u64) -> String {
     }
 }
 
+/// A compensation's note (see `baton_core`'s saga): what was undone, skipped or left for a person.
+fn explain_compensation(note: &Value) -> String {
+    let task = s(note, "task");
+    let reconciled = match note.get("reconciled").and_then(Value::as_str) {
+        Some(r) => format!(" (outcome was unknown; reconciled: {r})"),
+        None if note.get("outcome").is_some() => " (outcome was unknown)".to_string(),
+        None => String::new(),
+    };
+    match s(note, "compensation") {
+        "compensated" => format!("compensated `{task}`: its effect was undone{reconciled}"),
+        "skipped" => format!(
+            "compensation of `{task}` skipped: {}{reconciled}",
+            s(note, "reason")
+        ),
+        other => format!(
+            "compensation of `{task}` {other}: {}{reconciled}",
+            s(note, "reason")
+        ),
+    }
+}
+
 /// The explanation of an entry, when it is one Baton's honest-data features wrote.
 pub fn explain(entry: &JournalEntry) -> Option<String> {
     match entry {
@@ -32,6 +53,9 @@ pub fn explain(entry: &JournalEntry) -> Option<String> {
             outcome: Outcome::Ok { value },
             ..
         } => explain_value(value),
+        JournalEntry::TaskNote { note, .. } if note.get("compensation").is_some() => {
+            Some(explain_compensation(note))
+        }
         JournalEntry::TaskNote { note, .. } => {
             let f = note.get("fan_out")?;
             let counts = f.get("counts").cloned().unwrap_or(Value::Null);
@@ -144,6 +168,30 @@ mod tests {
             outcome: Outcome::ok(value),
             facts: Vec::new(),
         }
+    }
+
+    #[test]
+    fn compensations_are_explained() {
+        let note = |note: Value| JournalEntry::TaskNote {
+            at_ms: 0,
+            task: "/do/0/reserve".into(),
+            note,
+        };
+        assert_eq!(
+            explain(&note(json!({"compensation": "compensated", "task": "reserve", "outcome": "unknown", "reconciled": "applied"}))).unwrap(),
+            "compensated `reserve`: its effect was undone (outcome was unknown; reconciled: applied)"
+        );
+        assert_eq!(
+            explain(&note(
+                json!({"compensation": "skipped", "task": "reserve", "reason": "already undone"})
+            ))
+            .unwrap(),
+            "compensation of `reserve` skipped: already undone"
+        );
+        assert_eq!(
+            explain(&note(json!({"compensation": "unresolved", "task": "charge", "reason": "a person must check", "outcome": "unknown"}))).unwrap(),
+            "compensation of `charge` unresolved: a person must check (outcome was unknown)"
+        );
     }
 
     #[test]
