@@ -205,7 +205,8 @@ fn task_key(key: &str) -> String {
         .to_string()
 }
 
-fn rfc3339_ms(s: &str) -> Option<u64> {
+/// An RFC 3339 time in milliseconds since the epoch (also for the API's period filters).
+pub fn rfc3339_ms(s: &str) -> Option<u64> {
     let ts: jiff::Timestamp = s.parse().ok()?;
     u64::try_from(ts.as_millisecond()).ok()
 }

@@ -60,14 +60,18 @@ impl Modify for ProblemContentType {
     components(schemas(api::approvals::ApprovalStatusView, api::views::StatusView)),
     paths(
         api::flows::healthz, api::flows::readyz, crate::metrics::scrape,
+        api::shadows::list, api::shadows::register, api::shadows::get_one, api::shadows::post_decision,
+        api::shadows::case, api::shadows::report,
         api::flows::list, api::flows::register, api::flows::validate, api::flows::get_one,
         api::instances::list, api::instances::start, api::instances::get_one,
         api::instances::cancel, api::instances::suspend, api::instances::resume, api::instances::signal,
         api::events::publish, api::events::publish_batch, api::events::quarantine, api::events::replay,
         api::approvals::list, api::approvals::get_one, api::approvals::approve, api::approvals::reject,
         api::approvals::override_decision, api::approvals::overrides, api::approvals::audit,
+        api::approvals::confirm_override, api::approvals::refuse_override, api::approvals::overrides_report,
+        api::decisions::list, api::decisions::export,
     ),
-    tags((name = "flows"), (name = "instances"), (name = "events"), (name = "approvals"), (name = "triggers"), (name = "audit"), (name = "health"))
+    tags((name = "flows"), (name = "instances"), (name = "events"), (name = "approvals"), (name = "triggers"), (name = "audit"), (name = "shadows"), (name = "health"))
 )]
 pub struct ApiDoc;
 

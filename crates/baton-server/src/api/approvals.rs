@@ -1,14 +1,18 @@
-//! The approvals inbox: list, get, approve, reject, override; the overrides report and the
+//! The approvals inbox: list, get, approve, reject, override (and, where the override policy
+//! asks for one, the second approver's confirmation or refusal); the overrides report and the
 //! audit trail.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use baton_runtime::Role;
 use baton_runtime::approvals::{
-    Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask,
+    Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask, Approvals, OverrideRefusal,
+    OverrideReport,
 };
+use baton_store::SqliteStore;
 use baton_store::{DocQuery, DocStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -30,6 +34,27 @@ impl From<ApprovalError> for ApiError {
                 ApiError::new(Code::Conflict, "The approval is not open").detail(why)
             }
             ApprovalError::Invalid { why } => ApiError::invalid(why),
+            ApprovalError::Override { refusal, why } => {
+                let (code, title) = match refusal {
+                    OverrideRefusal::NotAllowed | OverrideRefusal::NotSecondApprover => (
+                        Code::OverrideForbidden,
+                        "The override policy does not allow this",
+                    ),
+                    OverrideRefusal::SamePerson => (
+                        Code::SecondApproverSamePerson,
+                        "The second approver must be another person",
+                    ),
+                    OverrideRefusal::Pending => (
+                        Code::OverridePending,
+                        "An override waits for its second approver",
+                    ),
+                    OverrideRefusal::NothingPending => (
+                        Code::NoPendingOverride,
+                        "No override waits for confirmation",
+                    ),
+                };
+                ApiError::new(code, title).detail(why)
+            }
             ApprovalError::Store(s) => s.into(),
             other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
         }
@@ -79,7 +104,28 @@ pub struct AnswerRequest {
 pub struct OverrideRequest {
     /// The output that replaces the proposed decision.
     pub output: Value,
-    pub reason: String,
+    /// Required: why the decision is overridden (it appears in the override report).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The inbox of this server: the runtime's, answering overrides under the configured policy.
+pub fn inbox(state: &AppState) -> Approvals<SqliteStore> {
+    state
+        .runtime
+        .approvals()
+        .with_override_policy(state.config.overrides.clone())
+}
+
+fn reason_required(reason: &Option<String>, what: &str) -> ApiResult<()> {
+    if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(
+            ApiError::new(Code::ReasonRequired, "A reason is required").detail(format!(
+                "{what} needs a reason: say why (it is recorded and reported)"
+            )),
+        );
+    }
+    Ok(())
 }
 
 fn status_of(v: ApprovalStatusView) -> ApprovalStatus {
@@ -151,16 +197,21 @@ pub async fn answer(
     reason: Option<String>,
 ) -> ApiResult<ApprovalTask> {
     let actor = caller.require(Role::Approver)?;
-    let (action, extra) = match &answer {
+    if matches!(answer, Answer::Override { .. }) {
+        reason_required(&reason, "an override")?;
+    }
+    let (mut action, extra) = match &answer {
         Answer::Approve => ("approval.approve", Value::Null),
         Answer::Reject => ("approval.reject", Value::Null),
         Answer::Override { output } => ("approval.override", output.clone()),
     };
-    let task = state
-        .runtime
-        .approvals()
+    let task = inbox(state)
         .decide(id, actor, answer, reason.clone())
         .await?;
+    // Asked for, not yet in effect: the report and the audit trail tell the two apart.
+    if task.pending_override.is_some() {
+        action = "approval.override.requested";
+    }
     state
         .audit(
             actor,
@@ -223,19 +274,162 @@ pub async fn override_decision(
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<OverrideRequest>,
+) -> ApiResult<(StatusCode, Json<ApprovalTask>)> {
+    let task = answer(
+        &state,
+        &caller,
+        &id,
+        Answer::Override {
+            output: body.output,
+        },
+        body.reason,
+    )
+    .await?;
+    // 202: recorded, but in effect only once the second approver confirms.
+    let status = if task.pending_override.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(task)))
+}
+
+/// Confirms or refuses the pending override of a task as the caller (the second approver),
+/// and records it in the audit trail.
+pub async fn second_answer(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    confirm: bool,
+    reason: Option<String>,
+) -> ApiResult<ApprovalTask> {
+    let actor = caller.require(Role::Approver)?;
+    if !confirm {
+        reason_required(&reason, "refusing an override")?;
+    }
+    let before = inbox(state).get(id).await?;
+    let task = inbox(state)
+        .confirm_override(id, actor, confirm, reason.clone())
+        .await?;
+    let asked = before.pending_override;
+    state
+        .audit(
+            actor,
+            if confirm {
+                "approval.override.confirm"
+            } else {
+                "approval.override.refuse"
+            },
+            id,
+            json!({"instance": task.instance, "title": task.title, "reason": reason,
+                   "asked_by": asked.as_ref().map(|p| p.by.clone()),
+                   "asked_reason": asked.as_ref().map(|p| p.reason.clone()),
+                   "output": asked.map(|p| p.output), "original": task.data}),
+        )
+        .await?;
+    Ok(task)
+}
+
+#[utoipa::path(post, path = "/v1/approvals/{id}/override/confirm", tag = "approvals", params(("id" = String, Path)),
+    request_body(content = AnswerRequest, description = "optional"),
+    responses((status = 200, description = "the override is in effect: the task is answered `overridden`", body = Object),
+        (status = 401, body = ProblemDoc),
+        (status = 403, description = "not a second approver the policy names (BATON-API-014), or the person who asked (BATON-API-015)", body = ProblemDoc),
+        (status = 404, body = ProblemDoc), (status = 409, description = "no override waits (BATON-API-017)", body = ProblemDoc)),
+    security(("bearer" = [])))]
+pub async fn confirm_override(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Json<ApprovalTask>> {
+    let bytes = crate::body::raw_json(req, &state).await?;
+    let body: AnswerRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        AnswerRequest::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(e.to_string()))?
+    };
+    Ok(Json(
+        second_answer(&state, &caller, &id, true, body.reason).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/approvals/{id}/override/refuse", tag = "approvals", params(("id" = String, Path)),
+    request_body = AnswerRequest,
+    responses((status = 200, description = "the override is dropped; the task stays open", body = Object),
+        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
+        (status = 409, body = ProblemDoc), (status = 422, description = "a reason is required (BATON-API-018)", body = ProblemDoc)),
+    security(("bearer" = [])))]
+pub async fn refuse_override(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AnswerRequest>,
 ) -> ApiResult<Json<ApprovalTask>> {
     Ok(Json(
-        answer(
-            &state,
-            &caller,
-            &id,
-            Answer::Override {
-                output: body.output,
-            },
-            Some(body.reason),
-        )
-        .await?,
+        second_answer(&state, &caller, &id, false, body.reason).await?,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodFilter {
+    /// Start of the period (RFC 3339, or milliseconds since the epoch); default: 30 days
+    /// before `until`.
+    pub since: Option<String>,
+    /// End of the period, exclusive (RFC 3339 or milliseconds); default: now.
+    pub until: Option<String>,
+}
+
+/// Reads a time given as RFC 3339 or as milliseconds since the epoch.
+pub(crate) fn parse_time(name: &str, s: &str) -> ApiResult<u64> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    baton_runtime::decisions::rfc3339_ms(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`{name}`: `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or milliseconds since the epoch)"
+            ))
+        })
+}
+
+/// `[since, until)` of a period filter.
+pub(crate) fn period(state: &AppState, f: &PeriodFilter) -> ApiResult<(u64, u64)> {
+    const DEFAULT_DAYS_MS: u64 = 30 * 86_400_000;
+    let until = match &f.until {
+        Some(u) => parse_time("until", u)?,
+        None => state.now_ms().saturating_add(1),
+    };
+    let since = match &f.since {
+        Some(s) => parse_time("since", s)?,
+        None => until.saturating_sub(DEFAULT_DAYS_MS),
+    };
+    if since > until {
+        return Err(ApiError::invalid("`since` is after `until`"));
+    }
+    Ok((since, until))
+}
+
+/// Tasks read for one report at most.
+const REPORT_SCAN_MAX: usize = 50_000;
+
+pub async fn override_report(state: &AppState, f: &PeriodFilter) -> ApiResult<OverrideReport> {
+    let (since, until) = period(state, f)?;
+    Ok(inbox(state)
+        .override_report(since, until, REPORT_SCAN_MAX)
+        .await?)
+}
+
+#[utoipa::path(get, path = "/v1/overrides/report", tag = "audit", params(PeriodFilter),
+    responses((status = 200, description = "overrides in the period (in effect, pending, refused) with who, why, what they replaced and their cost where the flow declares one; counted by flow, decision, person and reason", body = Object),
+        (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc)),
+    security(("bearer" = [])))]
+pub async fn overrides_report(
+    State(state): State<Arc<AppState>>,
+    _c: Caller,
+    Query(f): Query<PeriodFilter>,
+) -> ApiResult<Json<OverrideReport>> {
+    Ok(Json(override_report(&state, &f).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

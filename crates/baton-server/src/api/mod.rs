@@ -1,9 +1,11 @@
 //! The HTTP API under `/v1`: flows, instances, events, approvals, quarantine, audit; health.
 
 pub mod approvals;
+pub mod decisions;
 pub(crate) mod events;
 pub(crate) mod flows;
 pub(crate) mod instances;
+pub mod shadows;
 pub mod views;
 
 use std::sync::Arc;
@@ -49,8 +51,27 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/approvals/{id}/override",
             post(approvals::override_decision),
         )
+        .route(
+            "/v1/approvals/{id}/override/confirm",
+            post(approvals::confirm_override),
+        )
+        .route(
+            "/v1/approvals/{id}/override/refuse",
+            post(approvals::refuse_override),
+        )
+        .route("/v1/overrides/report", get(approvals::overrides_report))
+        .route("/v1/instances/{id}/decisions", get(decisions::list))
+        .route("/v1/decisions", get(decisions::export))
         .route("/v1/overrides", get(approvals::overrides))
         .route("/v1/audit", get(approvals::audit))
+        .route("/v1/shadows", get(shadows::list).post(shadows::register))
+        .route("/v1/shadows/{name}", get(shadows::get_one))
+        .route(
+            "/v1/shadows/{name}/decisions",
+            post(shadows::post_decision),
+        )
+        .route("/v1/shadows/{name}/cases/{case}", get(shadows::case))
+        .route("/v1/shadows/{name}/report", get(shadows::report))
 }
 
 pub async fn not_found() -> ApiError {

@@ -48,6 +48,17 @@ struct TaskView {
     reason: String,
     output: Option<String>,
     answered_late: bool,
+    /// An approver may ask to override (the override policy decides whether they may).
+    can_override: bool,
+    /// An override waiting for its second approver: who asked, when, why, and what it would use.
+    pending: Option<(String, String, String, String)>,
+    /// Who may confirm the pending override.
+    pending_needs: String,
+    /// The signed-in user could confirm or refuse it (an approver, not the one who asked).
+    can_confirm: bool,
+    confirmed_by: String,
+    /// Refused overrides: "who asked: why — refused by whom: why".
+    refused: Vec<String>,
 }
 
 #[derive(Template)]
@@ -73,10 +84,55 @@ fn verdict(v: Option<Verdict>) -> &'static str {
 }
 
 fn view(t: ApprovalTask, actor: &Actor, now: u64) -> TaskView {
-    let can_answer = t.status == ApprovalStatus::Open
+    let open = t.status == ApprovalStatus::Open;
+    let pending = t.pending_override.as_ref();
+    let can_answer = open
+        && pending.is_none()
         && actor.can(Role::Approver)
         && (actor.can(Role::Admin) || t.is_assigned_to(&actor.name, &actor.groups));
     TaskView {
+        can_override: open && pending.is_none() && actor.can(Role::Approver),
+        can_confirm: open
+            && actor.can(Role::Approver)
+            && pending.is_some_and(|p| p.by != actor.name),
+        pending: pending.map(|p| {
+            (
+                p.by.clone(),
+                time(p.at_ms),
+                p.reason.clone(),
+                pretty(&p.output),
+            )
+        }),
+        pending_needs: pending
+            .map(|p| {
+                p.second_approver
+                    .iter()
+                    .map(|l| {
+                        l.iter()
+                            .map(|x| x.0.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", and ")
+            })
+            .unwrap_or_default(),
+        confirmed_by: t.confirmed_by.clone().unwrap_or_default(),
+        refused: t
+            .refused_overrides
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} asked at {}: {} — refused by {} at {}: {}",
+                    r.asked.by,
+                    time(r.asked.at_ms),
+                    r.asked.reason,
+                    r.refused_by,
+                    time(r.refused_at_ms),
+                    r.refusal_reason
+                )
+            })
+            .collect(),
         action_url: format!("/ui/approvals/{}", url_encode(&t.id)),
         late: t.is_late(now),
         instance: t
@@ -240,6 +296,32 @@ pub(crate) async fn decide(
     Posted { session, form }: Posted<DecideForm>,
 ) -> Result<Response, UiError> {
     let actor = session.require(Role::Approver)?.clone();
+    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
+    // The second approver's answer to a pending override.
+    if let confirm @ ("confirm" | "refuse") = form.action.as_str() {
+        let result = crate::api::approvals::second_answer(
+            &state,
+            &crate::Caller(actor.clone()),
+            &id,
+            confirm == "confirm",
+            reason,
+        )
+        .await;
+        return match result {
+            Ok(_) => Ok(
+                Redirect::to(&format!("/ui/approvals?done={}", url_encode(&id))).into_response(),
+            ),
+            Err(e) => {
+                let doc = e.doc();
+                let why = format!("{}: {}", doc.title, doc.detail.unwrap_or_default());
+                let page = inbox_page(&state, &session, &InboxQuery::default(), Some(why)).await?;
+                let mut r = render(&page);
+                *r.status_mut() =
+                    StatusCode::from_u16(doc.status).unwrap_or(StatusCode::BAD_REQUEST);
+                Ok(r)
+            }
+        };
+    }
     let answer = match form.action.as_str() {
         "approve" => Ok(Answer::Approve),
         "reject" => Ok(Answer::Reject),
@@ -248,11 +330,8 @@ pub(crate) async fn decide(
             .map_err(|e| format!("The override output is not JSON: {e}")),
         other => Err(format!("`{other}` is not an answer")),
     };
-    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
     let result = match answer {
-        Ok(a) => state
-            .runtime
-            .approvals()
+        Ok(a) => crate::api::approvals::inbox(&state)
             .decide(&id, &actor, a, reason.clone())
             .await
             .map_err(|e| (StatusCode::from_u16(e.http_status()).ok(), e.to_string())),
@@ -260,10 +339,15 @@ pub(crate) async fn decide(
     };
     match result {
         Ok(task) => {
+            let action = if task.pending_override.is_some() {
+                "approval.override.requested".to_string()
+            } else {
+                format!("approval.{}", verdict(task.verdict))
+            };
             state
                 .audit(
                     &actor,
-                    &format!("approval.{}", verdict(task.verdict)),
+                    &action,
                     &id,
                     json!({"reason": reason, "instance": task.instance, "via": "dashboard"}),
                 )

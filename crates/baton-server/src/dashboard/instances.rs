@@ -355,6 +355,9 @@ struct Live {
     approximate: Option<String>,
     waiting: Vec<WaitView>,
     decisions: Vec<DecisionView>,
+    /// Decision records (`baton_runtime::decisions`): inputs with their sources and ages,
+    /// rules, answers and overrides.
+    records: Vec<super::records::RecordView>,
     timeline: Vec<EntryView>,
     timeline_skipped: usize,
 }
@@ -428,6 +431,17 @@ async fn live_of(state: &AppState, id: &str) -> Result<(Live, Status, String), U
         .as_ref()
         .map(|p| decisions(p, &journal))
         .unwrap_or_default();
+    // Secrets are not bound for this replay: a record never shows one.
+    let record_env = Env {
+        flows: state.runtime.catalog().clone(),
+        ..Env::default()
+    };
+    let records = super::records::views(&baton_runtime::decisions::records(
+        &iid,
+        program.as_ref(),
+        record_env,
+        &journal,
+    ));
     let skipped = journal.len().saturating_sub(TIMELINE_ENTRIES_MAX);
     let timeline = journal
         .iter()
@@ -451,6 +465,7 @@ async fn live_of(state: &AppState, id: &str) -> Result<(Live, Status, String), U
         approximate: progress.approximate,
         waiting,
         decisions,
+        records,
         timeline,
         timeline_skipped: skipped,
     };

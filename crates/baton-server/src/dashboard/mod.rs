@@ -19,6 +19,7 @@ pub mod graph;
 mod instances;
 mod ops;
 mod progress;
+mod records;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/instances/{id}/resume", post(instances::resume))
         .route("/ui/approvals", get(approvals::inbox))
         .route("/ui/approvals/{id}", post(approvals::decide))
+        .route("/ui/overrides", get(records::overrides))
         .route("/ui/providers", get(ops::providers))
         .route("/ui/providers/table", get(ops::providers_table))
         .route("/ui/triggers", get(ops::triggers))
