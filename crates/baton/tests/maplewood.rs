@@ -476,3 +476,85 @@ async fn a_reservation_a_person_already_released_is_not_released_again() {
         json!("released")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_compensating_then_resume_releases_exactly_once() {
+    let sim = sim().await;
+    // The booking waits at the carrier's gate, so the release can be held too before it starts.
+    sim.control(
+        "carrier",
+        Faults {
+            hold: Some(true),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    let mut arrivals = sim.subscribe_requests();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let args = [
+        "--providers",
+        "examples/maplewood/providers.yaml",
+        "--secrets",
+        "examples/maplewood/secrets.yaml",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .current_dir(root())
+        .env("MAPLEWOOD_URL", sim.base_url())
+        .env("BATON_STORE", &db)
+        .args(["run", "examples/maplewood/reserve-and-book.yaml"])
+        .args(["--input", r#"{"order": "o-1004", "pallets": 27}"#])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("baton runs");
+    let minute = std::time::Duration::from_secs(60);
+    tokio::time::timeout(
+        minute,
+        arrivals.wait_for(|_| sim.request_count("carrier") >= 1),
+    )
+    .await
+    .expect("the booking arrives")
+    .expect("requests");
+    // Hold the inventory's next effect (the release), then let the refused booking through.
+    sim.control(
+        "inventory",
+        Faults {
+            hold: Some(true),
+            calls: Some(1),
+            ..Faults::default()
+        },
+    );
+    sim.control("carrier", Faults::default());
+    // The reservation, then the release: the guard's read is not counted as an effect request.
+    tokio::time::timeout(
+        minute,
+        arrivals.wait_for(|_| sim.request_count("inventory") >= 3),
+    )
+    .await
+    .expect("the release arrives")
+    .expect("requests");
+    child.kill().expect("SIGKILL");
+    assert!(!child.wait().expect("reaped").success());
+    sim.control("inventory", Faults::default());
+    let mut resume = vec!["resume".to_string()];
+    resume.extend(args.iter().map(|s| s.to_string()));
+    let out = baton(&sim, db.clone(), resume).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // `resume` exits 1 when an instance did not complete: this one faulted, as it should.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("faulted"), "{stdout} {stderr}");
+    let ledger = sim.ledger();
+    let (_, reservation) = only_effect(&ledger, "inventory");
+    assert_eq!(reservation["applied"], json!(1), "{ledger}");
+    assert_eq!(
+        reservation["compensated"],
+        json!(1),
+        "released once: {ledger}"
+    );
+    let notes = compensations(&only_journal(&sim, db).await);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["compensation"], json!("compensated"));
+}
