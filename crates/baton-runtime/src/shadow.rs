@@ -1118,9 +1118,29 @@ async fn record_side<S: Store>(
     )))
 }
 
+/// A time given as RFC 3339 (`2026-11-16T00:00:00Z`, or with an offset) or as milliseconds since
+/// the epoch, for report periods.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<u64>() {
+        return Some(ms);
+    }
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(ts.as_millisecond()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_milliseconds() {
+        assert_eq!(parse_time("1500"), Some(1500));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_time("1970-01-01T00:00:01-00:00"), Some(1000));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("1969-12-31T00:00:00Z"), None);
+    }
 
     #[test]
     fn leaves_name_nested_paths() {

@@ -28,6 +28,17 @@ struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabel {
+    shadow: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowCount {
+    shadow: String,
+    count: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabel {
     task: String,
 }
@@ -75,6 +86,8 @@ pub struct Metrics {
     provider_latency: Family<ProviderQuantile, Gauge>,
     approvals: Family<StateLabel, Gauge>,
     events: Family<OutcomeLabel, Counter>,
+    shadow_agreement: Family<ShadowLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    shadow_cases: Family<ShadowCount, Gauge>,
     /// Last seen values of the provider layer's cumulative counters, to add only the difference.
     seen: Mutex<HashMap<(String, String), u64>>,
     open_steps: Arc<Mutex<HashMap<(String, String), u64>>>,
@@ -152,8 +165,23 @@ impl Metrics {
             "Inbound events by outcome (accepted, duplicate, quarantined, ...)",
             events.clone(),
         );
+        let shadow_agreement =
+            Family::<ShadowLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "shadow_agreement_ratio",
+            "Share of compared shadow cases whose outputs agreed with the live decision",
+            shadow_agreement.clone(),
+        );
+        let shadow_cases = Family::<ShadowCount, Gauge>::default();
+        registry.register(
+            "shadow_cases",
+            "Shadow cases: all, compared, agreed",
+            shadow_cases.clone(),
+        );
         Metrics {
             registry,
+            shadow_agreement,
+            shadow_cases,
             instances,
             step_seconds,
             provider_calls,
@@ -208,6 +236,34 @@ impl Metrics {
     }
 
     /// Reads the figures kept elsewhere into the registry.
+    /// Agreement per shadow, from its cases (read at scrape time, like the instance counts).
+    async fn refresh_shadows(&self, state: &AppState) -> ApiResult<()> {
+        let shadows = state.runtime.shadows();
+        for reg in shadows.list().await? {
+            let report = shadows.report(&reg.name, None, None).await?;
+            if let Some(rate) = report.agreement_rate {
+                self.shadow_agreement
+                    .get_or_create(&ShadowLabel {
+                        shadow: reg.name.clone(),
+                    })
+                    .set(rate);
+            }
+            for (count, n) in [
+                ("cases", report.cases),
+                ("compared", report.compared),
+                ("agreed", report.agreed),
+            ] {
+                self.shadow_cases
+                    .get_or_create(&ShadowCount {
+                        shadow: reg.name.clone(),
+                        count: count.into(),
+                    })
+                    .set(n as i64);
+            }
+        }
+        Ok(())
+    }
+
     async fn refresh(&self, state: &AppState) -> ApiResult<()> {
         let counts = state.runtime.store().instance_counts().await?;
         for s in [
@@ -226,6 +282,7 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
+        self.refresh_shadows(state).await?;
         if let Some(t) = state.triggers.get() {
             let c = serde_json::to_value(t.counters()).unwrap_or_default();
             for outcome in [

@@ -20,6 +20,7 @@ mod instances;
 mod ops;
 mod progress;
 mod records;
+mod shadows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/providers", get(ops::providers))
         .route("/ui/providers/table", get(ops::providers_table))
         .route("/ui/triggers", get(ops::triggers))
+        .route("/ui/shadows", get(shadows::list))
+        .route("/ui/shadows/{name}", get(shadows::detail))
         .route(
             "/ui/triggers/quarantine/{id}/replay",
             post(ops::replay_quarantined),
