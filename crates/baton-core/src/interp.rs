@@ -826,6 +826,11 @@ impl Ctx {
                     &input,
                     "task input",
                 )?;
+                // On the stack before the call is sent: if the task is dropped while the call is
+                // in flight (a cancel, a deadline), the effect may still have happened.
+                if let Some(spec) = &ext.compensate {
+                    self.effect_starting(frame, name, reference, key, &input, spec);
+                }
                 let body = self.run_body(frame, task, reference, key, &input, locals, &info, &ext);
                 let ran = match &base.timeout {
                     Some(t) => {
@@ -836,9 +841,8 @@ impl Ctx {
                     None => body.await,
                 };
                 // The effect happened (or may have) whatever becomes of the output below.
-                if let Some(spec) = &ext.compensate {
-                    let output = ran.as_ref().ok().map(|(o, _)| o);
-                    self.remember_effect(frame, name, reference, key, &input, output, spec);
+                if ext.compensate.is_some() {
+                    self.effect_ended(key, ran.as_ref().ok().map(|(o, _)| o));
                 }
                 let (raw_output, directive) = ran?;
                 let info_out = TaskInfo {

@@ -1,9 +1,10 @@
 //! Compensation (sagas): `metadata.baton.compensate` on a call task declares how to undo its
 //! effect (see docs/extensions.md).
 //!
-//! A call task that declares a compensation and whose effect happened (`ok`), or may have
-//! happened (`unknown`: the answer was lost, or the call was abandoned in flight), is pushed on
-//! the instance's saga stack when it ends. When the instance faults (an error the flow does not
+//! A call task that declares a compensation goes on the instance's saga stack when it starts;
+//! it stays there if its effect happened (`ok`) or may have (`unknown`: the answer was lost, or
+//! the call was abandoned in flight, also when the whole flow was dropped by a cancel), and
+//! leaves it on a definite failure. When the instance faults (an error the flow does not
 //! catch) or is cancelled, the stack is unwound in reverse order before the end is journaled.
 //! Each compensation first runs its guard, a read that says whether the effect still stands (a
 //! person may have undone it by hand already); only then is the compensating call made. Every
@@ -171,6 +172,8 @@ pub(crate) struct SagaStep {
     pub effect: Value,
     /// The task's outcome was `unknown`: only a guard can tell whether there is anything to undo.
     pub unknown: bool,
+    /// The task has not ended: its call is (or was, when the task was dropped) in flight.
+    pub pending: bool,
     pub spec: Compensation,
 }
 
@@ -195,45 +198,63 @@ fn is_permanent(p: &Problem) -> bool {
 }
 
 impl Ctx {
-    /// Called when a task that declares a compensation has run its body: pushes it on the saga
-    /// stack if its effect happened (`output` is `Some`) or may have (its call's outcome was
-    /// `unknown`, or the call was abandoned while in flight).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn remember_effect(
+    /// Called before a task that declares a compensation runs its call: the task goes on the
+    /// saga stack as `pending` (in flight), so that if it is dropped before it ends (the
+    /// instance is cancelled, a deadline abandons it) the effect is still considered.
+    pub(crate) fn effect_starting(
         &self,
         frame: &Frame<'_>,
         name: &str,
         reference: &str,
         key: &str,
         input: &Value,
-        output: Option<&Value>,
-        spec: &crate::saga::Compensation,
+        spec: &Compensation,
     ) {
         let call_key = EffectKey(format!("{key}#call"));
-        let mut shared = self.lock();
-        let unknown = output.is_none()
-            && (shared.unknown_calls.contains(&call_key) || shared.abandoned.contains(&call_key));
-        if output.is_none() && !unknown {
-            // A definite failure: nothing happened, nothing to undo.
-            return;
-        }
         let effect = json!({
             "task": name,
             "reference": reference,
             "key": crate::effect::idempotency_key(&self.instance, &call_key),
             "input": input,
-            "output": output,
-            "outcome": if unknown { "unknown" } else { "ok" },
+            "output": null,
+            "outcome": "unknown",
         });
-        shared.saga.push(SagaStep {
+        self.lock().saga.push(SagaStep {
             program: frame.program.clone(),
             name: name.to_string(),
             reference: reference.to_string(),
             key: key.to_string(),
             effect,
-            unknown,
+            unknown: true,
+            pending: true,
             spec: spec.clone(),
         });
+    }
+
+    /// Called when the task has run its call: with its answer the effect happened; without one
+    /// it may have (the outcome was `unknown`, or a task `timeout` abandoned the call in
+    /// flight), or it did not (a definite failure: the task leaves the stack).
+    pub(crate) fn effect_ended(&self, key: &str, output: Option<&Value>) {
+        let call_key = EffectKey(format!("{key}#call"));
+        let mut shared = self.lock();
+        let maybe =
+            shared.unknown_calls.contains(&call_key) || shared.abandoned.contains(&call_key);
+        let Some(at) = shared.saga.iter().rposition(|s| s.pending && s.key == key) else {
+            return;
+        };
+        match output {
+            Some(out) => {
+                let step = &mut shared.saga[at];
+                step.pending = false;
+                step.unknown = false;
+                step.effect["output"] = out.clone();
+                step.effect["outcome"] = json!("ok");
+            }
+            None if maybe => shared.saga[at].pending = false,
+            None => {
+                shared.saga.remove(at);
+            }
+        }
     }
 
     /// Whether an instance that ends now has effects to undo first.
@@ -244,7 +265,21 @@ impl Ctx {
     /// Unwinds the saga stack, last effect first. Never fails: what could not be undone is
     /// `unresolved` in its task note, for a person to look at.
     pub(crate) async fn compensate_all(&self) -> Unwound {
-        let steps = std::mem::take(&mut self.lock().saga);
+        let steps: Vec<SagaStep> = {
+            let mut shared = self.lock();
+            let steps = std::mem::take(&mut shared.saga);
+            // A task dropped before it ended: its effect may have happened only if its call was
+            // sent (it was outstanding when dropped).
+            steps
+                .into_iter()
+                .filter(|s| {
+                    !s.pending
+                        || shared
+                            .abandoned
+                            .contains(&EffectKey(format!("{}#call", s.key)))
+                })
+                .collect()
+        };
         let mut tally = Unwound::default();
         for step in steps.iter().rev() {
             let (ended, attempts) = self.compensate(step).await;

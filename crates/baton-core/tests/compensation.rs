@@ -360,14 +360,25 @@ fn cancelling_undoes_what_happened_and_stops_what_is_in_flight() {
         s.cancel.contains(&book[0].key),
         "the booking in flight is stopped"
     );
-    assert_eq!(s.start.iter().map(op).collect::<Vec<_>>(), ["find-reserve"]);
+    // The booking may have been applied before it was stopped: its guard is asked first.
+    assert_eq!(s.start.iter().map(op).collect::<Vec<_>>(), ["find-book"]);
     assert_ne!(s.status, Status::Cancelled, "not ended before the undo");
     run.journal.extend(s.entries);
-    run.answer(&s.start[0], held("r-1"));
+    run.answer(&s.start[0], failed(404, "no such booking"));
     run.drive(|op, _| match op {
+        "find-reserve" => held("r-1"),
         "undo-reserve" => Outcome::ok(json!({"released": true})),
         other => panic!("unexpected {other}"),
     });
+    let notes = run.notes();
+    assert_eq!(
+        notes[0]["compensation"], "skipped",
+        "the booking never happened"
+    );
+    assert_eq!(
+        notes[1]["compensation"], "compensated",
+        "the reservation is released"
+    );
     assert_eq!(run.inst.status(), Status::Cancelled);
     assert!(
         matches!(run.journal.last(), Some(JournalEntry::Cancelled { reason, .. }) if reason == "customer cancelled")
@@ -423,4 +434,46 @@ fn a_malformed_compensation_faults_the_task_before_its_effect() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_cancel_while_the_call_is_in_flight_asks_the_guard_whether_it_happened() {
+    let mut run = Run::new(program(None));
+    let first = run.step();
+    assert_eq!(op(&first[0]), "reserve");
+    // Cancelled before the reservation answered: it may have been applied.
+    run.inst.cancel_by("changed my mind", None, 20);
+    let s = run.inst.step();
+    assert!(s.cancel.contains(&first[0].key));
+    assert_eq!(s.start.iter().map(op).collect::<Vec<_>>(), ["find-reserve"]);
+    run.journal.extend(s.entries);
+    run.started.extend(s.start.iter().cloned());
+    run.answer(&s.start[0], failed(404, "no such reservation"));
+    run.step();
+    assert_eq!(run.inst.status(), Status::Cancelled);
+    let notes = run.notes();
+    assert_eq!(notes[0]["outcome"], "unknown");
+    assert_eq!(notes[0]["reconciled"], "not-applied");
+    assert_eq!(notes[0]["compensation"], "skipped");
+}
+
+#[test]
+fn a_cancel_before_the_call_was_sent_has_nothing_to_undo() {
+    // The first step waits; the compensable call after it never starts.
+    let wait = json!({"nap": {"wait": {"seconds": 60}}});
+    let p = Arc::new(
+        Program::from_json(json!({
+            "document": {"dsl": "1.0.3", "namespace": "t", "name": "later", "version": "1.0.0"},
+            "do": [wait, {"charge": {"call": "fx", "with": {"op": "charge"},
+                   "metadata": {"baton": {"compensate": {"call": "fx", "with": {"op": "refund"}}}}}}]
+        }))
+        .unwrap(),
+    );
+    let mut run = Run::new(p);
+    run.step();
+    run.inst.cancel_by("no", None, 5);
+    run.step();
+    assert_eq!(run.inst.status(), Status::Cancelled);
+    assert_eq!(run.ops(), ["timer"]);
+    assert!(run.notes().is_empty());
 }

@@ -674,3 +674,80 @@ do:
     );
     assert_eq!(sim.request_count("carrier"), 1);
 }
+
+/// Cancelling an instance undoes what it did: the reservation it made is released (after the
+/// guard's read), exactly once, and the instance ends `cancelled` only after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_releases_what_the_instance_reserved() {
+    let sim = sim().await;
+    let catalog = format!(
+        r#"
+providers:
+  inventory:
+    base_url: {base}/inventory
+    idempotent: true
+    operations:
+      reserve: {{ method: POST, path: /reservations, contract: {{ type: object, required: [reservation_id, key] }} }}
+      reservation: {{ path: "/reservations/{{key}}" }}
+      release: {{ method: DELETE, path: "/reservations/{{key}}" }}
+"#,
+        base = sim.base_url()
+    );
+    let rt = runtime(&catalog, None);
+    let flow = r#"
+document: { dsl: '1.0.3', namespace: test, name: reserve-then-wait, version: '1.0.0' }
+do:
+  - reserve:
+      call: provider
+      with: { provider: inventory, operation: reserve, args: { body: { store: store-02, sku: sku-drywall, qty: 1 } } }
+      metadata:
+        baton:
+          compensate:
+            guard:
+              call: provider
+              with: { provider: inventory, operation: reservation, args: { key: '${ $effect.key }' } }
+              stands: '${ .reservation.status == "held" }'
+            call: provider
+            with: { provider: inventory, operation: release, args: { key: '${ $effect.key }' } }
+  - awaitTruck:
+      wait: { hours: 1 }
+"#;
+    let program = rt.register_flow(flow).await.expect("flow");
+    let id = rt.start(program, json!({})).await.expect("start");
+    let mut ledger = sim.subscribe_ledger();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        ledger.wait_for(|n| *n >= 1),
+    )
+    .await
+    .expect("reserved")
+    .expect("ledger");
+    // Whether or not the reservation's answer has reached the instance yet, the cancel undoes
+    // it: an answered call is on the saga stack, and one in flight is dropped, found by the
+    // guard and released all the same.
+    rt.cancel(&id, "the customer cancelled", "olu")
+        .await
+        .expect("cancel");
+    let end = rt.wait(&id).await.expect("ends");
+    assert_eq!(end.status, Status::Cancelled);
+    let ledger = sim.ledger();
+    let entries = ledger["inventory"].as_object().expect("inventory");
+    assert_eq!(entries.len(), 1, "{ledger}");
+    let entry = entries.values().next().expect("one");
+    assert_eq!(entry["applied"], json!(1));
+    assert_eq!(entry["compensated"], json!(1), "{ledger}");
+    let journal = rt.store().journal(&id).await.expect("journal");
+    let cancel_at = journal
+        .iter()
+        .position(|e| matches!(e, JournalEntry::CancelRequested { .. }))
+        .expect("cancel journaled");
+    let undone_at = journal
+        .iter()
+        .position(|e| matches!(e, JournalEntry::TaskNote { note, .. } if note["compensation"] == "compensated"))
+        .expect("compensation journaled");
+    assert!(cancel_at < undone_at);
+    assert!(matches!(
+        journal.last(),
+        Some(JournalEntry::Cancelled { .. })
+    ));
+}
