@@ -183,6 +183,99 @@ impl Extension {
     }
 }
 
+impl Extension {
+    /// The checks that depend on the task the keys are on: a completeness rule needs a fan-out,
+    /// and a compensation undoes one call sent directly (`http`, `provider` or a registered
+    /// function; a `use.functions` entry is a task of its own). `direct_call` is true for such
+    /// a `call` task.
+    pub(crate) fn fits(&self, kind: &str, direct_call: bool) -> Result<(), String> {
+        if self.complete.is_some() && !matches!(kind, "for" | "fork") {
+            return Err("`complete` applies to `for` and `fork` tasks only".into());
+        }
+        if self.compensate.is_some() && !direct_call {
+            return Err(
+                "`compensate` applies to a task that calls `http`, `provider` or a \
+                        registered function directly"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Checks every task's `metadata.baton` in a flow definition without running it, for
+/// `baton validate` and flow registration: a misdeclared extension is reported with its
+/// location before any instance runs, not when the task is reached.
+pub fn extension_diagnostics(loaded: &baton_flow::LoadedFlow) -> Vec<baton_flow::Diagnostic> {
+    let mut out = Vec::new();
+    let root = &loaded.raw;
+    let functions: Vec<&str> = root
+        .pointer("/use/functions")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut check = |pointer: &str, task: &Value| {
+        let Some(t) = task.as_object() else { return };
+        let Some(baton) = t.get("metadata").and_then(|m| m.get("baton")) else {
+            return;
+        };
+        let at = format!("{pointer}/metadata/baton");
+        // `for` and `try` tasks also hold a `do`/`catch`: their own keyword comes first.
+        let kind = [
+            "for", "fork", "try", "call", "do", "emit", "listen", "raise", "run", "set", "switch",
+            "wait",
+        ]
+        .into_iter()
+        .find(|k| t.contains_key(*k))
+        .unwrap_or("");
+        let direct_call = t
+            .get("call")
+            .and_then(Value::as_str)
+            .is_some_and(|f| !functions.contains(&f));
+        let checked = match baton.as_object() {
+            None => Err("`metadata.baton` must be an object".to_string()),
+            Some(b) => Extension::parse(b).and_then(|ext| ext.fits(kind, direct_call)),
+        };
+        if let Err(message) = checked {
+            out.push(baton_flow::Diagnostic::extension(
+                format!("invalid `metadata.baton`: {message}"),
+                &at,
+                &loaded.spans,
+            ));
+        }
+    };
+    // Task lists nest under `do`, `for.do`, `fork.branches`, `try` and `catch.do`.
+    fn walk(list: &Value, pointer: &str, check: &mut dyn FnMut(&str, &Value)) {
+        let Some(items) = list.as_array() else { return };
+        for (i, item) in items.iter().enumerate() {
+            let Some((name, task)) = item.as_object().and_then(|o| o.iter().next()) else {
+                continue;
+            };
+            let p = format!(
+                "{pointer}/{i}/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            );
+            check(&p, task);
+            // A `for` keeps its task list under `do` too.
+            for path in ["/do", "/fork/branches", "/try", "/catch/do"] {
+                if let Some(l) = task.pointer(path) {
+                    walk(l, &format!("{p}{path}"), check);
+                }
+            }
+        }
+    }
+    if let Some(list) = root.get("do") {
+        walk(list, "/do", &mut check);
+    }
+    if let Some(fns) = root.pointer("/use/functions").and_then(Value::as_object) {
+        for (name, task) in fns {
+            let escaped = name.replace('~', "~0").replace('/', "~1");
+            check(&format!("/use/functions/{escaped}"), task);
+        }
+    }
+    out
+}
+
 fn invalid(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorKind::Configuration, "Invalid `metadata.baton`").with_detail(detail)
 }
@@ -307,6 +400,67 @@ mod tests {
 
     fn ext(v: Value) -> Result<Extension, String> {
         Extension::parse(v.as_object().expect("object"))
+    }
+
+    #[test]
+    fn misdeclared_extensions_are_found_before_running_with_their_location() {
+        let text = r#"
+document: { dsl: '1.0.3', namespace: t, name: ext, version: '1.0.0' }
+use:
+  functions:
+    helper:
+      call: noop
+do:
+  - fine:
+      call: noop
+      metadata: { baton: { compensate: { call: noop } } }
+  - loop:
+      for: { each: x, in: '${ [1] }' }
+      metadata: { baton: { complete: all } }
+      do:
+        - inner:
+            set: { a: 1 }
+            metadata:
+              baton:
+                compensate: { call: noop }
+  - viaFunction:
+      call: helper
+      metadata: { baton: { compensate: { call: noop, undo: 1 } } }
+  - plain:
+      set: { b: 2 }
+      metadata: { baton: { complete: all } }
+"#;
+        let opts = baton_flow::ValidateOptions {
+            known_functions: vec!["noop".into()],
+        };
+        let loaded = baton_flow::load_flow(text, &opts).expect("schema-valid");
+        let diags = extension_diagnostics(&loaded);
+        let got: Vec<(&str, u32)> = diags.iter().map(|d| (d.pointer.as_str(), d.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/do/1/loop/do/0/inner/metadata/baton", 19),
+                ("/do/2/viaFunction/metadata/baton", 22),
+                ("/do/3/plain/metadata/baton", 25),
+            ],
+            "{diags:?}"
+        );
+        assert!(diags.iter().all(|d| d.code == "BATON-FLOW-032"));
+        assert!(
+            diags[0].message.contains("directly"),
+            "{}",
+            diags[0].message
+        );
+        assert!(
+            diags[1].message.contains("unknown key `undo`"),
+            "{}",
+            diags[1].message
+        );
+        assert!(
+            diags[2].message.contains("`for` and `fork`"),
+            "{}",
+            diags[2].message
+        );
     }
 
     #[test]

@@ -767,36 +767,22 @@ impl Ctx {
             }
             self.event(reference, name, TaskPhase::Started);
             let ext = match Extension::of(base).and_then(|ext| {
-                // A rule on a task that does not fan out would be silently meaningless.
-                let fans_out = matches!(task.kind, TaskKind::For { .. } | TaskKind::Fork { .. });
-                if ext.complete.is_some() && !fans_out {
-                    return Err(
+                // A rule on a task that does not fan out would be silently meaningless; a
+                // compensation undoes one call's effect, keyed by that call's idempotency key.
+                let direct_call = match &task.kind {
+                    TaskKind::Call { function, .. } => !frame
+                        .program
+                        .workflow
+                        .use_
+                        .as_ref()
+                        .is_some_and(|u| u.functions.contains_key(function)),
+                    _ => false,
+                };
+                ext.fits(task.kind.keyword(), direct_call)
+                    .map_err(|detail| {
                         Problem::new(ErrorKind::Configuration, "Invalid `metadata.baton`")
-                            .with_detail("`complete` applies to `for` and `fork` tasks only"),
-                    );
-                }
-                // A compensation undoes one call's effect, keyed by that call's idempotency key.
-                if ext.compensate.is_some() {
-                    let direct = match &task.kind {
-                        TaskKind::Call { function, .. } => !frame
-                            .program
-                            .workflow
-                            .use_
-                            .as_ref()
-                            .is_some_and(|u| u.functions.contains_key(function)),
-                        _ => false,
-                    };
-                    if !direct {
-                        return Err(Problem::new(
-                            ErrorKind::Configuration,
-                            "Invalid `metadata.baton`",
-                        )
-                        .with_detail(
-                            "`compensate` applies to a task that calls `http`, `provider` or a \
-                             registered function directly",
-                        ));
-                    }
-                }
+                            .with_detail(detail)
+                    })?;
                 Ok(ext)
             }) {
                 Ok(ext) => ext,

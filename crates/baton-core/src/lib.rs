@@ -13,7 +13,7 @@ pub mod program;
 mod saga;
 pub mod time;
 
-pub use complete::{DEADLINE_KEY_MARK, is_deadline_key};
+pub use complete::{DEADLINE_KEY_MARK, extension_diagnostics, is_deadline_key};
 pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, idempotency_key};
 pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};

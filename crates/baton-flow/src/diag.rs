@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::parse::SpanIndex;
+
 /// A 1-based position in the source text. Columns count Unicode scalar values, not bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct SourceLocation {
@@ -58,6 +60,13 @@ impl Diagnostic {
     }
 
     /// `FILE:LINE:COL: error[CODE]: message`, the format compilers use so editors can jump to it.
+    /// A diagnostic about a Baton extension under a task's `metadata.baton` (`BATON-FLOW-032`),
+    /// found by the runtime's own check of its keys, placed at `pointer` in the source.
+    pub fn extension(message: impl Into<String>, pointer: &str, spans: &SpanIndex) -> Diagnostic {
+        let at = spans.nearest_value(pointer);
+        Diagnostic::new(Code::Extension, message, pointer, at)
+    }
+
     pub fn render(&self, file: &str) -> String {
         format!(
             "{file}:{}:{}: error[{}]: {}",
@@ -95,6 +104,7 @@ pub(crate) enum Code {
     UnknownReference,
     HttpArguments,
     FlowLimit,
+    Extension,
 }
 
 impl Code {
@@ -125,6 +135,7 @@ impl Code {
             Code::UnknownReference => "BATON-FLOW-029",
             Code::HttpArguments => "BATON-FLOW-030",
             Code::FlowLimit => "BATON-FLOW-031",
+            Code::Extension => "BATON-FLOW-032",
         }
     }
 }

@@ -340,9 +340,15 @@ impl<S: Store> Runtime<S> {
         let opts = baton_flow::ValidateOptions {
             known_functions: self.function_names(),
         };
-        let loaded = baton_flow::load_flow(text, &opts).map_err(|ds| {
+        let invalid = |ds: Vec<baton_flow::Diagnostic>| {
             RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect())
-        })?;
+        };
+        let loaded = baton_flow::load_flow(text, &opts).map_err(invalid)?;
+        // A misdeclared `metadata.baton` is refused now, not when its task is reached.
+        let extensions = baton_core::extension_diagnostics(&loaded);
+        if !extensions.is_empty() {
+            return Err(invalid(extensions));
+        }
         let program = Arc::new(Program::new(loaded.workflow, loaded.raw, text));
         self.shared.store.put_flow(&program.flow, text).await?;
         self.shared.catalog.insert(program.clone());

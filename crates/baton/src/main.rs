@@ -416,7 +416,16 @@ fn validate(flows: &[PathBuf], providers: Option<&Path>) -> ExitCode {
                 continue;
             }
         };
-        match baton_flow::load_flow(&text, &opts) {
+        // The flow's Baton extensions (`metadata.baton`) are checked too, with their locations.
+        let loaded = baton_flow::load_flow(&text, &opts).and_then(|loaded| {
+            let diags = baton_core::extension_diagnostics(&loaded);
+            if diags.is_empty() {
+                Ok(loaded)
+            } else {
+                Err(diags)
+            }
+        });
+        match loaded {
             Ok(_) => eprintln!("{}: ok", path.display()),
             Err(diags) => {
                 failed = true;

@@ -80,17 +80,26 @@ fn diagnostics_of(
     let opts = baton_flow::ValidateOptions {
         known_functions: state.runtime.function_names(),
     };
-    baton_flow::load_flow(text, &opts).map_err(|ds| {
-        ds.into_iter()
-            .map(|d| DiagnosticView {
-                code: d.code,
-                message: d.message,
-                line: d.line,
-                column: d.column,
-                pointer: d.pointer,
-            })
-            .collect()
-    })
+    baton_flow::load_flow(text, &opts)
+        .and_then(|loaded| {
+            let extensions = baton_core::extension_diagnostics(&loaded);
+            if extensions.is_empty() {
+                Ok(loaded)
+            } else {
+                Err(extensions)
+            }
+        })
+        .map_err(|ds| {
+            ds.into_iter()
+                .map(|d| DiagnosticView {
+                    code: d.code,
+                    message: d.message,
+                    line: d.line,
+                    column: d.column,
+                    pointer: d.pointer,
+                })
+                .collect()
+        })
 }
 
 #[utoipa::path(post, path = "/v1/flows/validate", tag = "flows", request_body = FlowSource,
