@@ -77,7 +77,7 @@ pub enum ClientCommand {
     },
 }
 
-fn json_arg(s: &str) -> Result<Value> {
+pub(crate) fn json_arg(s: &str) -> Result<Value> {
     let text = match s.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
@@ -87,7 +87,7 @@ fn json_arg(s: &str) -> Result<Value> {
     serde_json::from_str(&text).context("not valid JSON")
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &ServerArgs,
     method: &str,
     path: &str,
@@ -120,7 +120,7 @@ async fn call(
 }
 
 /// Prints the answer: problems on stderr (exit 1), data on stdout.
-fn finish(
+pub(crate) fn finish(
     server: &ServerArgs,
     (status, body): (u16, Value),
     human: impl Fn(&Value),

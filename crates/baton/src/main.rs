@@ -24,6 +24,7 @@ mod client;
 mod decide;
 mod providers;
 mod serve;
+mod shadow;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -172,6 +173,14 @@ enum Command {
     },
     /// Benchmarks (release build): W1 local durable steps, W2 HTTP steps.
     Bench(bench::BenchArgs),
+    /// Shadow runs against a server: register a candidate, post legacy decisions, the report.
+    Shadow {
+        #[command(subcommand)]
+        cmd: shadow::ShadowCommand,
+    },
+    /// Run a new flow version over the inputs of recorded instances, without effects, and
+    /// report where its outputs and decisions differ from what happened.
+    Replay(shadow::ReplayArgs),
     /// Serve the HTTP API, the dashboard and the workers until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
 }
@@ -335,6 +344,8 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Shadow { cmd } => shadow::run(cmd).await,
+        Command::Replay(args) => shadow::replay(args).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -92,7 +92,7 @@ pub struct LegacyDecisionRequest {
     pub decision: Value,
     /// When it decided (ms since the epoch); the case's time in reports. Default: now.
     pub decided_at_ms: Option<u64>,
-    /// Or the same as RFC 3339.
+    /// Or the same as RFC 3339 (both may be given when they agree).
     pub decided_at: Option<String>,
     pub decided_by: Option<String>,
 }
@@ -223,10 +223,10 @@ pub async fn post_decision(
         req.decided_at_ms,
         time_param("decided_at", &req.decided_at)?,
     ) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "give `decided_at_ms` or `decided_at`, not both",
-            ));
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid(format!(
+                "`decided_at_ms` ({a}) and `decided_at` ({b} ms) name different times"
+            )));
         }
         (a, b) => a.or(b),
     };
