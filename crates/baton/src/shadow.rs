@@ -238,8 +238,7 @@ pub async fn run(cmd: ShadowCommand) -> Result<ExitCode> {
                     .read_to_string(&mut s)
                     .context("cannot read stdin")?;
                 s
-            } else if decisions.starts_with('@') {
-                let path = &decisions[1..];
+            } else if let Some(path) = decisions.strip_prefix('@') {
                 std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
             } else {
                 decisions
