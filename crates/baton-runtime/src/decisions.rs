@@ -367,14 +367,15 @@ fn find_value(hay: &Value, needle: &Value, path: &mut String, found: &mut Vec<St
     }
 }
 
-/// Values too common to say anything about where they came from.
+/// Values too common to say anything about where they came from: booleans, short strings,
+/// and small whole numbers (a count of 7 is found in any answer with a 7 in it).
 fn is_telling(v: &Value) -> bool {
     match v {
         Value::Null | Value::Bool(_) => false,
-        Value::String(s) => s.chars().count() >= 2,
+        Value::String(s) => s.chars().count() >= 3,
         Value::Number(n) => n
             .as_f64()
-            .is_some_and(|f| f.abs() >= 2.0 || f.fract() != 0.0),
+            .is_some_and(|f| f.fract() != 0.0 || f.abs() >= 1000.0),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
     }
@@ -653,6 +654,23 @@ pub fn records(
 }
 
 impl<S: Store> Runtime<S> {
+    /// The program of a flow version for replaying its journals: from the catalog, or loaded
+    /// from the store's copy. Only replayed, never run, so a flow that calls `provider` loads
+    /// even where no provider catalogue is bound (a CLI reading the store).
+    async fn program_for_records(&self, flow: &FlowRef) -> Option<Arc<Program>> {
+        if let Some(p) = self.shared.catalog.by_hash(&flow.hash) {
+            return Some(p);
+        }
+        let source = self.shared.store.flow_source(&flow.hash).await.ok()??;
+        let mut known = self.shared.known_functions();
+        known.push(crate::PROVIDER_FUNCTION.to_string());
+        let opts = baton_flow::ValidateOptions {
+            known_functions: known,
+        };
+        let loaded = baton_flow::load_flow(&source, &opts).ok()?;
+        Some(Arc::new(Program::new(loaded.workflow, loaded.raw, &source)))
+    }
+
     /// The decision records of one instance (see [`records`]).
     pub async fn decision_records(
         &self,
@@ -665,9 +683,7 @@ impl<S: Store> Runtime<S> {
             .await?
             .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
         let journal = self.shared.store.journal(id).await?;
-        let program = crate::driver::program_for(&self.shared, &rec.flow)
-            .await
-            .ok();
+        let program = self.program_for_records(&rec.flow).await;
         let env = Env {
             secrets: Value::Object(Default::default()),
             ..self.shared.options.env.clone()

@@ -23,6 +23,7 @@ mod bench;
 mod client;
 mod decide;
 mod providers;
+mod records;
 mod serve;
 mod shadow;
 
@@ -128,6 +129,8 @@ enum Command {
     },
     #[command(flatten)]
     Client(client::ClientCommand),
+    #[command(flatten)]
+    Records(records::RecordsCommand),
     /// Deliver a CloudEvent (structured JSON, or @FILE) to the store, for listening instances.
     Event {
         event: String,
@@ -276,6 +279,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             id, store, json, ..
         } => show(&id, &store.store, json).await,
         Command::Client(cmd) => client::run(cmd).await,
+        Command::Records(cmd) => records::run(cmd).await,
         Command::Event { event, store } => publish_event(&event, &store.store).await,
         Command::Conformance {
             suite: Suite::ServerlessWorkflow { dirs },

@@ -65,6 +65,14 @@ tokens:
   - { name: dana, token: demo-dispatcher, roles: [viewer, approver], groups: [dispatchers] }
   - { name: olu, token: demo-operator, roles: [operator] }
   - { name: vic, token: demo-viewer, roles: [viewer] }
+  - { name: rhea, token: demo-director, roles: [viewer, approver], groups: [directors] }
+  - { name: finn, token: demo-fleet-manager, roles: [viewer, approver], groups: [fleet-managers] }
+overrides:
+  # Story 10: only a director (or an admin) overrides a route, and a fleet manager confirms.
+  - flow: maplewood/director-override
+    decision: route
+    allow: [ 'group:directors', 'role:admin' ]
+    second_approver: [ 'group:fleet-managers' ]
 ";
 
 const DEMO_FLOWS: &[&str] = &[
@@ -73,6 +81,7 @@ const DEMO_FLOWS: &[&str] = &[
     include_str!("../../../examples/maplewood/stale-stock.yaml"),
     include_str!("../../../examples/maplewood/address-checks.yaml"),
     include_str!("../../../examples/maplewood/reserve-and-book.yaml"),
+    include_str!("../../../examples/maplewood/director-override.yaml"),
 ];
 const DEMO_PROVIDERS: &str = include_str!("../../../examples/maplewood/providers.yaml");
 /// The simulated carrier accepts this token (examples/maplewood/secrets.yaml).
@@ -363,6 +372,7 @@ async fn start_demo(state: &AppState) -> Result<()> {
         ),
         ("morning-plan", json!({})),
         ("reserve-and-book", json!({})),
+        ("director-override", json!({})),
         (
             "stale-stock",
             json!({"store": "store-01", "sku": "sku-lumber-2x4", "qty": 10}),
@@ -380,8 +390,8 @@ async fn start_demo(state: &AppState) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("demo instance of {flow}: {:?}", e.doc()))?;
     }
     eprintln!(
-        "demo: started {} instances (two wait for a dispatcher's approval)",
-        5
+        "demo: started {} instances (three wait for a dispatcher's approval)",
+        6
     );
     Ok(())
 }

@@ -258,10 +258,15 @@ impl OverridePolicy {
         let mut add = |rule: &OverrideRule, from: String| {
             out.from.push(from);
             out.forbidden |= rule.forbidden;
-            if let Some(a) = &rule.allow {
+            // The same list said twice (server and flow agree) is one condition.
+            if let Some(a) = &rule.allow
+                && !out.allow.contains(a)
+            {
                 out.allow.push(a.clone());
             }
-            if let Some(s) = &rule.second_approver {
+            if let Some(s) = &rule.second_approver
+                && !out.second_approver.contains(s)
+            {
                 out.second_approver.push(s.clone());
             }
         };

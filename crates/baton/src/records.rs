@@ -1,0 +1,484 @@
+//! Decision records and overrides on the command line:
+//!
+//! - `baton decisions ID` — the records of one instance, from the embedded store or (with
+//!   `--server`) a server;
+//! - `baton export-decisions [--since T] [--until T] [--flow NAME]` — JSON Lines for audit;
+//! - `baton override TASK --output JSON --reason R`, `baton confirm-override TASK`,
+//!   `baton refuse-override TASK --reason R` — against a server, whose override policy decides;
+//! - `baton overrides [--since T] [--until T]` — the override report of a server.
+//!
+//! Data goes to stdout, problems to stderr with their code (exit 1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use baton_core::InstanceId;
+use baton_runtime::decisions::{DecisionKind, DecisionRecord};
+use baton_runtime::{Runtime, RuntimeOptions};
+use serde_json::{Value, json};
+
+use crate::client::{ServerArgs, call, finish, json_arg};
+
+/// Where records are read: the embedded store, or a server when `--server` is given.
+#[derive(clap::Args, Clone)]
+pub struct Source {
+    /// The embedded store (SQLite file).
+    #[arg(long, default_value = crate::DEFAULT_STORE, env = "BATON_STORE")]
+    store: PathBuf,
+    /// Ask a running server instead (token from BATON_TOKEN).
+    #[arg(long, env = "BATON_SERVER")]
+    server: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum RecordsCommand {
+    /// The decision records of an instance: inputs with their sources and ages, rules that
+    /// fired, outputs, approvals and overrides, flow and decision versions.
+    Decisions {
+        id: String,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Decision records over a period as JSON Lines (one record per line), for audit.
+    ExportDecisions {
+        /// Start (RFC 3339 or ms since the epoch); default 30 days before --until.
+        #[arg(long)]
+        since: Option<String>,
+        /// End, exclusive; default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only instances of this flow (name).
+        #[arg(long)]
+        flow: Option<String>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Override an approval task's decision with another output (a reason is required). Where
+    /// the server's policy asks for a second approver, the override waits for one.
+    Override {
+        task: String,
+        /// The output to use instead (JSON text, or @FILE).
+        #[arg(long)]
+        output: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Confirm, as the second approver, an override waiting on a task.
+    ConfirmOverride {
+        task: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Refuse, as the second approver, an override waiting on a task (a reason is required).
+    RefuseOverride {
+        task: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The override report of a server: overrides by flow, decision, person and reason, and
+    /// the list with what each replaced, who confirmed and what it cost.
+    Overrides {
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// A runtime over the store, for reading records (nothing is started).
+async fn reader(store: &Path) -> Result<Runtime<baton_store::SqliteStore>> {
+    let store = baton_store::SqliteStore::open(store, baton_store::SqliteOptions::default())
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    let rt = Runtime::new(Arc::new(store), RuntimeOptions::default());
+    rt.functions()
+        .register("decide", crate::decide::Decide::default());
+    Ok(rt)
+}
+
+fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.0} s", ms as f64 / 1e3),
+        60_000..3_600_000 => format!("{:.0} min", ms as f64 / 6e4),
+        _ => format!("{:.1} h", ms as f64 / 3.6e6),
+    }
+}
+
+fn text(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn print_record(r: &DecisionRecord) {
+    let kind = match r.kind {
+        DecisionKind::Rules => "rules",
+        DecisionKind::Approval => "approval",
+    };
+    out!("{} {kind} {} ({})", r.at, r.task, r.outcome);
+    out!(
+        "  flow      {}/{}:{} ({})",
+        r.flow.namespace,
+        r.flow.name,
+        r.flow.version,
+        r.flow.hash
+    );
+    if let Some(d) = &r.decision {
+        out!(
+            "  decision  {} in {} (hash {})",
+            text(d, "decision"),
+            text(d, "file"),
+            text(d, "hash")
+        );
+    }
+    if let Some(why) = &r.inputs_unavailable {
+        out!("  inputs    not available: {why}");
+    }
+    for i in &r.inputs {
+        out!("  input     {} = {}", i.name, i.value);
+        for s in &i.sources {
+            out!(
+                "              from {} {} at {} ({} old)",
+                s.kind,
+                s.source,
+                s.path,
+                age(s.age_ms)
+            );
+        }
+    }
+    for f in &r.rules {
+        out!(
+            "  rule      {} #{} {}{}",
+            f.table,
+            f.index,
+            f.id,
+            f.annotation
+                .as_ref()
+                .map(|a| format!(": {a}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(a) = &r.approval {
+        out!(
+            "  answer    {} by {} at {}{}",
+            text(a, "verdict"),
+            text(a, "by"),
+            text(a, "at"),
+            a.get("reason")
+                .and_then(Value::as_str)
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(o) = &r.override_ {
+        out!(
+            "  override  by {} ({}), confirmed by {}",
+            text(o, "by"),
+            text(o, "reason"),
+            text(o, "confirmed_by")
+        );
+        out!("            original    {}", o["original"]);
+        out!("            replacement {}", o["replacement"]);
+    }
+    for x in &r.refused_overrides {
+        out!(
+            "  refused   override by {} ({}), refused by {}: {}",
+            text(x, "by"),
+            text(x, "reason"),
+            text(x, "refused_by"),
+            text(x, "refusal_reason")
+        );
+    }
+    if let Some(k) = &r.reviews {
+        out!("  reviews   the decision {k}");
+    }
+    if let Some(k) = &r.reviewed_by {
+        out!("  reviewed  by the approval {k}");
+    }
+    if let Some(c) = &r.cost {
+        out!("  cost      {c}");
+    }
+    out!("  output    {}", r.output);
+}
+
+/// Reads the period's bounds the way the server does (RFC 3339 or milliseconds).
+fn time_arg(name: &str, s: &str) -> Result<u64> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    baton_runtime::decisions::rfc3339_ms(s).with_context(|| {
+        format!("--{name} `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or ms)")
+    })
+}
+
+fn query(pairs: &[(&str, &Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_ref().map(|v| {
+                let enc: String = v
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("{k}={enc}")
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
+    match cmd {
+        RecordsCommand::Decisions { id, source } => match source.server {
+            Some(server) => {
+                let args = ServerArgs {
+                    server,
+                    json: source.json,
+                };
+                let answer = call(
+                    &args,
+                    "GET",
+                    &format!("/v1/instances/{id}/decisions"),
+                    None,
+                    None,
+                )
+                .await?;
+                finish(&args, answer, |v| {
+                    let items: Vec<DecisionRecord> =
+                        serde_json::from_value(v["items"].clone()).unwrap_or_default();
+                    items.iter().for_each(print_record);
+                })
+            }
+            None => {
+                let rt = reader(&source.store).await?;
+                let records = rt.decision_records(&InstanceId(id.clone())).await?;
+                if source.json {
+                    out!(
+                        "{}",
+                        serde_json::to_string_pretty(&json!({"instance": id, "items": records}))?
+                    );
+                } else {
+                    records.iter().for_each(print_record);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        RecordsCommand::ExportDecisions {
+            since,
+            until,
+            flow,
+            source,
+        } => match source.server {
+            Some(server) => {
+                let args = ServerArgs { server, json: true };
+                let path = format!(
+                    "/v1/decisions{}",
+                    query(&[("since", &since), ("until", &until), ("flow", &flow)])
+                );
+                let (status, body) = call(&args, "GET", &path, None, None).await?;
+                if status >= 400 {
+                    return finish(&args, (status, body), |_| {});
+                }
+                // JSON Lines are not one JSON document: the client hands the text back as is.
+                match body {
+                    Value::String(lines) => {
+                        for l in lines.lines() {
+                            out!("{l}");
+                        }
+                    }
+                    other => out!("{other}"),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                let until = match &until {
+                    Some(u) => time_arg("until", u)?,
+                    None => baton_runtime::Clock::now_ms(&baton_runtime::SystemClock) + 1,
+                };
+                let since = match &since {
+                    Some(s) => time_arg("since", s)?,
+                    None => until.saturating_sub(30 * 86_400_000),
+                };
+                let rt = reader(&source.store).await?;
+                let mut lines = Vec::new();
+                let (_, truncated) = rt
+                    .export_decisions(since, until, flow.as_deref(), 100_000, |recs| {
+                        for r in recs {
+                            lines.push(serde_json::to_string(&r).unwrap_or_default());
+                        }
+                        true
+                    })
+                    .await?;
+                for l in lines {
+                    out!("{l}");
+                }
+                if truncated {
+                    eprintln!(
+                        "the export stopped at 100000 instances: narrow the period or the flow"
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        RecordsCommand::Override {
+            task,
+            output,
+            reason,
+            server,
+        } => {
+            let body = json!({"output": json_arg(&output)?, "reason": reason});
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/approvals/{task}/override"),
+                Some(body),
+                None,
+            )
+            .await?;
+            finish(&server, answer, |v| {
+                if let Some(p) = v.get("pending_override").filter(|p| !p.is_null()) {
+                    out!(
+                        "{} override by {} waits for a second approver ({})",
+                        v["id"].as_str().unwrap_or("?"),
+                        text(p, "by"),
+                        p["second_approver"]
+                    );
+                } else {
+                    out!(
+                        "{} {} by {}: {}",
+                        v["id"].as_str().unwrap_or("?"),
+                        text(v, "verdict"),
+                        text(v, "decided_by"),
+                        text(v, "reason")
+                    );
+                }
+            })
+        }
+        RecordsCommand::ConfirmOverride {
+            task,
+            reason,
+            server,
+        } => {
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/approvals/{task}/override/confirm"),
+                Some(json!({"reason": reason})),
+                None,
+            )
+            .await?;
+            finish(&server, answer, |v| {
+                out!(
+                    "{} {} by {}, confirmed by {}",
+                    v["id"].as_str().unwrap_or("?"),
+                    text(v, "verdict"),
+                    text(v, "decided_by"),
+                    text(v, "confirmed_by")
+                )
+            })
+        }
+        RecordsCommand::RefuseOverride {
+            task,
+            reason,
+            server,
+        } => {
+            let answer = call(
+                &server,
+                "POST",
+                &format!("/v1/approvals/{task}/override/refuse"),
+                Some(json!({"reason": reason})),
+                None,
+            )
+            .await?;
+            finish(&server, answer, |v| {
+                out!(
+                    "{} override refused; the task is {}",
+                    v["id"].as_str().unwrap_or("?"),
+                    text(v, "status")
+                )
+            })
+        }
+        RecordsCommand::Overrides {
+            since,
+            until,
+            server,
+        } => {
+            let path = format!(
+                "/v1/overrides/report{}",
+                query(&[("since", &since), ("until", &until)])
+            );
+            let answer = call(&server, "GET", &path, None, None).await?;
+            finish(&server, answer, |v| {
+                out!(
+                    "{} override(s) from {} to {}: {} in effect, {} pending, {} refused",
+                    v["total"],
+                    text(v, "since"),
+                    text(v, "until"),
+                    v["effective"],
+                    v["pending"],
+                    v["refused"]
+                );
+                for (title, key) in [
+                    ("by flow", "by_flow"),
+                    ("by decision", "by_decision"),
+                    ("by person", "by_person"),
+                    ("by reason", "by_reason"),
+                ] {
+                    out!("{title}:");
+                    for g in v[key].as_array().into_iter().flatten() {
+                        out!("  {:>4}  {}", g["total"], text(g, "key"));
+                    }
+                }
+                out!("overrides:");
+                for o in v["overrides"].as_array().into_iter().flatten() {
+                    out!(
+                        "  {} {:<9} {} / {} by {}: {}{}{}",
+                        text(o, "asked_at"),
+                        text(o, "status"),
+                        text(o, "flow"),
+                        text(o, "decision"),
+                        text(o, "by"),
+                        text(o, "reason"),
+                        o.get("confirmed_by")
+                            .and_then(Value::as_str)
+                            .map(|c| format!("; confirmed by {c}"))
+                            .unwrap_or_default(),
+                        o.get("cost")
+                            .map(|c| format!(
+                                "; cost {}",
+                                c.get("summary")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| c.to_string())
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
+            })
+        }
+    }
+}
