@@ -528,6 +528,8 @@ pub struct Report {
 pub struct CaseDiff {
     pub case: String,
     pub at_ms: u64,
+    /// What both sides decided on.
+    pub input: Value,
     pub live_instance: Option<String>,
     pub shadow_instance: Option<String>,
     pub differences: Vec<FieldDiff>,
@@ -861,6 +863,7 @@ fn add_case(report: &mut Report, d: &Doc) {
     report.differences.push(CaseDiff {
         case: d.id.clone(),
         at_ms: d.at_ms,
+        input: d.body["input"].clone(),
         live_instance: d.body["live"]["instance"].as_str().map(str::to_string),
         shadow_instance: d.body["shadow"]["instance"].as_str().map(str::to_string),
         differences: diffs,

@@ -410,6 +410,25 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
             .iter()
             .all(|r| r.replayed_status == "faulted")
     );
+    // Allowed to read, the replay performs that read itself: nothing is missing and the outputs
+    // are the recorded ones; the POST still is answered from the record.
+    let v4 = flow(&base, "4.0.0", 30).replace("/ledger/ok", "/ledger/ok?fresh=1");
+    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let v4 = scratch.register_flow(&v4).await.unwrap();
+    let report = scratch
+        .replay_recorded(
+            &*store,
+            v4,
+            &ReplayOptions {
+                perform_reads: true,
+                ..ReplayOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.instances, report.same), (2, 2), "{report:?}");
+    assert_eq!(report.missing_reads, 0);
+    assert!(report.results.iter().all(|r| r.from_record == 1), "{report:?}");
     assert_eq!(ledger_posts(&fake).await, posts, "the replay posted");
     fake.shutdown().await;
 }

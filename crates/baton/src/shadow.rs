@@ -2,7 +2,7 @@
 //! `baton replay` (against a store, without a server).
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,8 +29,11 @@ pub enum ShadowCommand {
         #[arg(long, required_unless_present = "flow")]
         candidate: Option<String>,
         /// The live flow version it runs beside: [NAMESPACE/]NAME:VERSION.
-        #[arg(long, conflicts_with = "legacy", required_unless_present = "legacy")]
+        #[arg(long, conflicts_with_all = ["legacy", "live_flow"], required_unless_present_any = ["legacy", "live_flow"])]
         live: Option<String>,
+        /// Or the live flow's file: registered on the server first, then shadowed.
+        #[arg(long, conflicts_with = "legacy")]
+        live_flow: Option<PathBuf>,
         /// Or the legacy system whose decisions are posted (`baton shadow post`).
         #[arg(long)]
         legacy: Option<String>,
@@ -109,6 +112,27 @@ fn query(pairs: &[(&str, &Option<String>)]) -> String {
     }
 }
 
+/// Registers a flow file on the server; its version as the API names flows, or the problem.
+async fn register_flow(server: &ServerArgs, path: &Path) -> Result<Result<Value, (u16, Value)>> {
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (status, body) = call(
+        server,
+        "POST",
+        "/v1/flows",
+        Some(json!({"source": source})),
+        None,
+    )
+    .await?;
+    if status >= 400 {
+        return Ok(Err((status, body)));
+    }
+    // The answer is the registered version (namespace, name, version, hash).
+    Ok(Ok(
+        json!({"namespace": body["namespace"], "flow": body["name"], "version": body["version"]}),
+    ))
+}
+
 /// The decisions in a posted text: one, an array, `{decisions: [...]}`, or JSON Lines.
 fn decisions_of(text: &str) -> Result<Vec<Value>> {
     match serde_json::from_str::<Value>(text) {
@@ -149,6 +173,7 @@ fn report_lines(r: &Value) {
         }
     }
     for d in r["differences"].as_array().into_iter().flatten() {
+        out!("{} input {}", d["case"].as_str().unwrap_or("?"), d["input"]);
         for f in d["differences"].as_array().into_iter().flatten() {
             out!(
                 "{} {}: live {} shadow {}",
@@ -173,35 +198,29 @@ pub async fn run(cmd: ShadowCommand) -> Result<ExitCode> {
             flow,
             candidate,
             live,
+            live_flow,
             legacy,
             fields,
             server,
         } => {
             let candidate = match (flow, candidate) {
-                (Some(path), _) => {
-                    let source = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let (status, body) = call(
-                        &server,
-                        "POST",
-                        "/v1/flows",
-                        Some(json!({"source": source})),
-                        None,
-                    )
-                    .await?;
-                    if status >= 400 {
-                        return finish(&server, (status, body), |_| {});
-                    }
-                    // The answer is the registered version (namespace, name, version, hash).
-                    json!({"namespace": body["namespace"], "flow": body["name"], "version": body["version"]})
-                }
+                (Some(path), _) => match register_flow(&server, &path).await? {
+                    Ok(v) => v,
+                    Err(problem) => return finish(&server, problem, |_| {}),
+                },
                 (None, Some(c)) => flow_version(&c)?,
                 (None, None) => bail!("give --flow FILE or --candidate NAME:VERSION"),
             };
-            let live = match (live, legacy) {
-                (Some(l), _) => json!({"flow": flow_version(&l)?}),
-                (None, Some(system)) => json!({"legacy": system}),
-                (None, None) => bail!("give --live NAME:VERSION or --legacy SYSTEM"),
+            let live = match (live, live_flow, legacy) {
+                (Some(l), _, _) => json!({"flow": flow_version(&l)?}),
+                (None, Some(path), _) => match register_flow(&server, &path).await? {
+                    Ok(v) => json!({"flow": v}),
+                    Err(problem) => return finish(&server, problem, |_| {}),
+                },
+                (None, None, Some(system)) => json!({"legacy": system}),
+                (None, None, None) => {
+                    bail!("give --live NAME:VERSION, --live-flow FILE or --legacy SYSTEM")
+                }
             };
             let body =
                 json!({"name": name, "candidate": candidate, "live": live, "fields": fields});

@@ -387,10 +387,7 @@ async fn a_live_version_and_its_shadow_and_a_shadow_killed_while_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("baton.db");
     let mut server = serve(&sim.base_url(), &db);
-    let v1 = std::fs::read_to_string(root().join("examples/maplewood/reroute-v1.yaml")).unwrap();
-    let (st, _) = api(&server, "POST", "/v1/flows", Some(json!({"source": v1}))).await;
-    assert_eq!(st, 201);
-    client(
+    let registered = client(
         &server,
         &[
             "shadow",
@@ -398,13 +395,17 @@ async fn a_live_version_and_its_shadow_and_a_shadow_killed_while_waiting() {
             "reroute-v2",
             "--flow",
             "examples/maplewood/reroute-v2.yaml",
-            "--live",
-            "maplewood/reroute:1.0.0",
+            "--live-flow",
+            "examples/maplewood/reroute-v1.yaml",
             "--field",
             "action",
         ],
     )
     .await;
+    assert!(
+        registered.contains("maplewood/reroute:2.0.0 beside maplewood/reroute:1.0.0"),
+        "{registered}"
+    );
     let inputs = situations(&sim, 12);
     let mut ids = Vec::new();
     for i in &inputs {
@@ -440,6 +441,7 @@ async fn a_live_version_and_its_shadow_and_a_shadow_killed_while_waiting() {
     assert_eq!(found, expected, "{report}");
     for d in report["differences"].as_array().unwrap() {
         assert_eq!(d["live_instance"], d["case"]);
+        assert!(inputs.contains(&d["input"]), "{d}");
         assert_eq!(d["differences"][0]["live"], "reroute");
         assert_eq!(d["differences"][0]["shadow"], "keep");
         assert!(

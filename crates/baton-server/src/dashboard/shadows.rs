@@ -16,6 +16,8 @@ use crate::api::shadows::{PeriodFilter, report_of};
 
 /// Characters of a value shown in a cell before it is cut.
 const VALUE_MAX: usize = 80;
+/// Characters of a case's input shown before it is cut.
+const INPUT_MAX: usize = 400;
 /// Differing cases listed on one page.
 const CASES_SHOWN: usize = 500;
 
@@ -31,6 +33,7 @@ pub(crate) struct ShadowRow {
 
 pub(crate) struct DiffRow {
     pub case: String,
+    pub input: String,
     pub at: String,
     pub field: String,
     pub live: String,
@@ -131,6 +134,7 @@ async fn page(
                 for field in &d.differences {
                     page.diffs.push(DiffRow {
                         case: d.case.clone(),
+                        input: compact(&d.input, INPUT_MAX),
                         at: time(d.at_ms),
                         field: field.field.clone(),
                         live: compact(&field.live, VALUE_MAX),
