@@ -40,6 +40,21 @@ fn explain_compensation(note: &Value) -> String {
     }
 }
 
+/// A request a shadow or a replay did not make, in a few words (see `shadow::describe`).
+fn explain_request(r: &Value) -> String {
+    match s(r, "effect") {
+        "http" => format!("{} {}", s(r, "method"), s(r, "uri")),
+        "function" if s(r, "function") == crate::PROVIDER_FUNCTION => format!(
+            "{} {}",
+            s(&r["args"], "provider"),
+            s(&r["args"], "operation")
+        ),
+        "function" => format!("call: {}", s(r, "function")),
+        "emit" => format!("emit {}", s(&r["event"], "type")),
+        other => other.to_string(),
+    }
+}
+
 /// The explanation of an entry, when it is one Baton's honest-data features wrote.
 pub fn explain(entry: &JournalEntry) -> Option<String> {
     match entry {
@@ -56,6 +71,11 @@ pub fn explain(entry: &JournalEntry) -> Option<String> {
         JournalEntry::TaskNote { note, .. } if note.get("compensation").is_some() => {
             Some(explain_compensation(note))
         }
+        JournalEntry::EffectNote { note, .. } if note["shadow"] == "not_performed" => Some(format!(
+            "not performed ({}): {}; the flow got a stand-in answer",
+            s(note, "mode"),
+            explain_request(&note["request"])
+        )),
         JournalEntry::TaskNote { note, .. } => {
             let f = note.get("fan_out")?;
             let counts = f.get("counts").cloned().unwrap_or(Value::Null);

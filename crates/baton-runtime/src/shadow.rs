@@ -1225,6 +1225,27 @@ mod tests {
     }
 
     #[test]
+    fn a_not_performed_effect_is_explained_in_one_line() {
+        let call = EffectCall::new(
+            &InstanceId("i".into()),
+            EffectKey("/do/2/tellDriver#call".into()),
+            EffectRequest::Function {
+                name: PROVIDER_FUNCTION.into(),
+                args: json!({"provider": "notify", "operation": "send", "args": {}}),
+            },
+        );
+        let entry = JournalEntry::EffectNote {
+            at_ms: 1,
+            key: call.key.clone(),
+            note: not_performed_note(&call, "shadow"),
+        };
+        assert_eq!(
+            crate::explain::explain(&entry).as_deref(),
+            Some("not performed (shadow): notify send; the flow got a stand-in answer")
+        );
+    }
+
+    #[test]
     fn a_described_request_carries_no_secret() {
         let d = describe(&http("POST")).to_string();
         assert!(!d.contains("secret"), "{d}");
