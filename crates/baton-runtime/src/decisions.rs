@@ -748,3 +748,126 @@ impl<S: Store> Runtime<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOW: &str = r#"
+document: { dsl: '1.0.3', namespace: test, name: records, version: '1.0.0' }
+do:
+  - stock:
+      call: fact
+      with: { entity: store-01, name: stock, max_age: 1h }
+  - policy:
+      call: decide
+      with:
+        model: policy.dmn
+        decision: Reorder
+        input:
+          stock: ${ .value }
+          store: store-01
+      output:
+        as: .output
+  - ask:
+      call: approval
+      with:
+        title: Reorder at store-01
+        decision: reorder
+        assignees: [ ann ]
+        window: PT1H
+        data: { order: '${ . }' }
+        cost: /cost
+  - done:
+      set: { cost: { extra: 12.5 } }
+"#;
+
+    fn program() -> Arc<Program> {
+        let opts = baton_flow::ValidateOptions {
+            known_functions: vec!["fact".into(), "decide".into(), "approval".into()],
+        };
+        let loaded = baton_flow::load_flow(FLOW, &opts).expect("the flow loads");
+        Arc::new(Program::new(loaded.workflow, loaded.raw, FLOW))
+    }
+
+    /// Runs the flow with the answers given, as the driver would, and returns its journal.
+    fn journal(p: &Arc<Program>, id: &InstanceId) -> Vec<JournalEntry> {
+        const T0: u64 = 1_700_000_000_000;
+        let mut inst = Instance::start(id.clone(), p.clone(), Env::default(), json!({}), T0);
+        let mut out = Vec::new();
+        let answers = [
+            // A fact observed two hours before it was read.
+            json!({"value": 4.5, "status": "fresh", "fact": {"entity": "store-01", "name": "stock",
+                   "version": 3, "observed_at_ms": T0 - 7_200_000, "source": "inventory"}}),
+            json!({"output": {"reorder": 40.25}, "model": {"file": "policy.dmn", "hash": "abc", "name": "Stock policy"},
+                   "annotations": {"low": "below five units: order a pallet"},
+                   "trace": {"decision": "Reorder", "decisions": [{"id": "d", "name": "Reorder", "output": {"reorder": 40.25},
+                     "tables": [{"id": "t", "hit_policy": "FIRST", "inputs": [], "matched": [{"index": 2, "id": "low"}],
+                                 "fired": [{"index": 2, "id": "low"}], "output": {"reorder": 40.25}}]}]}}),
+            json!({"task": "k", "approved": true, "verdict": "overridden", "by": "rhea", "reason": "big event",
+                   "at": "2023-11-14T22:20:00Z", "late": false, "output": {"order": {"reorder": 80}},
+                   "override": {"decision": "reorder", "original": {"order": {"reorder": 40.25}},
+                                "replacement": {"order": {"reorder": 80}}, "by": "rhea", "reason": "big event",
+                                "confirmed_by": "finn"}}),
+        ];
+        let mut answers = answers.into_iter();
+        let mut now = T0;
+        loop {
+            let step = inst.step();
+            out.extend(step.entries);
+            if step.status.is_terminal() {
+                return out;
+            }
+            let call = step.start.into_iter().next().expect("one effect at a time");
+            now += 60_000;
+            assert!(inst.deliver(&call.key, Outcome::ok(answers.next().unwrap()), now));
+        }
+    }
+
+    #[test]
+    fn records_name_inputs_sources_rules_and_overrides() {
+        let p = program();
+        let id = InstanceId("i-1".into());
+        let j = journal(&p, &id);
+        let recs = records(&id, Some(&p), Env::default(), &j);
+        assert_eq!(recs.len(), 2, "{recs:#?}");
+        let (rules, approval) = (&recs[0], &recs[1]);
+        assert_eq!(rules.kind, DecisionKind::Rules);
+        assert_eq!(rules.decision.as_ref().unwrap()["hash"], json!("abc"));
+        assert_eq!(
+            rules.decision.as_ref().unwrap()["decision"],
+            json!("Reorder")
+        );
+        let stock = &rules.inputs[0];
+        assert_eq!((stock.name.as_str(), &stock.value), ("stock", &json!(4.5)));
+        let src = &stock.sources[0];
+        assert_eq!(
+            (src.kind.as_str(), src.source.as_str(), src.path.as_str()),
+            ("fact", "inventory", "/value")
+        );
+        // Read at T0+1min, observed two hours before, decided one minute after the read.
+        assert_eq!(src.age_ms, 7_200_000 + 120_000);
+        assert_eq!(rules.reads[1].fact.as_deref(), Some("store-01/stock v3"));
+        assert_eq!(
+            rules.rules[0].annotation.as_deref(),
+            Some("below five units: order a pallet")
+        );
+        assert_eq!(rules.output, json!({"reorder": 40.25}));
+        assert_eq!(rules.reviewed_by.as_deref(), Some(approval.key.as_str()));
+        assert_eq!(approval.reviews.as_deref(), Some(rules.key.as_str()));
+        assert_eq!(
+            approval.override_.as_ref().unwrap()["confirmed_by"],
+            json!("finn")
+        );
+        assert_eq!(approval.output, json!({"order": {"reorder": 80}}));
+        // The declared cost is read from the ended instance's output.
+        assert_eq!(approval.cost, Some(json!({"extra": 12.5})));
+
+        // Without the flow the records still come from the journal, and say what is missing.
+        let bare = records(&id, None, Env::default(), &j);
+        assert_eq!(bare.len(), 2);
+        assert!(bare[0].inputs.is_empty() && bare[0].inputs_unavailable.is_some());
+        assert_eq!(bare[1].kind, DecisionKind::Approval);
+        assert_eq!(bare[1].override_, approval.override_);
+    }
+}

@@ -1,0 +1,399 @@
+//! Governed overrides and decision records over the API and on the dashboard, in process over a
+//! real socket: an override rule declared by the flow itself (no server rule), a server rule that
+//! forbids overrides, the second approver confirming from the dashboard's inbox form, the
+//! instance page's decision records, the overrides page, the export's period filter and the
+//! OpenAPI document.
+
+use std::sync::Arc;
+
+use baton_runtime::{Runtime, RuntimeOptions};
+use baton_server::{AppState, load_config};
+use baton_store::{SqliteOptions, SqliteStore};
+use serde_json::{Value, json};
+
+const CONFIG: &str = "
+tokens:
+  - { name: olu, token: t-operator, roles: [operator] }
+  - { name: dana, token: t-dispatcher, roles: [approver], groups: [dispatchers] }
+  - { name: rhea, token: t-director, roles: [approver], groups: [directors] }
+  - { name: finn, token: t-fleet, roles: [approver], groups: [fleet-managers] }
+  - { name: vic, token: t-viewer, roles: [viewer] }
+overrides:
+  - { flow: test/refund, decision: '*', forbidden: true }
+";
+
+/// The flow itself says who may override and who confirms; the server has no rule for it.
+const ROUTE_FLOW: &str = r#"
+document: { dsl: '1.0.3', namespace: test, name: route, version: '1.0.0' }
+do:
+  - ask:
+      call: approval
+      with:
+        title: Route for drv-07
+        decision: route
+        instance: ${ $workflow.id }
+        assignees: [ 'group:dispatchers' ]
+        data: { stops: [ a, b, c ] }
+        window: PT2H
+        override: { allow: [ 'group:directors' ], second_approver: [ 'group:fleet-managers' ] }
+        cost: /cost
+  - done:
+      set:
+        stops: '${ .output.stops }'
+        cost: '${ if .verdict == "overridden" then {summary: "b and c later by one stop"} else null end }'
+"#;
+
+const REFUND_FLOW: &str = r#"
+document: { dsl: '1.0.3', namespace: test, name: refund, version: '1.0.0' }
+do:
+  - ask:
+      call: approval
+      with:
+        title: Refund ord-9
+        instance: ${ $workflow.id }
+        assignees: [ 'group:dispatchers' ]
+        data: { amount: 120 }
+        window: PT2H
+"#;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn server() -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
+    let runtime = Runtime::new(store, RuntimeOptions::default());
+    let config = load_config(CONFIG, &|_| None).unwrap();
+    let state = AppState::new(runtime, config);
+    state
+        .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(baton_server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        stop: Some(tx),
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A dashboard page or form post as a signed-in browser on this server's pages.
+    async fn page(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        form: Option<Vec<(&str, String)>>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("cookie", format!("baton_token={token}"))
+            .header("origin", self.base.clone());
+        if let Some(f) = form {
+            let body: Vec<String> = f
+                .into_iter()
+                .map(|(k, v)| {
+                    let enc: String = v
+                        .bytes()
+                        .map(|b| {
+                            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                                (b as char).to_string()
+                            } else {
+                                format!("%{b:02X}")
+                            }
+                        })
+                        .collect();
+                    format!("{k}={enc}")
+                })
+                .collect();
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.join("&"));
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn start(&self, source: &str, flow: &str) -> (String, Value) {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/v1/flows",
+                "t-operator",
+                Some(json!({"source": source})),
+            )
+            .await;
+        assert!(s == 201 || s == 200, "{v}");
+        let (s, v) = self
+            .call(
+                "POST",
+                "/v1/instances",
+                "t-operator",
+                Some(json!({"flow": flow})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let task = self
+            .until(&format!("/v1/approvals?instance={id}"), |v| {
+                v["items"].as_array().is_some_and(|a| !a.is_empty())
+            })
+            .await["items"][0]
+            .clone();
+        (id, task)
+    }
+
+    /// Polls a GET until `done` holds (bounded: the server works on its own).
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..5_000 {
+            let (_, v) = self.call("GET", path, "t-viewer", None).await;
+            if done(&v) {
+                return v;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{path} never reached the expected state");
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="_csrf" value=""#)
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let rest = &html[at + r#"name="_csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_declared_override_is_confirmed_in_the_dashboard_and_reported() {
+    let s = server().await;
+    let (id, task) = s.start(ROUTE_FLOW, "route").await;
+    let task_id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        task["override"]["second_approver"],
+        json!(["group:fleet-managers"])
+    );
+
+    // The flow's rule alone: the assigned dispatcher may not override, the director may.
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{task_id}/override"),
+            "t-dispatcher",
+            Some(json!({"output": {"stops": ["c", "a", "b"]}, "reason": "c first"})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (403, Some("BATON-API-014")),
+        "{v}"
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{task_id}/override"),
+            "t-director",
+            Some(json!({"output": {"stops": ["c", "a", "b"]}, "reason": "c is the mayor"})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+
+    // The fleet manager sees it in the inbox and confirms it there.
+    let (st, inbox) = s.page("GET", "/ui/approvals", "t-fleet", None).await;
+    assert_eq!(st, 200);
+    assert!(
+        inbox.contains("Override waiting for a second approver"),
+        "{inbox}"
+    );
+    assert!(inbox.contains("c is the mayor") && inbox.contains("Confirm override"));
+    // The director who asked is not offered the confirmation.
+    let (_, own) = s.page("GET", "/ui/approvals", "t-director", None).await;
+    assert!(own.contains("Override waiting") && !own.contains("Confirm override"));
+    let form = vec![
+        ("_csrf", csrf_of(&inbox)),
+        ("action", "confirm".to_string()),
+        ("reason", "agreed".to_string()),
+    ];
+    let (st, body) = s
+        .page(
+            "POST",
+            &format!("/ui/approvals/{task_id}"),
+            "t-fleet",
+            Some(form),
+        )
+        .await;
+    assert!(st == 200 || st == 303, "{st} {body}");
+    let done = s
+        .until(&format!("/v1/instances/{id}"), |v| {
+            v["instance"]["status"] == "completed"
+        })
+        .await;
+    assert_eq!(done["instance"]["output"]["stops"], json!(["c", "a", "b"]));
+
+    // The audit trail has the request and the confirmation, in that order (newest first).
+    let (_, audit) = s.call("GET", "/v1/audit", "t-viewer", None).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    let confirm = actions
+        .iter()
+        .position(|a| *a == "approval.override.confirm")
+        .expect("confirm audited");
+    let asked = actions
+        .iter()
+        .position(|a| *a == "approval.override.requested")
+        .expect("request audited");
+    assert!(confirm < asked, "{actions:?}");
+
+    // The instance page shows the record: original, replacement, who and why, the cost.
+    let (_, page) = s
+        .page("GET", &format!("/ui/instances/{id}"), "t-viewer", None)
+        .await;
+    assert!(page.contains("Decision records"), "{page}");
+    assert!(page.contains("overridden by rhea") && page.contains("confirmed by finn"));
+    assert!(page.contains("b and c later by one stop"));
+    // And the overrides page lists it with its cost.
+    let (st, report) = s.page("GET", "/ui/overrides", "t-viewer", None).await;
+    assert_eq!(st, 200);
+    assert!(
+        report.contains("c is the mayor") && report.contains("b and c later by one stop"),
+        "{report}"
+    );
+    assert!(report.contains("confirmed by finn"));
+    let (st, bad) = s
+        .page("GET", "/ui/overrides?since=whenever", "t-viewer", None)
+        .await;
+    assert_eq!(st, 200);
+    assert!(bad.contains("is not a time"), "{bad}");
+
+    // The export keeps to its period.
+    let resp = s
+        .http
+        .get(format!("{}/v1/decisions?since=0&until=1000", s.base))
+        .bearer_auth("t-viewer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "");
+    let (_, all) = s
+        .call(
+            "GET",
+            &format!("/v1/instances/{id}/decisions"),
+            "t-viewer",
+            None,
+        )
+        .await;
+    assert_eq!(
+        all["items"][0]["override"]["reason"],
+        json!("c is the mayor")
+    );
+    let (st, v) = s
+        .call("GET", "/v1/instances/nope/decisions", "t-viewer", None)
+        .await;
+    assert_eq!((st, v["code"].as_str()), (404, Some("BATON-API-003")));
+
+    // The OpenAPI document describes the new operations.
+    let (_, doc) = s.call("GET", "/openapi.json", "t-viewer", None).await;
+    for p in [
+        "/v1/approvals/{id}/override/confirm",
+        "/v1/approvals/{id}/override/refuse",
+        "/v1/overrides/report",
+        "/v1/instances/{id}/decisions",
+        "/v1/decisions",
+    ] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_rule_forbids_overriding_refunds() {
+    let s = server().await;
+    let (_, task) = s.start(REFUND_FLOW, "refund").await;
+    let task_id = task["id"].as_str().unwrap();
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{task_id}/override"),
+            "t-dispatcher",
+            Some(json!({"output": {"amount": 500}, "reason": "goodwill"})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (403, Some("BATON-API-014")),
+        "{v}"
+    );
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may not be overridden"),
+        "{v}"
+    );
+    // Approving stays possible; the refusal changed nothing.
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{task_id}/approve"),
+            "t-dispatcher",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, report) = s
+        .call("GET", "/v1/overrides/report", "t-viewer", None)
+        .await;
+    assert_eq!(report["total"], json!(0), "{report}");
+}
