@@ -45,7 +45,9 @@
 //! | `POST /notify/messages` `{to, text}` | `202 {message_id, key}`; repeat `200` |
 //! | `GET /notify/messages` | `{as_of, messages}` |
 //! | **payments** | |
-//! | `POST /payments/refunds` `{order, amount}` | `201 {refund_id, key, order, amount, by: api}`; repeat `200` |
+//! | `POST /payments/charges` `{order, amount}` | `201 {charge_id, key, order, amount}`; repeat `200` |
+//! | `GET /payments/charges/{key}` | `200 {applied: true, charge}` or `404 {applied: false}` |
+//! | `POST /payments/refunds` `{order, amount, charge?}` | `201 {refund_id, key, order, amount, by: api}`; repeat `200`; `charge` = the key of the charge it undoes (ledger `compensated`) |
 //! | `POST /payments/refunds/manual` `{order, amount}` | `201 {refund_id, by: hand}` (a person) |
 //! | `GET /payments/refunds?order=ID` | `{order, refunds, total, as_of}` |
 //! | **control and inspection** (not counted as provider requests) | |
@@ -644,7 +646,7 @@ pub fn describe(provider: &str) -> &'static str {
         "inventory" => "stock (some from the nightly export), reservations",
         "verify" => "address verification: 30 req/s, null verdicts under load",
         "notify" => "driver tablets and customer texts",
-        "payments" => "refunds, by API and by hand",
+        "payments" => "charges, and refunds by API and by hand",
         _ => "",
     }
 }

@@ -393,3 +393,44 @@ async fn the_binary_prints_its_url_and_providers_and_serves() {
     assert_eq!(clock["now"], json!(baton_sim::DEFAULT_START));
     child.kill().await.expect("stop the child started here");
 }
+
+#[tokio::test]
+async fn a_charge_applies_once_and_a_refund_that_names_it_compensates_it() {
+    let sim = still_sim(1).await;
+    let base = sim.base_url();
+    let charge = json!({"order": "o-1001", "amount": 84.5});
+    let (status, first) = post(
+        &format!("{base}/payments/charges"),
+        Some("ch-k1"),
+        charge.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = post(&format!("{base}/payments/charges"), Some("ch-k1"), charge).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first, again);
+    let (status, found) = get(&format!("{base}/payments/charges/ch-k1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["charge"]["amount"], json!(84.5));
+    let (status, _) = get(&format!("{base}/payments/charges/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let refund = json!({"order": "o-1001", "amount": 84.5, "charge": "ch-k1"});
+    for _ in 0..2 {
+        let (status, _) = post(
+            &format!("{base}/payments/refunds"),
+            Some("rf-k1"),
+            refund.clone(),
+        )
+        .await;
+        assert!(status.is_success());
+    }
+    let ledger = sim.ledger();
+    assert_eq!(ledger["payments"]["ch-k1"]["applied"], json!(1), "{ledger}");
+    assert_eq!(
+        ledger["payments"]["ch-k1"]["compensated"],
+        json!(1),
+        "{ledger}"
+    );
+    let (_, refunds) = get(&format!("{base}/payments/refunds?order=o-1001")).await;
+    assert_eq!(refunds["total"], json!(84.5), "one refund: {refunds}");
+}

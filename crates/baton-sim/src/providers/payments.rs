@@ -1,17 +1,18 @@
-//! `payments`: refunds. API refunds honour `Idempotency-Key`; a person can also refund by hand
-//! (`POST /refunds/manual`, recorded in the ledger as `manual:{refund_id}`), and
-//! `GET /refunds?order=` lists every refund of an order, whoever made it. Amounts are rounded to
-//! cents.
+//! `payments`: charges and refunds. Charges and API refunds honour `Idempotency-Key`; a refund
+//! that names the charge it undoes (`charge: KEY`) counts as that charge's compensation in the
+//! ledger. A person can also refund by hand (`POST /refunds/manual`, recorded in the ledger as
+//! `manual:{refund_id}`), and `GET /refunds?order=` lists every refund of an order, whoever made
+//! it. Amounts are rounded to cents.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -28,13 +29,23 @@ struct Refund {
     at_ms: i64,
 }
 
+struct Charge {
+    id: String,
+    order: String,
+    cents: i64,
+    at_ms: i64,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     inner: Mutex<Vec<Refund>>,
+    charges: Mutex<HashMap<String, Charge>>,
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/charges", post(charge))
+        .route("/charges/{key}", get(find_charge))
         .route("/refunds", post(refund).get(list))
         .route("/refunds/manual", post(by_hand))
 }
@@ -43,6 +54,64 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 struct RefundRequest {
     order: String,
     amount: f64,
+    /// The key of the charge this refund undoes, if any.
+    #[serde(default)]
+    charge: Option<String>,
+}
+
+fn charge_json(s: &Shared, key: &str, c: &Charge) -> Value {
+    json!({
+        "charge_id": c.id,
+        "key": key,
+        "order": c.order,
+        "amount": money(c.cents),
+        "at": s.clock.format(c.at_ms),
+    })
+}
+
+/// A repeated key answers the first charge (`200`) and charges nothing.
+async fn charge(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let (req, cents) = match check(&s, &bytes) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let now = s.clock.now_ms();
+    let (key, fresh, answer) = {
+        let mut charges = lock(&s.live.payments.charges);
+        let id = format!("ch-{}", charges.len() + 1);
+        let key = idempotency_key(&headers).unwrap_or_else(|| id.clone());
+        let fresh = !charges.contains_key(&key);
+        let c = charges.entry(key.clone()).or_insert(Charge {
+            id,
+            order: req.order,
+            cents,
+            at_ms: now,
+        });
+        (key.clone(), fresh, charge_json(&s, &key, c))
+    };
+    s.record_request("payments", &key, fresh);
+    reply(
+        if fresh {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        answer,
+    )
+}
+
+async fn find_charge(AxState(s): AxState<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    let charges = lock(&s.live.payments.charges);
+    match charges.get(&key) {
+        Some(c) => reply(
+            StatusCode::OK,
+            json!({"applied": true, "charge": charge_json(&s, &key, c), "as_of": s.clock.now_rfc3339()}),
+        ),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            json!({"applied": false, "key": key, "as_of": s.clock.now_rfc3339()}),
+        ),
+    }
 }
 
 fn money(cents: i64) -> Value {
@@ -83,6 +152,7 @@ async fn refund(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Byt
         Err(resp) => return *resp,
     };
     let now = s.clock.now_ms();
+    let undoes = req.charge.clone();
     let (key, fresh, answer) = {
         let mut refunds = lock(&s.live.payments.inner);
         let id = format!("rf-{}", refunds.len() + 1);
@@ -105,6 +175,9 @@ async fn refund(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, bytes: Byt
         }
     };
     s.record_request("payments", &key, fresh);
+    if let Some(charge) = undoes {
+        s.record_compensation("payments", &charge, fresh);
+    }
     let status = if fresh {
         StatusCode::CREATED
     } else {
