@@ -968,3 +968,111 @@ async fn the_demo_example_branches_on_the_answer() {
     assert_eq!(out["verdict"], "defaulted");
     assert_eq!(out["reason"], "window ended");
 }
+
+/// A policy for routes: directors override, a fleet manager (`managers`) confirms.
+fn route_policy() -> Arc<baton_runtime::approvals::OverridePolicy> {
+    use baton_runtime::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
+    Arc::new(OverridePolicy {
+        rules: vec![ScopedRule {
+            flow: "test/*".into(),
+            decision: "route".into(),
+            rule: OverrideRule {
+                forbidden: false,
+                allow: Some(vec![Principal("group:directors".into())]),
+                second_approver: Some(vec![Principal("group:managers".into())]),
+            },
+        }],
+    })
+}
+
+fn director() -> Actor {
+    person("rhea", &[Role::Approver], &["directors"])
+}
+
+#[tokio::test]
+async fn a_pending_override_that_nobody_confirms_never_takes_effect() {
+    let clock = Arc::new(ManualClock::new(monday_9()));
+    let rt = memory_runtime(&clock);
+    let id = start(
+        &rt,
+        "pending",
+        ask(json!({"decision": "route", "on_window_end": "reject"})),
+    )
+    .await;
+    let task = open_task(&rt, &id).await;
+    let inbox = rt.approvals().with_override_policy(route_policy());
+    let asked = inbox
+        .decide(
+            &task.id,
+            &director(),
+            Answer::Override {
+                output: json!({"action": "reroute", "driver": "drv-9"}),
+            },
+            Some("the mayor's order".into()),
+        )
+        .await
+        .expect("a director may ask");
+    assert_eq!(asked.status, ApprovalStatus::Open);
+    assert_eq!(asked.pending_override.as_ref().unwrap().by, "rhea");
+    // Nobody confirms: at the window's end Baton rejects, and the override was never in effect.
+    clock.advance(4 * HOUR);
+    let out = output(&finish(&rt, &id).await).clone();
+    assert_eq!(out["verdict"], "defaulted");
+    assert_eq!(out["approved"], false);
+    assert!(out.get("override").is_none(), "{out}");
+    let closed = rt.approvals().get(&task.id).await.unwrap();
+    assert_eq!(closed.verdict, Some(Verdict::Defaulted));
+    assert!(closed.confirmed_by.is_none());
+    // Too late to confirm now.
+    let late = inbox
+        .confirm_override(&task.id, &fleet_manager(), true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(late, ApprovalError::Conflict { .. }), "{late}");
+}
+
+#[tokio::test]
+async fn two_second_approvers_at_once_confirm_exactly_once() {
+    let clock = Arc::new(ManualClock::new(monday_9()));
+    let rt = memory_runtime(&clock);
+    let id = start(&rt, "race", ask(json!({"decision": "route"}))).await;
+    let task = open_task(&rt, &id).await;
+    let inbox = rt.approvals().with_override_policy(route_policy());
+    inbox
+        .decide(
+            &task.id,
+            &director(),
+            Answer::Override {
+                output: json!({"action": "reroute", "driver": "drv-9"}),
+            },
+            Some("the mayor's order".into()),
+        )
+        .await
+        .expect("asked");
+    let other_manager = person("mo", &[Role::Approver], &["managers"]);
+    let manager = fleet_manager();
+    let (a, b) = tokio::join!(
+        inbox.confirm_override(&task.id, &manager, true, None),
+        inbox.confirm_override(&task.id, &other_manager, false, Some("no".into())),
+    );
+    // One of them answered the pending override; the other found none waiting.
+    assert!(a.is_ok() != b.is_ok(), "{a:?} / {b:?}");
+    let loser = if a.is_ok() { b } else { a };
+    assert!(matches!(
+        loser,
+        Err(ApprovalError::Override {
+            refusal: baton_runtime::approvals::OverrideRefusal::NothingPending,
+            ..
+        })
+    ));
+    let t = rt.approvals().get(&task.id).await.unwrap();
+    assert!(t.pending_override.is_none());
+    if t.verdict == Some(Verdict::Overridden) {
+        let out = output(&finish(&rt, &id).await).clone();
+        assert_eq!(out["override"]["confirmed_by"], "fleet-manager");
+        assert_eq!(out["output"]["driver"], "drv-9");
+    } else {
+        assert_eq!(t.status, ApprovalStatus::Open);
+        assert_eq!(t.refused_overrides.len(), 1);
+    }
+}

@@ -285,13 +285,19 @@ async fn a_flow_declared_override_is_confirmed_in_the_dashboard_and_reported() {
         .collect();
     let confirm = actions
         .iter()
-        .position(|a| *a == "approval.override.confirm")
+        .position(|a| *a == "approval.override")
         .expect("confirm audited");
     let asked = actions
         .iter()
         .position(|a| *a == "approval.override.requested")
         .expect("request audited");
     assert!(confirm < asked, "{actions:?}");
+    // `/v1/overrides` lists the override in effect, by the second approver, naming who asked.
+    let (_, listed) = s.call("GET", "/v1/overrides", "t-viewer", None).await;
+    let entry = &listed["items"][0];
+    assert_eq!(entry["actor"], json!("finn"));
+    assert_eq!(entry["detail"]["asked_by"], json!("rhea"));
+    assert_eq!(entry["detail"]["reason"], json!("c is the mayor"));
 
     // The instance page shows the record: original, replacement, who and why, the cost.
     let (_, page) = s

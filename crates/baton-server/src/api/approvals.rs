@@ -312,21 +312,27 @@ pub async fn second_answer(
         .confirm_override(id, actor, confirm, reason.clone())
         .await?;
     let asked = before.pending_override;
-    state
-        .audit(
-            actor,
-            if confirm {
-                "approval.override.confirm"
-            } else {
-                "approval.override.refuse"
-            },
-            id,
+    // A confirmation is when the override takes effect: it is recorded as `approval.override`
+    // (so `/v1/overrides` lists every override in effect), by the second approver, naming who
+    // asked and why.
+    let (action, detail) = if confirm {
+        (
+            "approval.override",
+            json!({"instance": task.instance, "title": task.title,
+                   "reason": task.reason, "asked_by": task.decided_by,
+                   "confirmed_by": actor.name, "note": reason,
+                   "output": task.output, "original": task.data}),
+        )
+    } else {
+        (
+            "approval.override.refuse",
             json!({"instance": task.instance, "title": task.title, "reason": reason,
                    "asked_by": asked.as_ref().map(|p| p.by.clone()),
                    "asked_reason": asked.as_ref().map(|p| p.reason.clone()),
                    "output": asked.map(|p| p.output), "original": task.data}),
         )
-        .await?;
+    };
+    state.audit(actor, action, id, detail).await?;
     Ok(task)
 }
 
