@@ -569,6 +569,7 @@ async fn index(AxState(s): AxState<Arc<Shared>>) -> Json<Value> {
         "now": s.clock.now_rfc3339(),
         "speed": s.clock.speed(),
         "providers": providers,
+        "dispatcher_week": format!("{base}/dispatch/decisions"),
     }))
 }
 
