@@ -392,7 +392,8 @@ impl Ctx {
                 }
             }
             let n = attempt + 1;
-            match &spec.guard {
+            // The guard's answer is `$guard` in the undo's arguments (what is left to undo).
+            let guard_answer = match &spec.guard {
                 None if step.unknown => {
                     return (
                         Ended::Unresolved {
@@ -404,7 +405,7 @@ impl Ctx {
                         0,
                     );
                 }
-                None => {}
+                None => Value::Null,
                 Some(g) => {
                     let site = EvalSite {
                         input: &output,
@@ -432,7 +433,7 @@ impl Ctx {
                                 ..site
                             };
                             match self.truthy(&frame, &g.stands, &locals, site) {
-                                Ok(true) => {}
+                                Ok(true) => answer,
                                 Ok(false) => {
                                     return (
                                         Ended::Skipped {
@@ -480,10 +481,18 @@ impl Ctx {
                         }
                     }
                 }
-            }
+            };
+            let undo_locals = locals.with("guard", guard_answer);
             match self
                 .run_call(
-                    &frame, &base, &at, &spec.call, &spec.with, &output, &locals, &info,
+                    &frame,
+                    &base,
+                    &at,
+                    &spec.call,
+                    &spec.with,
+                    &output,
+                    &undo_locals,
+                    &info,
                 )
                 .await
             {

@@ -477,3 +477,44 @@ fn a_cancel_before_the_call_was_sent_has_nothing_to_undo() {
     assert_eq!(run.ops(), ["timer"]);
     assert!(run.notes().is_empty());
 }
+
+#[test]
+fn the_undo_sees_what_the_guard_found() {
+    // A person refunded part of the charge by hand: only the rest is refunded.
+    let p = Arc::new(
+        Program::from_json(json!({
+            "document": {"dsl": "1.0.3", "namespace": "t", "name": "refund", "version": "1.0.0"},
+            "do": [
+                {"charge": {"call": "fx", "with": {"op": "charge", "amount": "${ .amount }"},
+                    "metadata": {"baton": {"compensate": {
+                        "guard": {"call": "fx", "with": {"op": "refunds"}, "stands": "${ .total < $effect.input.amount }"},
+                        "call": "fx",
+                        "with": {"op": "refund", "amount": "${ $effect.input.amount - $guard.total }"}
+                    }}}}},
+                {"deliver": {"call": "fx", "with": {"op": "deliver"}}}
+            ]
+        }))
+        .unwrap(),
+    );
+    let mut run = Run {
+        inst: Instance::start(
+            InstanceId("i-2".into()),
+            p,
+            Env::default(),
+            json!({"amount": 80}),
+            1,
+        ),
+        journal: Vec::new(),
+        started: Vec::new(),
+        now: 1,
+    };
+    run.drive(|op, _| match op {
+        "charge" => Outcome::ok(json!({"charged": 80})),
+        "deliver" => failed(422, "nobody home"),
+        "refunds" => Outcome::ok(json!({"total": 30})),
+        "refund" => Outcome::ok(json!({"refunded": true})),
+        other => panic!("unexpected {other}"),
+    });
+    assert_eq!(run.ops(), ["charge", "deliver", "refunds", "refund"]);
+    assert_eq!(args(&run.started[3])["amount"], json!(50));
+}

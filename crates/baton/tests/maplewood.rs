@@ -394,10 +394,14 @@ async fn a_refused_booking_releases_the_reservation_whose_answer_was_lost_once()
     assert_eq!(notes[0]["task"], json!("reserve"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reservation_a_person_already_released_is_not_released_again() {
-    let sim = sim().await;
-    // The booking waits at the carrier's gate until the test has played the person.
+/// Runs `flow` while the carrier holds the booking at its gate: once the booking has arrived,
+/// `meanwhile` plays a person, then the gate opens. Returns how the run ended and its store.
+async fn run_while_the_booking_waits(
+    sim: &Sim,
+    flow: &str,
+    input: &str,
+    meanwhile: impl AsyncFnOnce(),
+) -> (std::process::Output, PathBuf, tempfile::TempDir) {
     sim.control(
         "carrier",
         Faults {
@@ -407,49 +411,71 @@ async fn a_reservation_a_person_already_released_is_not_released_again() {
         },
     );
     let mut arrivals = sim.subscribe_requests();
-    let (sim_url, root_dir) = (sim.base_url(), root());
+    let carrier_before = sim.request_count("carrier");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("baton.db");
-    let run = tokio::task::spawn_blocking({
-        let db = db.clone();
-        move || {
+    let args: Vec<String> = [
+        "run",
+        flow,
+        "--input",
+        input,
+        "--providers",
+        "examples/maplewood/providers.yaml",
+        "--secrets",
+        "examples/maplewood/secrets.yaml",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = {
+        let (base, db, root) = (sim.base_url(), db.clone(), root());
+        tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_baton"))
-                .current_dir(root_dir)
-                .env("MAPLEWOOD_URL", sim_url)
+                .current_dir(root)
+                .env("MAPLEWOOD_URL", base)
                 .env("BATON_STORE", db)
                 .env_remove("BATON_PROVIDERS")
-                .args([
-                    "run",
-                    "examples/maplewood/reserve-and-book.yaml",
-                    "--input",
-                    r#"{"order": "o-1003", "pallets": 40}"#,
-                    "--providers",
-                    "examples/maplewood/providers.yaml",
-                    "--secrets",
-                    "examples/maplewood/secrets.yaml",
-                ])
+                .args(args)
                 .output()
                 .expect("baton runs")
-        }
-    });
+        })
+    };
     tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        arrivals.wait_for(|_| sim.request_count("carrier") >= 1),
+        arrivals.wait_for(|_| sim.request_count("carrier") > carrier_before),
     )
     .await
     .expect("the booking reaches the carrier within a minute")
     .expect("requests");
-    // Meanwhile a person releases the reservation by hand.
-    let (key, _) = only_effect(&sim.ledger(), "inventory");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let released = reqwest::Client::new()
-        .delete(format!("{}/inventory/reservations/{key}", sim.base_url()))
-        .send()
-        .await
-        .expect("released by hand");
-    assert!(released.status().is_success());
+    meanwhile().await;
     sim.control("carrier", Faults::default());
-    let out = run.await.expect("join");
+    (run.await.expect("join"), db, dir)
+}
+
+/// A person acting on the simulator directly, as a provider's own UI would.
+fn by_hand() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_a_person_already_released_is_not_released_again() {
+    let sim = sim().await;
+    let (out, db, _dir) = run_while_the_booking_waits(
+        &sim,
+        "examples/maplewood/reserve-and-book.yaml",
+        r#"{"order": "o-1003", "pallets": 40}"#,
+        async || {
+            let (key, _) = only_effect(&sim.ledger(), "inventory");
+            let released = by_hand()
+                .delete(format!("{}/inventory/reservations/{key}", sim.base_url()))
+                .send()
+                .await
+                .expect("released by hand");
+            assert!(released.status().is_success());
+        },
+    )
+    .await;
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -557,4 +583,113 @@ async fn kill_9_while_compensating_then_resume_releases_exactly_once() {
     let notes = compensations(&only_journal(&sim, db).await);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["compensation"], json!("compensated"));
+}
+
+/// Every refund of `order`, as the payments provider lists them.
+async fn refunds_of(sim: &Sim, order: &str) -> Value {
+    by_hand()
+        .get(format!("{}/payments/refunds?order={order}", sim.base_url()))
+        .send()
+        .await
+        .expect("refunds")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_refunded_once() {
+    let sim = sim().await;
+    let (out, dir) = run_output(
+        &sim,
+        "examples/maplewood/refund-failed-delivery.yaml",
+        Some(r#"{"order": "o-1005", "amount": 84.5, "pallets": 30}"#),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The charge (applied once) and the refund that undid it, each under its own key.
+    let ledger = sim.ledger();
+    let payments = ledger["payments"].as_object().expect("payments");
+    assert_eq!(payments.len(), 2, "{ledger}");
+    let charges: Vec<&Value> = payments
+        .values()
+        .filter(|e| e["compensated"] == json!(1))
+        .collect();
+    assert_eq!(charges.len(), 1, "the charge is compensated once: {ledger}");
+    assert_eq!(charges[0]["applied"], json!(1));
+    let refunds = refunds_of(&sim, "o-1005").await;
+    assert_eq!(refunds["total"], json!(84.5), "{refunds}");
+    assert_eq!(
+        refunds["refunds"].as_array().map(Vec::len),
+        Some(1),
+        "{refunds}"
+    );
+    let notes = compensations(&only_journal(&sim, dir.path().join("baton.db")).await);
+    assert_eq!(notes[0]["compensation"], json!("compensated"), "{notes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_a_person_made_by_hand_is_not_made_again() {
+    let sim = sim().await;
+    // All of it by hand: nothing is left to refund.
+    let (out, db, _d) = run_while_the_booking_waits(
+        &sim,
+        "examples/maplewood/refund-failed-delivery.yaml",
+        r#"{"order": "o-1006", "amount": 84.5, "pallets": 30}"#,
+        async || {
+            let r = by_hand()
+                .post(format!("{}/payments/refunds/manual", sim.base_url()))
+                .json(&json!({"order": "o-1006", "amount": 84.5}))
+                .send()
+                .await
+                .expect("refunded by hand");
+            assert!(r.status().is_success());
+        },
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let refunds = refunds_of(&sim, "o-1006").await;
+    assert_eq!(
+        refunds["total"],
+        json!(84.5),
+        "not refunded twice: {refunds}"
+    );
+    let notes = compensations(&only_journal(&sim, db).await);
+    assert_eq!(notes[0]["compensation"], json!("skipped"), "{notes:?}");
+
+    // Part of it by hand: only the rest is refunded.
+    let (out, db, _d) = run_while_the_booking_waits(
+        &sim,
+        "examples/maplewood/refund-failed-delivery.yaml",
+        r#"{"order": "o-1007", "amount": 84.5, "pallets": 30}"#,
+        async || {
+            let r = by_hand()
+                .post(format!("{}/payments/refunds/manual", sim.base_url()))
+                .json(&json!({"order": "o-1007", "amount": 30}))
+                .send()
+                .await
+                .expect("refunded by hand");
+            assert!(r.status().is_success());
+        },
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let refunds = refunds_of(&sim, "o-1007").await;
+    assert_eq!(
+        refunds["total"],
+        json!(84.5),
+        "topped up, not doubled: {refunds}"
+    );
+    assert_eq!(
+        refunds["refunds"].as_array().map(Vec::len),
+        Some(2),
+        "{refunds}"
+    );
+    let notes = compensations(&only_journal(&sim, db).await);
+    assert_eq!(notes[0]["compensation"], json!("compensated"), "{notes:?}");
 }
