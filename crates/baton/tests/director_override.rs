@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_sim::{Sim, SimOptions};
 use serde_json::{Value, json};
@@ -122,18 +122,18 @@ async fn until(
     token: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, v) = call(http, "GET", url, token, None).await;
-        if done(&v) {
-            return v;
+    let poll = async {
+        loop {
+            let (_, v) = call(http, "GET", url, token, None).await;
+            if done(&v) {
+                return v;
+            }
+            tokio::task::yield_now().await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{url} never reached the expected state; last: {v}"
-        );
-        tokio::task::yield_now().await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .unwrap_or_else(|_| panic!("{url} never reached the expected state"))
 }
 
 /// Asserts a problem answer: status and stable code.
