@@ -163,8 +163,14 @@ fn explain_value(v: &Value) -> Option<String> {
     if let Some(verdict) = v.get("verdict").and_then(Value::as_str)
         && v.get("by").is_some()
     {
+        // An override that needed a second approver names who confirmed it.
+        let confirmed = v
+            .pointer("/override/confirmed_by")
+            .and_then(Value::as_str)
+            .map(|c| format!(", confirmed by {c}"))
+            .unwrap_or_default();
         return Some(format!(
-            "approval {verdict} by {}{}",
+            "approval {verdict} by {}{confirmed}{}",
             s(v, "by"),
             v.get("reason")
                 .and_then(Value::as_str)
@@ -242,5 +248,14 @@ mod tests {
             "fan-out unknown: 30 of 50 completed; missing 3 (not_ok) and 19 more"
         );
         assert!(explain(&done("/do/0/x", json!({"plain": 1}))).is_none());
+        let confirmed = done(
+            "/do/3/ask#call",
+            json!({"task": "t", "approved": true, "verdict": "overridden", "by": "rhea",
+                   "reason": "favourite customer", "override": {"confirmed_by": "finn"}}),
+        );
+        assert_eq!(
+            explain(&confirmed).unwrap(),
+            "approval overridden by rhea, confirmed by finn: favourite customer"
+        );
     }
 }
