@@ -256,6 +256,11 @@ pub struct Registration {
     pub fields: Vec<String>,
     pub created_by: String,
     pub created_at_ms: u64,
+    /// Set once the shadow is stopped: no new case starts; its cases and report stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_by: Option<String>,
 }
 
 /// Why a shadow request was refused.
@@ -291,8 +296,10 @@ impl Registrations {
 
     /// Whether a start must keep its input for a shadow (false only when surely not).
     pub(crate) fn may_shadow_starts(&self) -> bool {
-        self.cached()
-            .is_none_or(|r| r.iter().any(|r| matches!(r.live, LiveSide::Flow { .. })))
+        self.cached().is_none_or(|r| {
+            r.iter()
+                .any(|r| r.retired_at_ms.is_none() && matches!(r.live, LiveSide::Flow { .. }))
+        })
     }
 
     async fn get<S: DocStore>(&self, store: &S) -> Result<Arc<Vec<Registration>>, StoreError> {
@@ -636,6 +643,8 @@ impl<S: Store> Shadows<S> {
             fields,
             created_by: by.to_string(),
             created_at_ms: self.shared.clock.now_ms(),
+            retired_at_ms: None,
+            retired_by: None,
         };
         let write = self
             .shared
@@ -661,6 +670,11 @@ impl<S: Store> Shadows<S> {
                         "a shadow named `{name}` is already registered with another candidate, live side or fields"
                     )));
                 }
+                if old.retired_at_ms.is_some() {
+                    return Err(ShadowError::Conflict(format!(
+                        "the shadow `{name}` was stopped; register the trial again under a new name"
+                    )));
+                }
                 self.shared.shadows.reload(&*self.shared.store).await?;
                 return Ok((old, false));
             }
@@ -668,6 +682,50 @@ impl<S: Store> Shadows<S> {
         };
         self.shared.shadows.reload(&*self.shared.store).await?;
         Ok((reg, created))
+    }
+
+    /// Stops a shadow: live starts no longer get one and legacy decisions are refused; its
+    /// cases, running shadows and report stay. Stopping it again changes nothing (false).
+    pub async fn retire(&self, name: &str, by: &str) -> Result<(Registration, bool), ShadowError> {
+        for _ in 0..8 {
+            let doc = self
+                .shared
+                .store
+                .doc(SHADOW_KIND, name)
+                .await?
+                .ok_or_else(|| ShadowError::NotFound(name.to_string()))?;
+            let mut reg: Registration =
+                serde_json::from_value(doc.body).map_err(|e| corrupt(name, e))?;
+            if reg.retired_at_ms.is_some() {
+                return Ok((reg, false));
+            }
+            let now = self.shared.clock.now_ms();
+            reg.retired_at_ms = Some(now);
+            reg.retired_by = Some(by.to_string());
+            let write = self
+                .shared
+                .store
+                .put_doc(DocWrite {
+                    kind: SHADOW_KIND.into(),
+                    id: name.to_string(),
+                    status: "retired".into(),
+                    at_ms: doc.at_ms,
+                    body: serde_json::to_value(&reg).map_err(|e| corrupt(name, e))?,
+                    expect: Expect::Version(doc.version),
+                })
+                .await;
+            match write {
+                Ok(_) => {
+                    self.shared.shadows.reload(&*self.shared.store).await?;
+                    return Ok((reg, true));
+                }
+                Err(StoreError::DocConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ShadowError::Conflict(format!(
+            "the shadow `{name}` kept changing"
+        )))
     }
 
     pub async fn get(&self, name: &str) -> Result<Registration, ShadowError> {
@@ -700,6 +758,11 @@ impl<S: Store> Shadows<S> {
         by: &str,
     ) -> Result<(Value, bool), ShadowError> {
         let reg = self.get(name).await?;
+        if reg.retired_at_ms.is_some() {
+            return Err(ShadowError::Conflict(format!(
+                "the shadow `{name}` was stopped: it takes no new decisions"
+            )));
+        }
         if !matches!(reg.live, LiveSide::Legacy { .. }) {
             return Err(ShadowError::Invalid(format!(
                 "shadow `{name}` compares with a live flow, not with posted decisions"
@@ -931,7 +994,7 @@ pub(crate) async fn after_live_start<S: Store>(
             return;
         }
     };
-    for reg in regs.iter() {
+    for reg in regs.iter().filter(|r| r.retired_at_ms.is_none()) {
         let LiveSide::Flow {
             namespace,
             name,

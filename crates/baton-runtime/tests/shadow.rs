@@ -136,6 +136,21 @@ async fn a_shadow_of_a_live_version_reads_records_effects_and_is_compared() {
     assert_eq!(report.differences.len(), 1);
     assert_eq!(report.differences[0].case, differ.0);
     assert_eq!(report.effects_not_performed, 2);
+    // Stopped, the shadow takes no new case; its report stays.
+    let (stopped, changed) = rt.shadows().retire("reroute-v2", "admin").await.unwrap();
+    assert!(changed && stopped.retired_at_ms.is_some());
+    assert!(!rt.shadows().retire("reroute-v2", "admin").await.unwrap().1);
+    let later = rt
+        .start(
+            baton_core::FlowResolver::resolve(&**rt.catalog(), "test", "reroute", "1.0.0").unwrap(),
+            json!({"order": "o-3", "delay": 5}),
+        )
+        .await
+        .unwrap();
+    rt.wait(&later).await.unwrap();
+    assert!(rt.shadows().case("reroute-v2", &later.0).await.is_err());
+    let after = rt.shadows().report("reroute-v2", None, None).await.unwrap();
+    assert_eq!(after.cases, 2);
     // A period that ends before the cases has none.
     let none = rt
         .shadows()
@@ -428,7 +443,10 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
         .unwrap();
     assert_eq!((report.instances, report.same), (2, 2), "{report:?}");
     assert_eq!(report.missing_reads, 0);
-    assert!(report.results.iter().all(|r| r.from_record == 1), "{report:?}");
+    assert!(
+        report.results.iter().all(|r| r.from_record == 1),
+        "{report:?}"
+    );
     assert_eq!(ledger_posts(&fake).await, posts, "the replay posted");
     fake.shutdown().await;
 }

@@ -61,7 +61,7 @@ impl Modify for ProblemContentType {
     paths(
         api::flows::healthz, api::flows::readyz, crate::metrics::scrape,
         api::shadows::list, api::shadows::register, api::shadows::get_one, api::shadows::post_decision,
-        api::shadows::case, api::shadows::report,
+        api::shadows::case, api::shadows::report, api::shadows::stop,
         api::flows::list, api::flows::register, api::flows::validate, api::flows::get_one,
         api::instances::list, api::instances::start, api::instances::get_one,
         api::instances::cancel, api::instances::suspend, api::instances::resume, api::instances::signal,

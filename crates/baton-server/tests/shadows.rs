@@ -295,6 +295,38 @@ async fn shadows_over_the_api() {
     assert!(page.contains("data-case=\"c-2\""), "{page}");
     let (st, _) = s.call("GET", "/ui/shadows/nope", "t-viewer", None).await;
     assert_eq!(st, 404);
+    // Stopping: admins only; then no new decision is taken, and the report stays.
+    let (st, _) = s
+        .call("DELETE", "/v1/shadows/week", "t-operator", None)
+        .await;
+    assert_eq!(st, 403);
+    let (st, stopped) = s.call("DELETE", "/v1/shadows/week", "t-admin", None).await;
+    assert_eq!(st, 200, "{stopped}");
+    assert_eq!(stopped["retired_by"], "ada");
+    let (st, again) = s.call("DELETE", "/v1/shadows/week", "t-admin", None).await;
+    assert_eq!(
+        (st, &again["retired_at_ms"]),
+        (200, &stopped["retired_at_ms"])
+    );
+    let (st, p) = s
+        .call(
+            "POST",
+            "/v1/shadows/week/decisions",
+            "t-operator",
+            Some(decision("c-4", "store-01", 30, "reroute")),
+        )
+        .await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (409, Some("BATON-API-005")),
+        "{p}"
+    );
+    let (_, after) = s
+        .call("GET", "/v1/shadows/week/report", "t-viewer", None)
+        .await;
+    assert_eq!(after["compared"], 3);
+    let (_, page) = s.call("GET", "/ui/shadows", "t-viewer", None).await;
+    assert!(page.as_str().unwrap().contains(">stopped</span>"));
     let (_, audit) = s.call("GET", "/v1/audit", "t-admin", None).await;
     let actions: Vec<&str> = audit["items"]
         .as_array()
@@ -303,6 +335,11 @@ async fn shadows_over_the_api() {
         .filter_map(|a| a["action"].as_str())
         .collect();
     assert!(actions.contains(&"shadow.register"), "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "shadow.stop").count(),
+        1,
+        "{actions:?}"
+    );
     assert_eq!(
         actions
             .iter()

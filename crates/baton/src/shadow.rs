@@ -65,6 +65,12 @@ pub enum ShadowCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Stop a shadow (admin token): no new cases; its cases and report stay.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// The registered shadows.
     List {
         #[command(flatten)]
@@ -309,15 +315,37 @@ pub async fn run(cmd: ShadowCommand) -> Result<ExitCode> {
             let answer = call(&server, "GET", &path, None, None).await?;
             finish(&server, answer, report_lines)
         }
+        ShadowCommand::Stop { name, server } => {
+            let answer = call(
+                &server,
+                "DELETE",
+                &format!("/v1/shadows/{name}"),
+                None,
+                None,
+            )
+            .await?;
+            finish(&server, answer, |v| {
+                out!(
+                    "{} stopped by {}",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["retired_by"].as_str().unwrap_or("?")
+                )
+            })
+        }
         ShadowCommand::List { server } => {
             let answer = call(&server, "GET", "/v1/shadows", None, None).await?;
             finish(&server, answer, |v| {
                 for r in v["items"].as_array().into_iter().flatten() {
                     out!(
-                        "{} {}:{}",
+                        "{} {}:{}{}",
                         r["name"].as_str().unwrap_or("?"),
                         r["candidate"]["name"].as_str().unwrap_or(""),
-                        r["candidate"]["version"].as_str().unwrap_or("")
+                        r["candidate"]["version"].as_str().unwrap_or(""),
+                        if r["retired_at_ms"].is_u64() {
+                            " (stopped)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             })

@@ -339,6 +339,16 @@ async fn a_week_in_shadow_beside_the_dispatcher() {
         .await
         .unwrap();
     assert!(page.contains("lumber-yard-7 accepts deliveries 10:00-11:30 only"));
+    // The trial is over: the shadow is stopped, its report stays.
+    let stopped = client(&server, &["shadow", "stop", "dispatcher-week"]).await;
+    assert_eq!(stopped.trim(), "dispatcher-week stopped by admin");
+    let listed = client(&server, &["shadow", "list"]).await;
+    assert_eq!(listed.trim(), "dispatcher-week reroute:2.0.0 (stopped)");
+    let after = client(&server, &["shadow", "report", "dispatcher-week", "--json"]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&after).unwrap()["compared"],
+        cases
+    );
 }
 
 /// Reroute situations with a known answer from both versions: v1 reroutes whenever late; v2

@@ -65,7 +65,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/overrides", get(approvals::overrides))
         .route("/v1/audit", get(approvals::audit))
         .route("/v1/shadows", get(shadows::list).post(shadows::register))
-        .route("/v1/shadows/{name}", get(shadows::get_one))
+        .route(
+            "/v1/shadows/{name}",
+            get(shadows::get_one).delete(shadows::stop),
+        )
         .route(
             "/v1/shadows/{name}/decisions",
             post(shadows::post_decision),

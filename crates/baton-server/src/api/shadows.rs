@@ -204,6 +204,32 @@ pub async fn get_one(
     Ok(Json(state.runtime.shadows().get(&name).await?))
 }
 
+/// Stops a shadow (admin): live starts no longer get one and legacy decisions are refused; its
+/// cases and report stay. Stopping it again answers the same.
+#[utoipa::path(delete, path = "/v1/shadows/{name}", tag = "shadows", params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
+        (status = 404, body = ProblemDoc)),
+    security(("bearer" = [])))]
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Registration>> {
+    let actor = caller.require(Role::Admin)?;
+    let (reg, changed) = state.runtime.shadows().retire(&name, &actor.name).await?;
+    if changed {
+        state
+            .audit(
+                actor,
+                "shadow.stop",
+                &name,
+                json!({"candidate": reg.candidate}),
+            )
+            .await?;
+    }
+    Ok(Json(reg))
+}
+
 /// Posts a legacy system's decision with its inputs (operator): the shadow runs on the inputs
 /// and is compared with the decision once it ends. 201 for a new case, 200 for a repeat.
 #[utoipa::path(post, path = "/v1/shadows/{name}/decisions", tag = "shadows", params(("name" = String, Path)),

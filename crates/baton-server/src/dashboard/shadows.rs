@@ -29,6 +29,8 @@ pub(crate) struct ShadowRow {
     pub compared: u64,
     pub agreed: u64,
     pub rate: String,
+    /// When it was stopped (no new cases since), if it was.
+    pub stopped: Option<String>,
 }
 
 pub(crate) struct DiffRow {
@@ -83,6 +85,13 @@ fn row(reg: &Registration, report: &Report) -> ShadowRow {
             .agreement_rate
             .map(|r| format!("{:.1}%", r * 100.0))
             .unwrap_or_else(|| "–".into()),
+        stopped: reg.retired_at_ms.map(|t| {
+            format!(
+                "{} by {}",
+                time(t),
+                reg.retired_by.as_deref().unwrap_or("?")
+            )
+        }),
     }
 }
 
