@@ -450,3 +450,69 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
     assert_eq!(ledger_posts(&fake).await, posts, "the replay posted");
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_a_trigger_starts_gets_its_shadow_too() {
+    use baton_runtime::triggers::{EventOutcome, RuleAction, load_triggers};
+    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: intake, version: '1.0.0' }
+do:
+  - keep:
+      set: { got: '${ . }' }
+",
+    )
+    .await
+    .unwrap();
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: intake-next, version: '1.0.0' }
+do:
+  - keep:
+      set: { got: '${ . }', checked: true }
+",
+    )
+    .await
+    .unwrap();
+    rt.shadows()
+        .register(
+            "next",
+            ("test", "intake-next", "1.0.0"),
+            LiveSide::Flow {
+                namespace: "test".into(),
+                name: "intake".into(),
+                version: "1.0.0".into(),
+            },
+            vec!["got".into()],
+            "admin",
+        )
+        .await
+        .unwrap();
+    let rules = load_triggers(
+        "triggers:
+  - name: created
+    on: { type: test.created }
+    start: { flow: intake, namespace: test, input: '${ .data }' }
+",
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let triggers = rt.triggers(rules).await.unwrap();
+    let report = triggers
+        .ingest_value(json!({"specversion": "1.0", "type": "test.created", "source": "shop", "id": "e-1", "data": {"order": 7}}))
+        .await
+        .unwrap();
+    let EventOutcome::Accepted { actions } = &report.events[0].outcome else {
+        panic!("{report:?}");
+    };
+    let id = actions
+        .iter()
+        .find_map(|a| match a {
+            RuleAction::Started { instance, .. } => Some(instance.clone()),
+            _ => None,
+        })
+        .expect("the rule started an instance");
+    let case = compared(&rt, "next", &id.0).await;
+    // Only `.got` is compared: the candidate's extra field does not count.
+    assert_eq!(case["comparison"]["agreed"], true, "{case}");
+    assert_eq!(case["shadow"]["output"]["checked"], true);
+    assert_eq!(case["live"]["output"], json!({"got": {"order": 7}}));
+}
