@@ -104,6 +104,8 @@ pub struct ReplayReport {
     pub failed: u64,
     /// Recorded instances left out because they have not ended (nothing to compare with).
     pub unfinished_skipped: u64,
+    /// Recorded shadow instances left out: their effects were stand-ins, not what happened.
+    pub shadows_skipped: u64,
     pub missing_reads: u64,
     pub effects_not_performed: u64,
     /// Instances that differ, per output field.
@@ -187,6 +189,7 @@ impl<S: Store> Runtime<S> {
             differed: 0,
             failed: 0,
             unfinished_skipped: 0,
+            shadows_skipped: 0,
             missing_reads: 0,
             effects_not_performed: 0,
             fields: BTreeMap::new(),
@@ -214,6 +217,14 @@ impl<S: Store> Runtime<S> {
                 }
                 if !rec.status.is_terminal() {
                     report.unfinished_skipped += 1;
+                    continue;
+                }
+                if production
+                    .doc(shadow::SHADOW_RUN_KIND, &rec.id.0)
+                    .await?
+                    .is_some()
+                {
+                    report.shadows_skipped += 1;
                     continue;
                 }
                 records.push(rec.clone());

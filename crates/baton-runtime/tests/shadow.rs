@@ -151,6 +151,21 @@ async fn a_shadow_of_a_live_version_reads_records_effects_and_is_compared() {
     assert!(rt.shadows().case("reroute-v2", &later.0).await.is_err());
     let after = rt.shadows().report("reroute-v2", None, None).await.unwrap();
     assert_eq!(after.cases, 2);
+    // A replay over this store leaves the shadow instances out: their effects were stand-ins.
+    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let v3 = scratch
+        .register_flow(&flow(&base, "3.0.0", 30))
+        .await
+        .unwrap();
+    let replayed = scratch
+        .replay_recorded(&*store, v3, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (replayed.instances, replayed.shadows_skipped),
+        (3, 2),
+        "{replayed:?}"
+    );
     // A period that ends before the cases has none.
     let none = rt
         .shadows()

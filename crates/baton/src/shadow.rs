@@ -427,7 +427,7 @@ fn replay_lines(r: &ReplayReport) {
         }
     }
     out!(
-        "replayed {} instances with {}/{}:{}: {} same, {} differ, {} not replayed ({} unfinished left out); {} reads missing, {} effects recorded, not performed",
+        "replayed {} instances with {}/{}:{}: {} same, {} differ, {} not replayed ({} unfinished and {} shadows left out); {} reads missing, {} effects recorded, not performed",
         r.instances,
         r.flow.namespace,
         r.flow.name,
@@ -436,6 +436,7 @@ fn replay_lines(r: &ReplayReport) {
         r.differed,
         r.failed,
         r.unfinished_skipped,
+        r.shadows_skipped,
         r.missing_reads,
         r.effects_not_performed
     );
