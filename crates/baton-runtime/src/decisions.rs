@@ -143,6 +143,10 @@ pub struct DecisionRecord {
     /// The approval that reviewed this decision's output (its key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewed_by: Option<String>,
+    /// How that approval went, so this record reads on its own in an export: the verdict, who,
+    /// why, when, and the override (who asked, who confirmed) when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Value>,
     /// The decision whose output this approval reviewed (its key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviews: Option<String>,
@@ -550,6 +554,7 @@ pub fn records(
             refused_overrides: Vec::new(),
             cost: None,
             reviewed_by: None,
+            review: None,
             reviews: None,
         };
         let input_of = |name: &str, v: &Value| DecisionInput {
@@ -644,6 +649,16 @@ pub fn records(
                     })
                 {
                     prior.reviewed_by = Some(key.0.clone());
+                    let mut review = rec.approval.clone().unwrap_or_else(|| json!({}));
+                    review["key"] = json!(key.0);
+                    if let Some(o) = &rec.override_ {
+                        review["override"] = json!({
+                            "by": o.get("by"), "reason": o.get("reason"),
+                            "confirmed_by": o.get("confirmed_by"),
+                            "replacement": o.get("replacement"),
+                        });
+                    }
+                    prior.review = Some(review);
                     rec.reviews = Some(prior.key.clone());
                 }
             }
@@ -854,6 +869,12 @@ do:
         );
         assert_eq!(rules.output, json!({"reorder": 40.25}));
         assert_eq!(rules.reviewed_by.as_deref(), Some(approval.key.as_str()));
+        let review = rules
+            .review
+            .as_ref()
+            .expect("the review is on the rules record");
+        assert_eq!(review["verdict"], json!("overridden"));
+        assert_eq!(review["override"]["confirmed_by"], json!("finn"));
         assert_eq!(approval.reviews.as_deref(), Some(rules.key.as_str()));
         assert_eq!(
             approval.override_.as_ref().unwrap()["confirmed_by"],

@@ -208,7 +208,22 @@ fn print_record(r: &DecisionRecord) {
         out!("  reviews   the decision {k}");
     }
     if let Some(k) = &r.reviewed_by {
-        out!("  reviewed  by the approval {k}");
+        let how = r
+            .review
+            .as_ref()
+            .map(|v| {
+                format!(
+                    ": {} by {}{}",
+                    text(v, "verdict"),
+                    text(v, "by"),
+                    v.pointer("/override/confirmed_by")
+                        .and_then(Value::as_str)
+                        .map(|c| format!(", confirmed by {c}"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        out!("  reviewed  by the approval {k}{how}");
     }
     if let Some(c) = &r.cost {
         out!("  cost      {c}");

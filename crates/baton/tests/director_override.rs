@@ -441,6 +441,10 @@ async fn the_directors_favourite_is_overridden_confirmed_costed_and_reported() {
         .find(|r| r["kind"] == "approval")
         .expect("approval record");
     assert_eq!(approval["reviews"], rules["key"]);
+    // The DMN record reads on its own: how its review went.
+    assert_eq!(rules["review"]["verdict"], json!("overridden"));
+    assert_eq!(rules["review"]["override"]["by"], json!("rhea"));
+    assert_eq!(rules["review"]["override"]["confirmed_by"], json!("finn"));
     assert_eq!(approval["approval"]["verdict"], json!("overridden"));
     let ov = &approval["override"];
     assert_eq!(ov["original"], proposed);

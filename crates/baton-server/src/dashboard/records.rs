@@ -201,9 +201,21 @@ pub(crate) fn views(records: &[DecisionRecord]) -> Vec<RecordView> {
                 .as_ref()
                 .map(|k| format!("reviews the decision {k}"))
                 .or_else(|| {
-                    r.reviewed_by
-                        .as_ref()
-                        .map(|k| format!("reviewed by the approval {k}"))
+                    r.reviewed_by.as_ref().map(|k| {
+                        let how = r
+                            .review
+                            .as_ref()
+                            .map(|v| {
+                                let confirmed = v
+                                    .pointer("/override/confirmed_by")
+                                    .and_then(Value::as_str)
+                                    .map(|c| format!(", confirmed by {c}"))
+                                    .unwrap_or_default();
+                                format!(": {} by {}{confirmed}", s(v, "verdict"), s(v, "by"))
+                            })
+                            .unwrap_or_default();
+                        format!("reviewed by the approval {k}{how}")
+                    })
                 }),
         })
         .collect()
