@@ -976,6 +976,11 @@ pub(crate) async fn is_shadow<S: Store>(
     shared: &Shared<S>,
     id: &InstanceId,
 ) -> Result<bool, StoreError> {
+    // Registrations are never deleted (a stopped one stays): without any, no instance is a
+    // shadow, and a resume costs no read of its own.
+    if shared.shadows.get(&*shared.store).await?.is_empty() {
+        return Ok(false);
+    }
     Ok(shared.store.doc(SHADOW_RUN_KIND, &id.0).await?.is_some())
 }
 
