@@ -45,9 +45,8 @@ pub(crate) async fn start_with_policy<S: Store>(
     let id = id.unwrap_or_else(new_instance_id);
     let now = shared.clock.now_ms();
     // Kept only when a shadow may want it: most runtimes have no registration.
-    let shadow_input =
-        (policy.is_none() && shared.shadows.may_shadow_starts()).then(|| input.clone());
-    let flow = program.flow.clone();
+    let shadow_start = (policy.is_none() && shared.shadows.may_shadow_starts())
+        .then(|| (program.flow.clone(), input.clone()));
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
     let channel = mpsc::unbounded_channel();
@@ -70,7 +69,7 @@ pub(crate) async fn start_with_policy<S: Store>(
     match first {
         Ok(()) => {
             // Before the live driver runs, so that its end finds the shadow's case.
-            if let Some(input) = shadow_input {
+            if let Some((flow, input)) = shadow_start {
                 crate::shadow::after_live_start(&shared, &flow, &id, input).await;
             }
             tokio::spawn(driver.run());
