@@ -592,3 +592,87 @@ async fn the_directors_favourite_is_overridden_confirmed_costed_and_reported() {
     assert_eq!(exported, lines);
     sim.shutdown().await;
 }
+
+/// `baton serve --demo` carries story 10: the director's and the fleet manager's tokens, the
+/// override policy for routes, and a director-override instance waiting for the dispatcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_the_director_the_fleet_manager_and_the_route_policy() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let server = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .current_dir(root())
+            .env_remove("BATON_PROVIDERS")
+            .env_remove("BATON_CONFIG")
+            .env_remove("BATON_ADMIN_TOKEN")
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--store"])
+            .arg(&db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("the demo server ended: {seen:?}"))
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("baton serving on ") {
+                let base = rest.split(':').take(3).collect::<Vec<_>>().join(":");
+                std::thread::spawn(move || for _ in lines {});
+                return Server { child, base };
+            }
+            seen.push(line);
+        }
+    })
+    .await
+    .unwrap();
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let tasks = until(
+        &http,
+        &format!("{base}/v1/approvals?status=open"),
+        "demo-viewer",
+        |v| {
+            v["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|t| t["decision"] == "route"))
+        },
+    )
+    .await;
+    let task = tasks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["decision"] == "route")
+        .unwrap()
+        .clone();
+    let url = format!(
+        "{base}/v1/approvals/{}/override",
+        task["id"].as_str().unwrap()
+    );
+    let body = json!({"output": task["data"], "reason": "favourite customer"});
+    problem(
+        &call(&http, "POST", &url, "demo-dispatcher", Some(body.clone())).await,
+        403,
+        "BATON-API-014",
+    );
+    let asked = call(&http, "POST", &url, "demo-director", Some(body)).await;
+    assert_eq!(asked.0, 202, "{}", asked.1);
+    let confirmed = call(
+        &http,
+        "POST",
+        &format!(
+            "{base}/v1/approvals/{}/override/confirm",
+            task["id"].as_str().unwrap()
+        ),
+        "demo-fleet-manager",
+        None,
+    )
+    .await;
+    assert_eq!(confirmed.0, 200, "{}", confirmed.1);
+    assert_eq!(confirmed.1["confirmed_by"], json!("finn"));
+}
