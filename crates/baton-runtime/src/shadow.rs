@@ -728,6 +728,19 @@ impl<S: Store> Shadows<S> {
         )))
     }
 
+    /// Whether an instance is a shadow: `{registration, case}` from its durable mark.
+    pub async fn mark_of(&self, id: &InstanceId) -> Result<Option<Value>, ShadowError> {
+        if !is_shadow(&self.shared, id).await? {
+            return Ok(None);
+        }
+        Ok(self
+            .shared
+            .store
+            .doc(SHADOW_RUN_KIND, &id.0)
+            .await?
+            .map(|d| d.body))
+    }
+
     pub async fn get(&self, name: &str) -> Result<Registration, ShadowError> {
         let doc = self
             .shared

@@ -543,6 +543,12 @@ async fn a_live_version_and_its_shadow_and_a_shadow_killed_while_waiting() {
     );
     let (_, shown) = api(&server, "GET", &format!("/v1/instances/{shadow_id}"), None).await;
     assert_eq!(shown["instance"]["status"], "completed");
+    assert_eq!(
+        shown["shadow"],
+        json!({"registration": "hold-v2", "case": live_id})
+    );
+    let (_, live_shown) = api(&server, "GET", &format!("/v1/instances/{live_id}"), None).await;
+    assert!(live_shown.get("shadow").is_none(), "{live_shown}");
     let notes: Vec<&Value> = shown["journal"]
         .as_array()
         .unwrap()

@@ -290,6 +290,7 @@ pub(crate) async fn detail(state: &AppState, id: &str) -> ApiResult<InstanceDeta
             .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
             .collect(),
         journal_truncated: truncated,
+        shadow: state.runtime.shadows().mark_of(&id).await?,
     })
 }
 

@@ -151,6 +151,11 @@ pub struct InstanceDetail {
     /// Journal entries, oldest first (at most the server's limit; see `journal_truncated`).
     pub journal: Vec<Value>,
     pub journal_truncated: bool,
+    /// Set when the instance is a shadow run: `{registration, case}` (its effects were recorded,
+    /// not performed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub shadow: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
