@@ -600,6 +600,8 @@ async fn the_demo_has_the_director_the_fleet_manager_and_the_route_policy() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
+    // The child is waited for by `Server`'s `Drop`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     let server = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
             .current_dir(root())
