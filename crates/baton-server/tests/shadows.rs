@@ -293,6 +293,12 @@ async fn shadows_over_the_api() {
     let page = page.as_str().unwrap().to_string();
     assert!(page.contains("66.7%"), "{page}");
     assert!(page.contains("data-case=\"c-2\""), "{page}");
+    let sid = case["shadow"]["instance"].as_str().unwrap();
+    let (st, inst) = s
+        .call("GET", &format!("/ui/instances/{sid}"), "t-viewer", None)
+        .await;
+    assert_eq!(st, 200);
+    assert!(inst.as_str().unwrap().contains("A shadow run of"), "{inst}");
     let (st, _) = s.call("GET", "/ui/shadows/nope", "t-viewer", None).await;
     assert_eq!(st, 404);
     // Stopping: admins only; then no new decision is taken, and the report stays.

@@ -377,6 +377,8 @@ struct DetailPage {
     can_resume: bool,
     action_url: String,
     error: Option<String>,
+    /// `(registration, case)` when the instance is a shadow run.
+    shadow: Option<(String, String)>,
 }
 
 /// The program an instance runs: the loaded one, or compiled from the stored source (an
@@ -665,6 +667,16 @@ async fn detail_page(
         can_resume: status == Status::Suspended,
         action_url: format!("/ui/instances/{}", url_encode(id)),
         error,
+        shadow: state
+            .runtime
+            .shadows()
+            .mark_of(&InstanceId(id.to_string()))
+            .await
+            .map_err(crate::ApiError::from)?
+            .map(|m| {
+                let s = |k: &str| m[k].as_str().unwrap_or("?").to_string();
+                (s("registration"), s("case"))
+            }),
     })
 }
 
