@@ -431,8 +431,8 @@ impl Instance {
         let ctx = self.ctx.clone();
         self.ending = Some(ending);
         self.root = Some(Box::pin(async move {
-            ctx.compensate_all().await;
-            Ok(Value::Null)
+            let unwound = ctx.compensate_all().await;
+            Ok(Value::String(unwound.sentence()))
         }));
         self.poll();
     }
@@ -459,7 +459,15 @@ impl Instance {
             self.root = None;
             let at_ms = self.ctx.lock().now_ms;
             let entry = match (self.ending.take(), result) {
-                (Some(Ending::Fault(problem)), _) => {
+                (Some(Ending::Fault(mut problem)), unwound) => {
+                    // The fault stays the one that started the unwinding; its detail ends with
+                    // what the unwinding did.
+                    if let Ok(Value::String(sentence)) = unwound {
+                        problem.detail = Some(match problem.detail.take() {
+                            Some(d) => format!("{d}; {sentence}"),
+                            None => sentence,
+                        });
+                    }
                     self.status = Status::Faulted;
                     JournalEntry::Faulted { at_ms, problem }
                 }

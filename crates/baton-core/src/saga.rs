@@ -179,9 +179,20 @@ pub(crate) struct SagaStep {
 
 /// How one compensation ended.
 enum Ended {
-    Compensated { answer: Value },
-    Skipped { why: String, guard: Option<Value> },
-    Unresolved { why: String, error: Option<Problem> },
+    Compensated {
+        answer: Value,
+    },
+    /// `applied`: whether the effect had happened (and was undone since by someone else), as
+    /// far as the guard could tell.
+    Skipped {
+        why: String,
+        guard: Option<Value>,
+        applied: bool,
+    },
+    Unresolved {
+        why: String,
+        error: Option<Problem>,
+    },
 }
 
 /// What unwinding the saga stack did, for the instance's end.
@@ -190,6 +201,24 @@ pub(crate) struct Unwound {
     pub compensated: usize,
     pub skipped: usize,
     pub unresolved: usize,
+}
+
+impl Unwound {
+    /// One sentence for the end of a faulted instance's problem detail, so that whoever reads
+    /// the fault (a list, the API) sees at once whether a person must finish the undoing.
+    pub(crate) fn sentence(&self) -> String {
+        let mut s = format!(
+            "compensation: {} undone, {} skipped",
+            self.compensated, self.skipped
+        );
+        if self.unresolved > 0 {
+            s.push_str(&format!(
+                ", {} unresolved (a person must check)",
+                self.unresolved
+            ));
+        }
+        s
+    }
 }
 
 /// Errors that another attempt cannot mend: the declaration is wrong.
@@ -290,16 +319,17 @@ impl Ctx {
                     note.insert("answer".into(), answer.clone());
                     ("compensated", "applied")
                 }
-                Ended::Skipped { why, guard } => {
+                Ended::Skipped {
+                    why,
+                    guard,
+                    applied,
+                } => {
                     tally.skipped += 1;
                     note.insert("reason".into(), json!(why));
                     if let Some(g) = guard {
                         note.insert("guard".into(), g.clone());
                     }
-                    // The guard answered: a 404 says it never happened, an answer that it no
-                    // longer stands says it happened and was undone since.
-                    let found = guard.is_some();
-                    ("skipped", if found { "applied" } else { "not-applied" })
+                    ("skipped", if *applied { "applied" } else { "not-applied" })
                 }
                 Ended::Unresolved { why, error } => {
                     tally.unresolved += 1;
@@ -441,6 +471,7 @@ impl Ctx {
                                                   (already undone)"
                                                 .into(),
                                             guard: Some(answer),
+                                            applied: true,
                                         },
                                         n,
                                     );
@@ -462,6 +493,7 @@ impl Ctx {
                                     why: "the guard found no such effect (404): nothing to undo"
                                         .into(),
                                     guard: None,
+                                    applied: false,
                                 },
                                 n,
                             );
@@ -502,6 +534,8 @@ impl Ctx {
                         Ended::Skipped {
                             why: "the compensating call found nothing to undo (404)".into(),
                             guard: None,
+                            // The guard, if any, had said it stood.
+                            applied: spec.guard.is_some(),
                         },
                         n,
                     );

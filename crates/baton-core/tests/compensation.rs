@@ -178,7 +178,11 @@ fn a_failed_step_undoes_the_completed_ones_last_first_after_their_guards() {
     // The fault is the one that caused the unwinding.
     match run.journal.last() {
         Some(JournalEntry::Faulted { problem, .. }) => {
-            assert_eq!(problem.title.as_deref(), Some("notify is down"))
+            assert_eq!(problem.title.as_deref(), Some("notify is down"));
+            assert_eq!(
+                problem.detail.as_deref(),
+                Some("compensation: 2 undone, 0 skipped")
+            );
         }
         other => panic!("ends {other:?}"),
     }
@@ -259,6 +263,14 @@ fn an_unknown_outcome_without_a_guard_is_left_for_a_person() {
     assert_eq!(run.inst.status(), Status::Faulted);
     assert_eq!(run.ops(), ["charge"], "no blind refund");
     assert_eq!(run.notes()[0]["compensation"], "unresolved");
+    let Some(JournalEntry::Faulted { problem, .. }) = run.journal.last() else {
+        panic!("faulted")
+    };
+    let detail = problem.detail.as_deref().unwrap_or("");
+    assert!(
+        detail.ends_with("compensation: 0 undone, 0 skipped, 1 unresolved (a person must check)"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -357,7 +357,7 @@ async fn a_refused_booking_releases_the_reservation_whose_answer_was_lost_once()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "the instance faults: {stderr}");
     assert!(
-        stderr.contains("422"),
+        stderr.contains("422") && stderr.contains("compensation: 1 undone, 0 skipped"),
         "the carrier's problem is the fault: {stderr}"
     );
     let ledger = sim.ledger();
