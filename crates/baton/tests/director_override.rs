@@ -384,6 +384,14 @@ async fn the_directors_favourite_is_overridden_confirmed_costed_and_reported() {
     let others = (stops.len() - 1) as u64;
     assert_eq!(cost["stops_delayed"], json!(others), "{cost}");
     assert_eq!(cost["delay_minutes"], json!(others * 40), "{cost}");
+    // The driver was told once: the simulator's ledger has one notification, applied once.
+    let ledger = sim.ledger();
+    let notes = ledger["notify"].as_object().expect("notify in the ledger");
+    assert_eq!(notes.len(), 1, "{ledger}");
+    assert!(
+        notes.values().all(|e| e["applied"] == json!(1) && e["requests"] == json!(1)),
+        "{ledger}"
+    );
 
     // The decision records: the DMN review and the approval with its override.
     let (status, records) = call(
