@@ -19,11 +19,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use baton_core::{
-    EffectKey, EffectRequest, Env, FlowRef, Instance, InstanceId, JournalEntry, Outcome, Program,
+    EffectKey, EffectRequest, Env, FlowRef, InstanceId, JournalEntry, Outcome, Program,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::rebuild::{Fit, rebuild};
 use crate::{Runtime, RuntimeError};
 use baton_store::{InstanceQuery, Store};
 
@@ -160,46 +161,12 @@ pub fn replay_requests(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<HashMap<EffectKey, EffectRequest>, String> {
-    let Some(JournalEntry::Started { at_ms, input, flow }) = journal.first() else {
-        return Err("the journal does not begin with `started`".into());
-    };
-    if flow.hash != program.flow.hash {
+    if let Some(JournalEntry::Started { flow, .. }) = journal.first()
+        && flow.hash != program.flow.hash
+    {
         return Err("the journal belongs to another version of the flow".into());
     }
-    let mut inst = Instance::start(id.clone(), program.clone(), env, input.clone(), *at_ms);
-    let mut requests = HashMap::new();
-    let mut take = |inst: &mut Instance| {
-        for call in inst.step().start {
-            requests.insert(call.key, call.request);
-        }
-    };
-    take(&mut inst);
-    for (index, entry) in journal.iter().enumerate().skip(1) {
-        match entry {
-            JournalEntry::EffectCompleted {
-                at_ms,
-                key,
-                outcome,
-                ..
-            } => {
-                if !inst.deliver(key, outcome.clone(), *at_ms) {
-                    return Err(format!(
-                        "journal entry {index} (effect `{key}`) does not fit the flow"
-                    ));
-                }
-            }
-            JournalEntry::Suspended { at_ms, by, reason } => {
-                inst.suspend(by, reason.as_deref(), *at_ms);
-            }
-            JournalEntry::Resumed { at_ms, by } => {
-                inst.resume(by, *at_ms);
-            }
-            JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
-            _ => break,
-        }
-        take(&mut inst);
-    }
-    Ok(requests)
+    rebuild(id, program.clone(), env, journal, Fit::Strict).map(|r| r.requests)
 }
 
 /// The task's key an effect key belongs to: the key without its effect suffix (`#call`).
@@ -767,6 +734,7 @@ impl<S: Store> Runtime<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_core::Instance;
 
     const FLOW: &str = r#"
 document: { dsl: '1.0.3', namespace: test, name: records, version: '1.0.0' }

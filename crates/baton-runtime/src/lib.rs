@@ -20,6 +20,7 @@ mod functions;
 pub mod guard;
 mod http;
 mod providers;
+mod rebuild;
 pub mod replay;
 pub mod shadow;
 pub mod triggers;

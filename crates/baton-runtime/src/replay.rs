@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::{Env, FlowRef, Instance, InstanceId, JournalEntry, Program, Status};
+use baton_core::{Env, FlowRef, InstanceId, JournalEntry, Program, Status};
 use baton_store::{InstanceQuery, InstanceRecord, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::rebuild::{Fit, Rebuilt, rebuild};
 use crate::shadow::{self, Policy, Recorded};
 use crate::{Runtime, RuntimeError};
 
@@ -121,39 +122,7 @@ pub fn recorded_calls(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<Recorded, String> {
-    let Some(JournalEntry::Started { at_ms, input, .. }) = journal.first() else {
-        return Err("the journal does not begin with `started`".into());
-    };
-    let mut inst = Instance::start(id.clone(), program, env, input.clone(), *at_ms);
-    let mut requests = HashMap::new();
-    let mut collect = |inst: &mut Instance| {
-        for call in inst.step().start {
-            requests.insert(call.key, call.request);
-        }
-    };
-    collect(&mut inst);
-    let mut outcomes = Vec::new();
-    for entry in &journal[1..] {
-        match entry {
-            JournalEntry::EffectCompleted {
-                at_ms,
-                key,
-                outcome,
-                ..
-            } => {
-                inst.deliver(key, outcome.clone(), *at_ms);
-                outcomes.push((key.clone(), outcome.clone()));
-            }
-            JournalEntry::Suspended { at_ms, by, reason } => {
-                inst.suspend(by, reason.as_deref(), *at_ms);
-            }
-            JournalEntry::Resumed { at_ms, by } => {
-                inst.resume(by, *at_ms);
-            }
-            _ => {}
-        }
-        collect(&mut inst);
-    }
+    let Rebuilt { requests, outcomes } = rebuild(id, program, env, journal, Fit::Lenient)?;
     let mut recorded = Recorded::default();
     for (key, outcome) in outcomes {
         if let Some(request) = requests.get(&key) {
