@@ -500,6 +500,19 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("approval task {id}: {e}"))
 }
 
+/// What every person's answer to a task starts with (`decide`, `confirm_override`): the actor
+/// must hold the approver role, and a blank reason is no reason.
+fn approver_reason(actor: &Actor, reason: Option<String>) -> Result<Option<String>, ApprovalError> {
+    if !actor.can(Role::Approver) {
+        return Err(ApprovalError::Forbidden {
+            why: format!("`{}` does not have the approver role", actor.name),
+        });
+    }
+    Ok(reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty()))
+}
+
 fn task_of(doc: &Doc) -> Result<ApprovalTask, StoreError> {
     serde_json::from_value(doc.body.clone()).map_err(|e| corrupt(&doc.id, e))
 }
@@ -937,12 +950,19 @@ impl<S: Store> Approvals<S> {
     }
 
     pub async fn get(&self, id: &str) -> Result<ApprovalTask, ApprovalError> {
+        Ok(self.task_doc(id).await?.1)
+    }
+
+    /// A task with the document it was read from (whose version a conditional write needs);
+    /// `NotFound` when there is no such task.
+    async fn task_doc(&self, id: &str) -> Result<(Doc, ApprovalTask), ApprovalError> {
         let doc = self
             .store
             .doc(APPROVAL_KIND, id)
             .await?
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(task_of(&doc)?)
+        let task = task_of(&doc)?;
+        Ok((doc, task))
     }
 
     /// Tasks by due time (earliest first unless `newest_first`), filtered as the query says.
@@ -1001,21 +1021,9 @@ impl<S: Store> Approvals<S> {
         answer: Answer,
         reason: Option<String>,
     ) -> Result<ApprovalTask, ApprovalError> {
-        if !actor.can(Role::Approver) {
-            return Err(ApprovalError::Forbidden {
-                why: format!("`{}` does not have the approver role", actor.name),
-            });
-        }
-        let reason = reason
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
+        let reason = approver_reason(actor, reason)?;
         loop {
-            let doc = self
-                .store
-                .doc(APPROVAL_KIND, id)
-                .await?
-                .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-            let mut task = task_of(&doc)?;
+            let (doc, mut task) = self.task_doc(id).await?;
             // An override under a rule that names who may override is theirs to make, assigned
             // or not (a director is rarely in the dispatchers' inbox); any other answer is the
             // assignees'.
@@ -1176,21 +1184,9 @@ impl<S: Store> Approvals<S> {
         confirm: bool,
         reason: Option<String>,
     ) -> Result<ApprovalTask, ApprovalError> {
-        if !actor.can(Role::Approver) {
-            return Err(ApprovalError::Forbidden {
-                why: format!("`{}` does not have the approver role", actor.name),
-            });
-        }
-        let reason = reason
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
+        let reason = approver_reason(actor, reason)?;
         loop {
-            let doc = self
-                .store
-                .doc(APPROVAL_KIND, id)
-                .await?
-                .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-            let mut task = task_of(&doc)?;
+            let (doc, mut task) = self.task_doc(id).await?;
             let Some(pending) = task.pending_override.clone() else {
                 return Err(ApprovalError::Override {
                     refusal: OverrideRefusal::NothingPending,
