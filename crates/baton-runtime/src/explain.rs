@@ -10,11 +10,25 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("?")
 }
 
-fn age(ms: u64) -> String {
+/// An age in words, to a tenth (`850 ms`, `12.2 s`, `4.5 min`, `3.4 h`): how the timeline says
+/// how old a fact was.
+pub fn age(ms: u64) -> String {
+    age_to(ms, 1)
+}
+
+/// An age in words, seconds and minutes whole (`850 ms`, `12 s`, `4 min`, `3.4 h`): how
+/// decision records (`baton decisions`, the dashboard) say how old each read was. Public so the
+/// CLI and the dashboard print the same words.
+pub fn age_whole(ms: u64) -> String {
+    age_to(ms, 0)
+}
+
+/// The one age formatter; `decimals` applies to seconds and minutes (hours keep one).
+fn age_to(ms: u64, decimals: usize) -> String {
     match ms {
         0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1e3),
-        60_000..3_600_000 => format!("{:.1} min", ms as f64 / 6e4),
+        1_000..60_000 => format!("{:.*} s", decimals, ms as f64 / 1e3),
+        60_000..3_600_000 => format!("{:.*} min", decimals, ms as f64 / 6e4),
         _ => format!("{:.1} h", ms as f64 / 3.6e6),
     }
 }
@@ -71,11 +85,13 @@ pub fn explain(entry: &JournalEntry) -> Option<String> {
         JournalEntry::TaskNote { note, .. } if note.get("compensation").is_some() => {
             Some(explain_compensation(note))
         }
-        JournalEntry::EffectNote { note, .. } if note["shadow"] == "not_performed" => Some(format!(
-            "not performed ({}): {}; the flow got a stand-in answer",
-            s(note, "mode"),
-            explain_request(&note["request"])
-        )),
+        JournalEntry::EffectNote { note, .. } if note["shadow"] == "not_performed" => {
+            Some(format!(
+                "not performed ({}): {}; the flow got a stand-in answer",
+                s(note, "mode"),
+                explain_request(&note["request"])
+            ))
+        }
         JournalEntry::TaskNote { note, .. } => {
             let f = note.get("fan_out")?;
             let counts = f.get("counts").cloned().unwrap_or(Value::Null);

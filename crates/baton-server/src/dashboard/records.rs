@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use baton_runtime::approvals::OverrideReport;
 use baton_runtime::decisions::{DecisionKind, DecisionRecord};
+use baton_runtime::explain::age_whole;
 use serde_json::Value;
 
 use super::{Nav, Session, UiError, compact, pretty, render, time};
@@ -34,15 +35,6 @@ pub(crate) struct RecordView {
     pub refused: Vec<String>,
     pub cost: Option<String>,
     pub link: Option<String>,
-}
-
-fn age(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.0} s", ms as f64 / 1e3),
-        60_000..3_600_000 => format!("{:.0} min", ms as f64 / 6e4),
-        _ => format!("{:.1} h", ms as f64 / 3.6e6),
-    }
 }
 
 fn s(v: &Value, k: &str) -> String {
@@ -90,7 +82,7 @@ pub(crate) fn views(records: &[DecisionRecord]) -> Vec<RecordView> {
                                 src.kind,
                                 src.source,
                                 src.path,
-                                age(src.age_ms)
+                                age_whole(src.age_ms)
                             )
                         })
                         .collect::<Vec<_>>();
@@ -120,7 +112,7 @@ pub(crate) fn views(records: &[DecisionRecord]) -> Vec<RecordView> {
                             .map(|f| format!(" ({f})"))
                             .unwrap_or_default(),
                         time(x.observed_at_ms),
-                        age(x.age_ms),
+                        age_whole(x.age_ms),
                         x.status
                     )
                 })
