@@ -2,11 +2,9 @@
 //! roles, idempotent starts, versioned flows, problem details, approvals with identity, the
 //! audit trail, events and metrics.
 
-use std::sync::Arc;
+mod common;
 
-use baton_runtime::{Runtime, RuntimeOptions};
-use baton_server::{AppState, load_config};
-use baton_store::{SqliteOptions, SqliteStore};
+use common::Server;
 use serde_json::{Value, json};
 
 const CONFIG: &str = "
@@ -33,49 +31,13 @@ do:
       set: { approved: '${ .approved }', by: '${ .by }' }
 "#;
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
 async fn server() -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let runtime = Runtime::new(store, RuntimeOptions::default());
-    let config = load_config(CONFIG, &|_| None).unwrap();
-    let state = AppState::new(runtime, config);
-    state
-        .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(baton_server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        http: reqwest::Client::new(),
-        _dir: dir,
-        stop: Some(tx),
-    }
+    common::start(CONFIG, true, reqwest::Client::builder()).await
 }
 
 impl Server {
-    async fn call(
+    /// An API call, with a token or none: the status, the answer and its content type.
+    async fn request(
         &self,
         method: &str,
         path: &str,
@@ -108,7 +70,7 @@ impl Server {
 
     async fn register(&self, source: &str) -> (u16, Value) {
         let (s, v, _) = self
-            .call(
+            .request(
                 "POST",
                 "/v1/flows",
                 Some("t-operator"),
@@ -121,7 +83,7 @@ impl Server {
     /// Polls `path` until `done` holds for its body (bounded; the instance runs on its own).
     async fn until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..5_000 {
-            let (_, v, _) = self.call("GET", path, Some(token), None).await;
+            let (_, v, _) = self.request("GET", path, Some(token), None).await;
             if done(&v) {
                 return v;
             }
@@ -134,15 +96,15 @@ impl Server {
 #[tokio::test]
 async fn requests_without_a_valid_token_get_a_401_problem() {
     let s = server().await;
-    let (status, body, ct) = s.call("GET", "/v1/instances", None, None).await;
+    let (status, body, ct) = s.request("GET", "/v1/instances", None, None).await;
     assert_eq!(status, 401);
     assert_eq!(ct, "application/problem+json");
     assert_eq!(body["code"], "BATON-API-001");
     assert_eq!(body["type"], "https://baton.dev/errors/unauthenticated");
-    let (status, _, _) = s.call("GET", "/v1/instances", Some("wrong"), None).await;
+    let (status, _, _) = s.request("GET", "/v1/instances", Some("wrong"), None).await;
     assert_eq!(status, 401);
     let (status, body, _) = s
-        .call("GET", "/v1/nothing-here", Some("t-viewer"), None)
+        .request("GET", "/v1/nothing-here", Some("t-viewer"), None)
         .await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -170,7 +132,7 @@ async fn flows_are_versioned_and_invalid_ones_are_explained_with_line_and_column
     );
     assert_eq!(s.register(v2).await.0, 201);
 
-    let (_, flows, _) = s.call("GET", "/v1/flows", Some("t-viewer"), None).await;
+    let (_, flows, _) = s.request("GET", "/v1/flows", Some("t-viewer"), None).await;
     let latest: Vec<&str> = flows
         .as_array()
         .unwrap()
@@ -182,7 +144,7 @@ async fn flows_are_versioned_and_invalid_ones_are_explained_with_line_and_column
 
     // A start without a version takes the latest; the old version can still be named.
     let (_, started, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/instances",
             Some("t-operator"),
@@ -191,7 +153,7 @@ async fn flows_are_versioned_and_invalid_ones_are_explained_with_line_and_column
         .await;
     assert_eq!(started["flow"]["version"], "1.1.0");
     let (_, old, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/instances",
             Some("t-operator"),
@@ -217,7 +179,7 @@ async fn starts_need_an_operator_and_an_idempotency_key_starts_once() {
     )
     .await;
     let (status, body, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/instances",
             Some("t-viewer"),
@@ -253,7 +215,7 @@ async fn starts_need_an_operator_and_an_idempotency_key_starts_once() {
     assert_eq!((s3, c["code"].as_str()), (422, Some("BATON-API-008")));
 
     let (_, page, _) = s
-        .call("GET", "/v1/instances?flow=echo", Some("t-viewer"), None)
+        .request("GET", "/v1/instances?flow=echo", Some("t-viewer"), None)
         .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 }
@@ -268,7 +230,7 @@ async fn pages_follow_the_cursor_and_bad_parameters_are_problems() {
     let mut ids = Vec::new();
     for _ in 0..5 {
         let (_, v, _) = s
-            .call(
+            .request(
                 "POST",
                 "/v1/instances",
                 Some("t-operator"),
@@ -289,7 +251,7 @@ async fn pages_follow_the_cursor_and_bad_parameters_are_problems() {
             Some(c) => format!("/v1/instances?limit=2&cursor={c}"),
             None => "/v1/instances?limit=2".into(),
         };
-        let (_, page, _) = s.call("GET", &path, Some("t-viewer"), None).await;
+        let (_, page, _) = s.request("GET", &path, Some("t-viewer"), None).await;
         for it in page["items"].as_array().unwrap_or_else(|| panic!("{page}")) {
             seen.push(it["id"].as_str().unwrap().to_string());
         }
@@ -302,7 +264,7 @@ async fn pages_follow_the_cursor_and_bad_parameters_are_problems() {
     assert_eq!(seen, ids, "newest first, each once");
 
     let (status, body, ct) = s
-        .call("GET", "/v1/instances?limit=abc", Some("t-viewer"), None)
+        .request("GET", "/v1/instances?limit=abc", Some("t-viewer"), None)
         .await;
     assert_eq!(
         (status, ct.as_str()),
@@ -310,7 +272,7 @@ async fn pages_follow_the_cursor_and_bad_parameters_are_problems() {
         "{body}"
     );
     let (status, _, _) = s
-        .call("GET", "/v1/instances?status=asleep", Some("t-viewer"), None)
+        .request("GET", "/v1/instances?status=asleep", Some("t-viewer"), None)
         .await;
     assert_eq!(status, 400);
 }
@@ -320,7 +282,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
     let s = server().await;
     assert_eq!(s.register(APPROVAL_FLOW).await.0, 201);
     let (_, inst, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/instances",
             Some("t-operator"),
@@ -337,7 +299,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
     let task_id = page["items"][0]["id"].as_str().unwrap().to_string();
 
     let (status, body, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/approvals/{task_id}/approve"),
             Some("t-viewer"),
@@ -349,7 +311,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
         (403, Some("BATON-API-002"))
     );
     let (status, _, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/approvals/{task_id}/approve"),
             Some("t-other-approver"),
@@ -361,7 +323,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
         "an approver outside the assigned group cannot answer"
     );
     let (status, _, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/approvals/{task_id}/reject"),
             Some("t-dispatcher"),
@@ -374,7 +336,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
     );
 
     let (status, answered, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/approvals/{task_id}/approve"),
             Some("t-dispatcher"),
@@ -384,7 +346,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
     assert_eq!(status, 200, "{answered}");
     assert_eq!(answered["decided_by"], "dana");
     let (status, _, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/approvals/{task_id}/approve"),
             Some("t-dispatcher"),
@@ -405,7 +367,7 @@ async fn a_viewer_cannot_approve_and_an_approvers_decision_is_recorded_with_iden
         "{detail}"
     );
     let (_, audit, _) = s
-        .call(
+        .request(
             "GET",
             "/v1/audit?action=approval.approve",
             Some("t-viewer"),
@@ -428,7 +390,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
     )
     .await;
     let (_, inst, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/instances",
             Some("t-operator"),
@@ -437,7 +399,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
         .await;
     let id = inst["id"].as_str().unwrap();
     let (status, _, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/instances/{id}/cancel"),
             Some("t-viewer"),
@@ -446,7 +408,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
         .await;
     assert_eq!(status, 403);
     let (status, body, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/instances/{id}/cancel"),
             Some("t-operator"),
@@ -459,7 +421,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
         "{body}"
     );
     let (status, body, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/instances/{id}/cancel"),
             Some("t-operator"),
@@ -471,7 +433,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
         (409, Some("BATON-API-005"))
     );
     let (_, detail, _) = s
-        .call(
+        .request(
             "GET",
             &format!("/v1/instances/{id}"),
             Some("t-viewer"),
@@ -486,7 +448,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
         .unwrap();
     assert_eq!(cancel["by"], "olu");
 
-    let (status, text, ct) = s.call("GET", "/metrics", None, None).await;
+    let (status, text, ct) = s.request("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     assert!(ct.starts_with("text/plain"));
     assert!(
@@ -500,7 +462,7 @@ async fn cancel_records_who_and_metrics_count_instances() {
 #[tokio::test]
 async fn the_openapi_document_lists_every_route() {
     let s = server().await;
-    let (status, doc, _) = s.call("GET", "/openapi.json", None, None).await;
+    let (status, doc, _) = s.request("GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for p in [
@@ -519,7 +481,7 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     let s = server().await;
     let event = json!({"specversion": "1.0", "id": "e-1", "source": "maplewood/gps", "type": "maplewood.eta.changed", "data": {"truck": "t-7"}});
     let (status, first, _) = s
-        .call(
+        .request(
             "POST",
             "/v1/events",
             Some("t-operator"),
@@ -529,13 +491,13 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     assert_eq!(status, 202, "{first}");
     assert_ne!(first["outcome"], "duplicate");
     let (_, again, _) = s
-        .call("POST", "/v1/events", Some("t-operator"), Some(event))
+        .request("POST", "/v1/events", Some("t-operator"), Some(event))
         .await;
     assert_eq!(again["outcome"], "duplicate");
 
     let bad = json!({"specversion": "1.0", "id": "e-2", "source": "maplewood/gps", "data": {}});
     let (status, q, _) = s
-        .call("POST", "/v1/events", Some("t-operator"), Some(bad))
+        .request("POST", "/v1/events", Some("t-operator"), Some(bad))
         .await;
     assert_eq!(
         (status, q["outcome"].as_str()),
@@ -546,7 +508,7 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     let qid = q["quarantine_id"].as_str().unwrap().to_string();
 
     let (_, list, _) = s
-        .call("GET", "/v1/quarantine", Some("t-viewer"), None)
+        .request("GET", "/v1/quarantine", Some("t-viewer"), None)
         .await;
     let held = &list["items"][0];
     assert_eq!(held["id"], qid.as_str());
@@ -555,7 +517,7 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
 
     let fixed = json!({"specversion": "1.0", "id": "e-2", "source": "maplewood/gps", "type": "maplewood.eta.changed", "data": {}});
     let (status, _, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/quarantine/{qid}/replay"),
             Some("t-viewer"),
@@ -564,7 +526,7 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
         .await;
     assert_eq!(status, 403, "a viewer cannot replay");
     let (status, replayed, _) = s
-        .call(
+        .request(
             "POST",
             &format!("/v1/quarantine/{qid}/replay"),
             Some("t-operator"),
@@ -574,7 +536,7 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     assert_eq!(status, 200, "{replayed}");
     assert_ne!(replayed["outcome"], "quarantined");
 
-    let (_, metrics, _) = s.call("GET", "/metrics", None, None).await;
+    let (_, metrics, _) = s.request("GET", "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();
     assert!(
         text.contains("baton_events_total{outcome=\"duplicate\"} 1"),

@@ -12,13 +12,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use baton_runtime::{Runtime, RuntimeOptions};
-use baton_server::{AppState, load_config};
-use baton_store::{SqliteOptions, SqliteStore};
+use common::Server;
 use serde_json::{Value, json};
+
+mod common;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -51,51 +50,15 @@ do:
 // ---------------------------------------------------------------------------------------------
 // The server
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
 async fn server(with_triggers: bool) -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let runtime = Runtime::new(store, RuntimeOptions::default());
-    let config = load_config(CONFIG, &|_| None).unwrap();
-    let state = AppState::new(runtime, config);
-    if with_triggers {
-        state
-            .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
-            .await
-            .unwrap();
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(baton_server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    let s = Server {
-        base,
-        http: reqwest::Client::builder()
+    let s = common::start(
+        CONFIG,
+        with_triggers,
+        reqwest::Client::builder()
             // The dashboard answers with redirects; the tests look at them.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        _dir: dir,
-        stop: Some(tx),
-    };
+            .redirect(reqwest::redirect::Policy::none()),
+    )
+    .await;
     let (status, body) = s
         .api("POST", "/v1/flows", Some(json!({"source": FLOW})))
         .await;
@@ -105,20 +68,7 @@ async fn server(with_triggers: bool) -> Server {
 
 impl Server {
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth("t-opal");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.call(method, path, "t-opal", body).await
     }
 
     /// A dashboard request as a browser signed in with `token` would make it, from this
@@ -143,7 +93,7 @@ impl Server {
         if let Some(f) = form {
             let body: Vec<String> = f
                 .into_iter()
-                .map(|(k, v)| format!("{k}={}", urlencode(&v)))
+                .map(|(k, v)| format!("{k}={}", common::urlencode(&v)))
                 .collect();
             req = req
                 .header("content-type", "application/x-www-form-urlencoded")
@@ -158,18 +108,6 @@ impl Server {
     fn origin(&self) -> (&'static str, String) {
         ("origin", self.base.clone())
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The fields of the start form.

@@ -4,11 +4,9 @@
 //! instance page's decision records, the overrides page, the export's period filter and the
 //! OpenAPI document.
 
-use std::sync::Arc;
+mod common;
 
-use baton_runtime::{Runtime, RuntimeOptions};
-use baton_server::{AppState, load_config};
-use baton_store::{SqliteOptions, SqliteStore};
+use common::Server;
 use serde_json::{Value, json};
 
 const CONFIG: &str = "
@@ -56,71 +54,11 @@ do:
         window: PT2H
 "#;
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
 async fn server() -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let runtime = Runtime::new(store, RuntimeOptions::default());
-    let config = load_config(CONFIG, &|_| None).unwrap();
-    let state = AppState::new(runtime, config);
-    state
-        .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(baton_server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        http: reqwest::Client::new(),
-        _dir: dir,
-        stop: Some(tx),
-    }
+    common::start(CONFIG, true, reqwest::Client::builder()).await
 }
 
 impl Server {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     /// A dashboard page or form post as a signed-in browser on this server's pages.
     async fn page(
         &self,
@@ -137,19 +75,7 @@ impl Server {
         if let Some(f) = form {
             let body: Vec<String> = f
                 .into_iter()
-                .map(|(k, v)| {
-                    let enc: String = v
-                        .bytes()
-                        .map(|b| {
-                            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                                (b as char).to_string()
-                            } else {
-                                format!("%{b:02X}")
-                            }
-                        })
-                        .collect();
-                    format!("{k}={enc}")
-                })
+                .map(|(k, v)| format!("{k}={}", common::urlencode(&v)))
                 .collect();
             req = req
                 .header("content-type", "application/x-www-form-urlencoded")

@@ -2,11 +2,9 @@
 //! problem details for bad requests, idempotent posts, the report, the metric, the dashboard
 //! page and the audit trail.
 
-use std::sync::Arc;
+mod common;
 
-use baton_runtime::{Runtime, RuntimeOptions};
-use baton_server::{AppState, load_config};
-use baton_store::{SqliteOptions, SqliteStore};
+use common::Server;
 use serde_json::{Value, json};
 
 const CONFIG: &str = "
@@ -25,66 +23,8 @@ do:
         action: '${ if .customer == "lumber-yard-7" then "keep" elif .delay >= 15 then "reroute" else "keep" end }'
 "#;
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
 async fn server() -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let runtime = Runtime::new(store, RuntimeOptions::default());
-    let config = load_config(CONFIG, &|_| None).unwrap();
-    let state = AppState::new(runtime, config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(baton_server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        http: reqwest::Client::new(),
-        _dir: dir,
-        stop: Some(tx),
-    }
-}
-
-impl Server {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
+    common::start(CONFIG, false, reqwest::Client::builder()).await
 }
 
 fn decision(case: &str, customer: &str, delay: u32, action: &str) -> Value {
