@@ -87,6 +87,66 @@ pub(crate) fn json_arg(s: &str) -> Result<Value> {
     serde_json::from_str(&text).context("not valid JSON")
 }
 
+/// The query string of a GET (`?k=v&...`, or nothing), values percent-encoded and absent
+/// ones left out. Shared by every verb that filters a server's list or report, so that a time
+/// like `2026-11-16T00:00:00+01:00` reaches the server intact whichever verb sends it.
+pub(crate) fn query(pairs: &[(&str, &Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_ref().map(|v| {
+                let enc: String = v
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("{k}={enc}")
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// A time given to `--NAME` (RFC 3339, or milliseconds since the epoch), read the way the
+/// server reads its period filters. One helper so that every verb says the same when it is not
+/// a time.
+pub(crate) fn time_arg(name: &str, s: &str) -> Result<u64> {
+    baton_runtime::shadow::parse_time(s).with_context(|| {
+        format!(
+            "--{name} `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or ms since the epoch)"
+        )
+    })
+}
+
+/// POSTs `{"reason": ...}` to an approval task's route (`/v1/approvals/TASK/ACTION`) and prints
+/// the answer with `human`: approve, reject and the second approver's confirm and refuse of an
+/// override all take a task and a reason and answer with the task.
+pub(crate) async fn approval_action(
+    server: &ServerArgs,
+    task: &str,
+    action: &str,
+    reason: Option<&str>,
+    human: impl Fn(&Value),
+) -> Result<ExitCode> {
+    let answer = call(
+        server,
+        "POST",
+        &format!("/v1/approvals/{task}/{action}"),
+        Some(json!({"reason": reason})),
+        None,
+    )
+    .await?;
+    finish(server, answer, human)
+}
+
 pub(crate) async fn call(
     server: &ServerArgs,
     method: &str,
@@ -199,13 +259,14 @@ pub async fn run(cmd: ClientCommand) -> Result<ExitCode> {
             limit,
             server,
         } => {
-            let mut path = format!("/v1/instances?limit={limit}");
-            if let Some(s) = status {
-                path.push_str(&format!("&status={s}"));
-            }
-            if let Some(f) = flow {
-                path.push_str(&format!("&flow={f}"));
-            }
+            let path = format!(
+                "/v1/instances{}",
+                query(&[
+                    ("limit", &Some(limit.to_string())),
+                    ("status", &status),
+                    ("flow", &flow)
+                ])
+            );
             let answer = call(&server, "GET", &path, None, None).await?;
             finish(&server, answer, |v| {
                 for it in v["items"].as_array().into_iter().flatten() {
@@ -217,32 +278,12 @@ pub async fn run(cmd: ClientCommand) -> Result<ExitCode> {
             task,
             reason,
             server,
-        } => {
-            let answer = call(
-                &server,
-                "POST",
-                &format!("/v1/approvals/{task}/approve"),
-                Some(json!({"reason": reason})),
-                None,
-            )
-            .await?;
-            finish(&server, answer, task_line)
-        }
+        } => approval_action(&server, &task, "approve", reason.as_deref(), task_line).await,
         ClientCommand::Reject {
             task,
             reason,
             server,
-        } => {
-            let answer = call(
-                &server,
-                "POST",
-                &format!("/v1/approvals/{task}/reject"),
-                Some(json!({"reason": reason})),
-                None,
-            )
-            .await?;
-            finish(&server, answer, task_line)
-        }
+        } => approval_action(&server, &task, "reject", Some(&reason), task_line).await,
         ClientCommand::Cancel { id, reason, server } => {
             let answer = call(
                 &server,

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use baton_core::InstanceId;
 use baton_runtime::decisions::{DecisionKind, DecisionRecord};
+use baton_runtime::explain::age_whole;
 use baton_runtime::{Runtime, RuntimeOptions};
 use serde_json::{Value, json};
 
-use crate::client::{ServerArgs, call, finish, json_arg};
+use crate::client::{ServerArgs, approval_action, call, finish, json_arg, query, time_arg};
 
 /// Where records are read: the embedded store, or a server when `--server` is given.
 #[derive(clap::Args, Clone)]
@@ -108,15 +109,6 @@ async fn reader(store: &Path) -> Result<Runtime<baton_store::SqliteStore>> {
     Ok(rt)
 }
 
-fn age(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.0} s", ms as f64 / 1e3),
-        60_000..3_600_000 => format!("{:.0} min", ms as f64 / 6e4),
-        _ => format!("{:.1} h", ms as f64 / 3.6e6),
-    }
-}
-
 fn text(v: &Value, k: &str) -> String {
     match v.get(k) {
         Some(Value::String(s)) => s.clone(),
@@ -157,7 +149,7 @@ fn print_record(r: &DecisionRecord) {
                 s.kind,
                 s.source,
                 s.path,
-                age(s.age_ms)
+                age_whole(s.age_ms)
             );
         }
     }
@@ -229,41 +221,6 @@ fn print_record(r: &DecisionRecord) {
         out!("  cost      {c}");
     }
     out!("  output    {}", r.output);
-}
-
-/// Reads the period's bounds the way the server does (RFC 3339 or milliseconds).
-fn time_arg(name: &str, s: &str) -> Result<u64> {
-    if let Ok(ms) = s.parse::<u64>() {
-        return Ok(ms);
-    }
-    baton_runtime::decisions::rfc3339_ms(s).with_context(|| {
-        format!("--{name} `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or ms)")
-    })
-}
-
-fn query(pairs: &[(&str, &Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| {
-            v.as_ref().map(|v| {
-                let enc: String = v
-                    .bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                            (b as char).to_string()
-                        }
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect();
-                format!("{k}={enc}")
-            })
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
 }
 
 pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
@@ -398,15 +355,7 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
             reason,
             server,
         } => {
-            let answer = call(
-                &server,
-                "POST",
-                &format!("/v1/approvals/{task}/override/confirm"),
-                Some(json!({"reason": reason})),
-                None,
-            )
-            .await?;
-            finish(&server, answer, |v| {
+            approval_action(&server, &task, "override/confirm", reason.as_deref(), |v| {
                 out!(
                     "{} {} by {}, confirmed by {}",
                     v["id"].as_str().unwrap_or("?"),
@@ -415,27 +364,21 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
                     text(v, "confirmed_by")
                 )
             })
+            .await
         }
         RecordsCommand::RefuseOverride {
             task,
             reason,
             server,
         } => {
-            let answer = call(
-                &server,
-                "POST",
-                &format!("/v1/approvals/{task}/override/refuse"),
-                Some(json!({"reason": reason})),
-                None,
-            )
-            .await?;
-            finish(&server, answer, |v| {
+            approval_action(&server, &task, "override/refuse", Some(&reason), |v| {
                 out!(
                     "{} override refused; the task is {}",
                     v["id"].as_str().unwrap_or("?"),
                     text(v, "status")
                 )
             })
+            .await
         }
         RecordsCommand::Overrides {
             since,

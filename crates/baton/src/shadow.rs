@@ -12,7 +12,7 @@ use baton_runtime::{Runtime, RuntimeOptions};
 use baton_store::{MemoryStore, SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 
-use crate::client::{ServerArgs, call, finish};
+use crate::client::{ServerArgs, call, finish, query, time_arg};
 use crate::{ProviderArgs, StoreArg, decide, providers};
 
 #[derive(clap::Subcommand)]
@@ -91,31 +91,6 @@ fn flow_version(s: &str) -> Result<Value> {
         bail!("`{s}` is not [NAMESPACE/]NAME:VERSION");
     }
     Ok(json!({"namespace": namespace, "flow": flow, "version": version}))
-}
-
-fn query(pairs: &[(&str, &Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| {
-            v.as_ref().map(|v| {
-                let enc: String = v
-                    .bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                            (b as char).to_string()
-                        }
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect();
-                format!("{k}={enc}")
-            })
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
 }
 
 /// Registers a flow file on the server; its version as the API names flows, or the problem.
@@ -446,11 +421,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let since_ms = args
         .since
         .as_deref()
-        .map(|s| {
-            baton_runtime::shadow::parse_time(s).with_context(|| {
-                format!("--since `{s}` is not a time (RFC 3339 or ms since the epoch)")
-            })
-        })
+        .map(|s| time_arg("since", s))
         .transpose()?;
     if !args.store.store.exists() {
         bail!("no store at {}", args.store.store.display());
