@@ -8,10 +8,13 @@
 //! replacement with who and why, the override report lists it with its cost, the JSON Lines
 //! export parses line by line, and the CLI prints the same from the server and from the store.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use common::Server;
 
 use baton_sim::{Sim, SimOptions};
 use serde_json::{Value, json};
@@ -35,25 +38,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    // A failed assertion must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `baton serve` from the repository root (the flow names its DMN model by a path from
 /// there) and returns once it says where it listens.
-#[allow(clippy::zombie_processes)]
 fn serve(dir: &Path, sim_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .current_dir(root())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.current_dir(root())
         .env("MAPLEWOOD_URL", sim_url)
         .env_remove("BATON_PROVIDERS")
         .env_remove("BATON_ADMIN_TOKEN")
@@ -71,30 +60,8 @@ fn serve(dir: &Path, sim_url: &str) -> Server {
             "examples/maplewood/providers.yaml",
             "--secrets",
             "examples/maplewood/secrets.yaml",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the server never said where it listens: {seen:?}"));
-        if let Some(rest) = line.strip_prefix("baton serving on ") {
-            let base = rest.split(':').take(3).collect::<Vec<_>>().join(":");
-            std::thread::spawn(move || for _ in rx {});
-            return Server { child, base };
-        }
-        seen.push(line);
-    }
+        ]);
+    common::serve(cmd)
 }
 
 async fn call(
@@ -389,7 +356,9 @@ async fn the_directors_favourite_is_overridden_confirmed_costed_and_reported() {
     let notes = ledger["notify"].as_object().expect("notify in the ledger");
     assert_eq!(notes.len(), 1, "{ledger}");
     assert!(
-        notes.values().all(|e| e["applied"] == json!(1) && e["requests"] == json!(1)),
+        notes
+            .values()
+            .all(|e| e["applied"] == json!(1) && e["requests"] == json!(1)),
         "{ledger}"
     );
 
@@ -608,35 +577,15 @@ async fn the_demo_has_the_director_the_fleet_manager_and_the_route_policy() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    // The child is waited for by `Server`'s `Drop`, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
     let server = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .current_dir(root())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.current_dir(root())
             .env_remove("BATON_PROVIDERS")
             .env_remove("BATON_CONFIG")
             .env_remove("BATON_ADMIN_TOKEN")
             .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--store"])
-            .arg(&db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = Vec::new();
-        loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("the demo server ended: {seen:?}"))
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("baton serving on ") {
-                let base = rest.split(':').take(3).collect::<Vec<_>>().join(":");
-                std::thread::spawn(move || for _ in lines {});
-                return Server { child, base };
-            }
-            seen.push(line);
-        }
+            .arg(&db);
+        common::serve(cmd)
     })
     .await
     .unwrap();

@@ -633,18 +633,22 @@ async fn a_failed_delivery_is_refunded_once() {
     assert_eq!(notes[0]["compensation"], json!("compensated"), "{notes:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refund_a_person_made_by_hand_is_not_made_again() {
-    let sim = sim().await;
-    // All of it by hand: nothing is left to refund.
+/// Runs refund-failed-delivery.yaml for `order` (84.5 for 30 pallets) while a person refunds
+/// `amount_by_hand` of it through the payments provider's manual route; the run's exit code, the
+/// order's refunds and the instance's compensation notes.
+async fn refund_with_some_by_hand(
+    sim: &Sim,
+    order: &str,
+    amount_by_hand: Value,
+) -> (Option<i32>, Value, Vec<Value>) {
     let (out, db, _d) = run_while_the_booking_waits(
-        &sim,
+        sim,
         "examples/maplewood/refund-failed-delivery.yaml",
-        r#"{"order": "o-1006", "amount": 84.5, "pallets": 30}"#,
+        &json!({"order": order, "amount": 84.5, "pallets": 30}).to_string(),
         async || {
             let r = by_hand()
                 .post(format!("{}/payments/refunds/manual", sim.base_url()))
-                .json(&json!({"order": "o-1006", "amount": 84.5}))
+                .json(&json!({"order": order, "amount": amount_by_hand}))
                 .send()
                 .await
                 .expect("refunded by hand");
@@ -652,34 +656,27 @@ async fn a_refund_a_person_made_by_hand_is_not_made_again() {
         },
     )
     .await;
-    assert_eq!(out.status.code(), Some(1));
-    let refunds = refunds_of(&sim, "o-1006").await;
+    let refunds = refunds_of(sim, order).await;
+    let notes = compensations(&only_journal(sim, db).await);
+    (out.status.code(), refunds, notes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_a_person_made_by_hand_is_not_made_again() {
+    let sim = sim().await;
+    // All of it by hand: nothing is left to refund.
+    let (code, refunds, notes) = refund_with_some_by_hand(&sim, "o-1006", json!(84.5)).await;
+    assert_eq!(code, Some(1));
     assert_eq!(
         refunds["total"],
         json!(84.5),
         "not refunded twice: {refunds}"
     );
-    let notes = compensations(&only_journal(&sim, db).await);
     assert_eq!(notes[0]["compensation"], json!("skipped"), "{notes:?}");
 
     // Part of it by hand: only the rest is refunded.
-    let (out, db, _d) = run_while_the_booking_waits(
-        &sim,
-        "examples/maplewood/refund-failed-delivery.yaml",
-        r#"{"order": "o-1007", "amount": 84.5, "pallets": 30}"#,
-        async || {
-            let r = by_hand()
-                .post(format!("{}/payments/refunds/manual", sim.base_url()))
-                .json(&json!({"order": "o-1007", "amount": 30}))
-                .send()
-                .await
-                .expect("refunded by hand");
-            assert!(r.status().is_success());
-        },
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1));
-    let refunds = refunds_of(&sim, "o-1007").await;
+    let (code, refunds, notes) = refund_with_some_by_hand(&sim, "o-1007", json!(30)).await;
+    assert_eq!(code, Some(1));
     assert_eq!(
         refunds["total"],
         json!(84.5),
@@ -690,6 +687,5 @@ async fn a_refund_a_person_made_by_hand_is_not_made_again() {
         Some(2),
         "{refunds}"
     );
-    let notes = compensations(&only_journal(&sim, db).await);
     assert_eq!(notes[0]["compensation"], json!("compensated"), "{notes:?}");
 }

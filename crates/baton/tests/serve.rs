@@ -3,9 +3,11 @@
 //! the API, the instance completes, and the idempotent start still returns the same instance.
 //! A SIGTERM shuts the server down cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::process::Command;
+
+use common::Server;
 
 use serde_json::{Value, json};
 
@@ -31,57 +33,21 @@ do:
       set: { approved: '${ .approved }', by: '${ .by }' }
 "#;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    // A failed assertion must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `baton serve` on a free port and returns once it says where it listens.
-// The child is waited for by `Server`'s `Drop`, which clippy cannot see.
-#[allow(clippy::zombie_processes)]
 fn serve(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args([
-            "serve",
-            "--store",
-            dir.join("baton.db").to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--flows",
-            dir.join("flows").to_str().unwrap(),
-            "--config",
-            dir.join("server.yaml").to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server never said where it listens");
-        if let Some(rest) = line.strip_prefix("baton serving on ") {
-            let base = rest.split(':').take(3).collect::<Vec<_>>().join(":");
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in rx {});
-            return Server { child, base };
-        }
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.args([
+        "serve",
+        "--store",
+        dir.join("baton.db").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--flows",
+        dir.join("flows").to_str().unwrap(),
+        "--config",
+        dir.join("server.yaml").to_str().unwrap(),
+    ]);
+    common::serve(cmd)
 }
 
 async fn call(

@@ -9,10 +9,12 @@
 //! - `baton replay`: v2 over what v1 decided, without effects.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use common::Server;
 
 use baton_sim::{Sim, SimOptions};
 use serde_json::{Value, json};
@@ -35,24 +37,11 @@ async fn sim() -> Sim {
     .expect("the simulator starts")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `baton serve` over `db` with the Maplewood catalogue pointed at `sim`, from the repository
 /// root (where the flows' DMN paths are relative to). Returns once it says where it listens.
-#[allow(clippy::zombie_processes)] // waited for by `Server`'s `Drop`
 fn serve(sim_url: &str, db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .current_dir(root())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.current_dir(root())
         .env("MAPLEWOOD_URL", sim_url)
         .env("BATON_ADMIN_TOKEN", ADMIN)
         .env_remove("BATON_CONFIG")
@@ -66,28 +55,8 @@ fn serve(sim_url: &str, db: &Path) -> Server {
             "examples/maplewood/providers.yaml",
             "--secrets",
             "examples/maplewood/secrets.yaml",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server never said where it listens");
-        if let Some(rest) = line.strip_prefix("baton serving on ") {
-            let base = rest.split(':').take(3).collect::<Vec<_>>().join(":");
-            std::thread::spawn(move || for _ in rx {});
-            return Server { child, base };
-        }
-    }
+        ]);
+    common::serve(cmd)
 }
 
 /// Runs the CLI (on a blocking thread, so the in-process simulator keeps serving).
