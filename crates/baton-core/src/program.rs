@@ -105,14 +105,18 @@ impl Default for Env {
     }
 }
 
+/// Parsed expressions or templates by their source text, each with the names it mentions (or
+/// why it does not parse), compiled once per program.
+type ParseCache<T> = Mutex<HashMap<String, Result<(T, Mentions), String>>>;
+
 /// A compiled flow.
 pub struct Program {
     pub flow: FlowRef,
     pub workflow: Workflow,
     /// The definition as parsed JSON (`$workflow.definition`, `$task.definition`).
     pub definition: Value,
-    exprs: Mutex<HashMap<String, Result<(Expr, Mentions), String>>>,
-    templates: Mutex<HashMap<String, Result<(Template, Mentions), String>>>,
+    exprs: ParseCache<Expr>,
+    templates: ParseCache<Template>,
     schemas: Mutex<HashMap<String, Result<Arc<jsonschema::Validator>, String>>>,
     /// The names in the definition's `call:`s (found once, on first use).
     calls: std::sync::OnceLock<std::collections::BTreeSet<String>>,
