@@ -320,3 +320,34 @@ pub async fn show(server: &ServerArgs, id: &str) -> Result<ExitCode> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded_and_absent_ones_left_out() {
+        assert_eq!(
+            query(&[
+                ("since", &Some("2026-11-16T00:00:00+01:00".into())),
+                ("until", &None)
+            ]),
+            "?since=2026-11-16T00%3A00%3A00%2B01%3A00"
+        );
+        assert_eq!(query(&[("until", &None)]), "");
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_milliseconds() {
+        assert_eq!(time_arg("since", "1500").unwrap(), 1500);
+        assert_eq!(
+            time_arg("since", "2026-11-21T00:00:00Z").unwrap(),
+            1_795_219_200_000
+        );
+        let bad = time_arg("until", "yesterday").unwrap_err().to_string();
+        assert!(
+            bad.starts_with("--until `yesterday` is not a time"),
+            "{bad}"
+        );
+    }
+}

@@ -514,12 +514,5 @@ mod tests {
         assert_eq!(decisions_of(&format!("{one}\n\n{one}\n")).unwrap().len(), 2);
         assert!(decisions_of("{nope").is_err());
         assert!(decisions_of("3").is_err());
-        assert_eq!(
-            query(&[
-                ("since", &Some("2026-11-16T00:00:00+01:00".into())),
-                ("until", &None)
-            ]),
-            "?since=2026-11-16T00%3A00%3A00%2B01%3A00"
-        );
     }
 }
