@@ -176,7 +176,9 @@ fn replay(
             JournalEntry::Resumed { at_ms, by } => {
                 inst.resume(by, *at_ms);
             }
-            JournalEntry::EffectNote { .. } => {}
+            // Notes say how something ended (a fan-out's missing branches, a compensation);
+            // replay skips them, and the tasks after them ran.
+            JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
             // The end (or the request for it) is in the journal: nothing after it ran.
             _ => break,
         }
@@ -432,6 +434,51 @@ do:
         let got = derive(&id, Some(&p), Env::default(), &journal, Status::Cancelled);
         assert_eq!(got.states["/do/1/ask"], TaskState::Cancelled);
         assert_eq!(got.states["/do/0/pick"], TaskState::Completed);
+    }
+
+    #[test]
+    fn tasks_after_a_fan_outs_note_get_their_state() {
+        // A fan-out under a completeness rule journals a task note when it ends; what came
+        // after it (an approval answered, the last task) ran, and the graph must say so.
+        let p = program(
+            r#"
+document: {dsl: '1.0.0', namespace: test, name: n, version: '1.0.0'}
+do:
+  - each:
+      for: {each: x, in: '${ [1, 2] }'}
+      do:
+        - one:
+            set: {x: '${ $x }'}
+      metadata: {baton: {complete: all}}
+  - ask:
+      call: approval
+      with: {title: t, assignees: ann, window: PT1H}
+  - done:
+      set: {ok: true}
+"#,
+        );
+        let id = InstanceId("i-2".into());
+        let mut inst = Instance::start(id.clone(), p.clone(), Env::default(), Value::Null, 1_000);
+        let mut journal = inst.step().entries;
+        let ask = EffectKey("/do/1/ask#call".into());
+        assert!(inst.deliver(
+            &ask,
+            Outcome::ok(serde_json::json!({"approved": true})),
+            2_000
+        ));
+        journal.append(&mut inst.step().entries);
+        assert!(
+            matches!(journal[1], JournalEntry::TaskNote { .. }),
+            "{journal:?}"
+        );
+        assert!(matches!(
+            journal.last(),
+            Some(JournalEntry::Completed { .. })
+        ));
+        let got = derive(&id, Some(&p), Env::default(), &journal, Status::Completed);
+        for r in ["/do/0/each", "/do/1/ask", "/do/2/done"] {
+            assert_eq!(got.states.get(r), Some(&TaskState::Completed), "{r}");
+        }
     }
 
     #[test]
