@@ -339,6 +339,7 @@ pub async fn second_answer(
 #[utoipa::path(post, path = "/v1/approvals/{id}/override/confirm", tag = "approvals", params(("id" = String, Path)),
     request_body(content = AnswerRequest, description = "optional"),
     responses((status = 200, description = "the override is in effect: the task is answered `overridden`", body = Object),
+        (status = 400, description = "a body that is not an answer (BATON-API-004)", body = ProblemDoc),
         (status = 401, body = ProblemDoc),
         (status = 403, description = "not a second approver the policy names (BATON-API-014), or the person who asked (BATON-API-015)", body = ProblemDoc),
         (status = 404, body = ProblemDoc), (status = 409, description = "no override waits (BATON-API-017)", body = ProblemDoc)),
@@ -363,6 +364,7 @@ pub async fn confirm_override(
 #[utoipa::path(post, path = "/v1/approvals/{id}/override/refuse", tag = "approvals", params(("id" = String, Path)),
     request_body = AnswerRequest,
     responses((status = 200, description = "the override is dropped; the task stays open", body = Object),
+        (status = 400, description = "a body that is not an answer (BATON-API-004)", body = ProblemDoc),
         (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
         (status = 409, body = ProblemDoc), (status = 422, description = "a reason is required (BATON-API-018)", body = ProblemDoc)),
     security(("bearer" = [])))]
