@@ -62,6 +62,36 @@ fn is_read_method(method: &str) -> bool {
     method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")
 }
 
+/// Whether a catalogue operation named by `{provider, operation}` only reads: its method, and
+/// that of the same operation of every fallback the provider layer may send it to instead, is
+/// GET or HEAD. Unknown providers or operations are not known to only read.
+fn operation_only_reads(args: &Value, providers: Option<&ProviderLayer>) -> bool {
+    let Some(layer) = providers else {
+        return false;
+    };
+    let catalog = layer.catalog();
+    let (Some(provider), Some(operation)) = (
+        args.get("provider").and_then(Value::as_str),
+        args.get("operation").and_then(Value::as_str),
+    ) else {
+        return false;
+    };
+    let reads = |provider: &str| {
+        catalog
+            .providers
+            .get(provider)
+            .and_then(|p| p.operations.get(operation))
+            .is_some_and(|op| is_read_method(&op.spec.method))
+    };
+    reads(provider)
+        && catalog.providers.get(provider).is_some_and(|p| {
+            p.spec
+                .fallbacks
+                .iter()
+                .all(|f| !catalog.providers.contains_key(f) || reads(f))
+        })
+}
+
 /// Classifies an effect request. Anything not known to be a read or a wait is an effect: a
 /// shadow errs on the side of not touching the world.
 pub fn classify(request: &EffectRequest, providers: Option<&ProviderLayer>) -> Access {
@@ -70,17 +100,21 @@ pub fn classify(request: &EffectRequest, providers: Option<&ProviderLayer>) -> A
         EffectRequest::Http(req) if is_read_method(&req.method) => Access::Read,
         EffectRequest::Http(_) | EffectRequest::Emit { .. } => Access::Effect,
         EffectRequest::Function { name, args } if name == PROVIDER_FUNCTION => {
-            let method = providers.and_then(|layer| {
-                let provider = layer
-                    .catalog()
-                    .providers
-                    .get(args.get("provider")?.as_str()?)?;
-                let op = provider.operations.get(args.get("operation")?.as_str()?)?;
-                Some(op.spec.method.clone())
-            });
-            match method {
-                Some(m) if is_read_method(&m) => Access::Read,
-                _ => Access::Effect,
+            if operation_only_reads(args, providers) {
+                Access::Read
+            } else {
+                Access::Effect
+            }
+        }
+        // A fact read refreshes through its `source` operation when the fact is too old: it is a
+        // read only when that operation (and its fallbacks) only read. Without a catalogue no
+        // refresh can be sent.
+        EffectRequest::Function { name, args } if name == "fact" => {
+            match (args.get("source"), providers) {
+                (Some(source), Some(_)) if !operation_only_reads(source, providers) => {
+                    Access::Effect
+                }
+                _ => Access::Read,
             }
         }
         EffectRequest::Function { name, .. } if READ_FUNCTIONS.contains(&name.as_str()) => {
@@ -1303,6 +1337,58 @@ mod tests {
             ),
             Access::Effect
         );
+    }
+
+    #[test]
+    fn an_operation_reads_only_when_its_fallbacks_read_too() {
+        let catalog = baton_provider::load_catalog(
+            r#"
+providers:
+  gps:
+    base_url: http://127.0.0.1:1/gps
+    fallbacks: [backup]
+    operations:
+      position: { method: GET, path: /position }
+  backup:
+    base_url: http://127.0.0.1:1/backup
+    operations:
+      position: { method: POST, path: /lookup }
+  orders:
+    base_url: http://127.0.0.1:1/orders
+    operations:
+      get: { method: GET, path: /order }
+      book: { method: POST, path: /book }
+"#,
+        )
+        .expect("the catalogue loads");
+        let layer = ProviderLayer::new(catalog, &crate::providers::Secrets::default(), 0)
+            .expect("no secrets needed");
+        let provider = |p: &str, op: &str| EffectRequest::Function {
+            name: PROVIDER_FUNCTION.into(),
+            args: json!({"provider": p, "operation": op}),
+        };
+        assert_eq!(
+            classify(&provider("orders", "get"), Some(&layer)),
+            Access::Read
+        );
+        assert_eq!(
+            classify(&provider("orders", "book"), Some(&layer)),
+            Access::Effect
+        );
+        // A GET whose fallback is a POST may end up sending the POST.
+        assert_eq!(
+            classify(&provider("gps", "position"), Some(&layer)),
+            Access::Effect
+        );
+        // A fact too old is refreshed through its source: a POST source is an effect.
+        let fact = |op: &str| EffectRequest::Function {
+            name: "fact".into(),
+            args: json!({"entity": "o1", "name": "x", "max_age": "PT1M", "on_stale": "refresh",
+                         "source": {"provider": "orders", "operation": op, "args": {}}}),
+        };
+        assert_eq!(classify(&fact("get"), Some(&layer)), Access::Read);
+        assert_eq!(classify(&fact("book"), Some(&layer)), Access::Effect);
+        assert_eq!(classify(&fact("book"), None), Access::Read);
     }
 
     #[test]
