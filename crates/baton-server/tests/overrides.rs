@@ -329,3 +329,69 @@ async fn a_server_rule_forbids_overriding_refunds() {
         .await;
     assert_eq!(report["total"], json!(0), "{report}");
 }
+
+/// No rule for it: an assignee may override, with a reason.
+const PLAIN_FLOW: &str = r#"
+document: { dsl: '1.0.3', namespace: test, name: plain, version: '1.0.0' }
+do:
+  - ask:
+      call: approval
+      with:
+        title: Slot for ord-3
+        instance: ${ $workflow.id }
+        assignees: [ 'group:dispatchers' ]
+        data: { slot: 9 }
+        window: PT2H
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_override_needs_a_reason_and_is_listed_as_an_override() {
+    let s = server().await;
+    let (id, task) = s.start(PLAIN_FLOW, "plain").await;
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let (_, inbox) = s.page("GET", "/ui/approvals", "t-dispatcher", None).await;
+    let form = |reason: &str| {
+        vec![
+            ("_csrf", csrf_of(&inbox)),
+            ("action", "override".to_string()),
+            ("output", r#"{"slot": 11}"#.to_string()),
+            ("reason", reason.to_string()),
+        ]
+    };
+    // Without a reason the override is refused, as over the API; the task stays open.
+    let (st, body) = s
+        .page(
+            "POST",
+            &format!("/ui/approvals/{task_id}"),
+            "t-dispatcher",
+            Some(form("  ")),
+        )
+        .await;
+    assert_eq!(st, 422, "{body}");
+    assert!(body.contains("reason"), "{body}");
+    let (_, t) = s
+        .call("GET", &format!("/v1/approvals/{task_id}"), "t-viewer", None)
+        .await;
+    assert_eq!(t["status"], json!("open"), "{t}");
+    // With one it takes effect and `/v1/overrides` lists it, like an override over the API.
+    let (st, body) = s
+        .page(
+            "POST",
+            &format!("/ui/approvals/{task_id}"),
+            "t-dispatcher",
+            Some(form("the customer asked for 11")),
+        )
+        .await;
+    assert!(st == 200 || st == 303, "{st} {body}");
+    s.until(&format!("/v1/instances/{id}"), |v| {
+        v["instance"]["status"] == "completed"
+    })
+    .await;
+    let (_, listed) = s.call("GET", "/v1/overrides", "t-viewer", None).await;
+    let entry = &listed["items"][0];
+    assert_eq!(entry["actor"], json!("dana"), "{listed}");
+    assert_eq!(
+        entry["detail"]["reason"],
+        json!("the customer asked for 11")
+    );
+}

@@ -13,7 +13,7 @@ use baton_runtime::approvals::{
 };
 use baton_runtime::{Actor, Role};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Nav, Posted, Session, UiError, pretty, relative, render, time, url_encode};
 use crate::AppState;
@@ -297,68 +297,47 @@ pub(crate) async fn decide(
 ) -> Result<Response, UiError> {
     let actor = session.require(Role::Approver)?.clone();
     let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
-    // The second approver's answer to a pending override.
-    if let confirm @ ("confirm" | "refuse") = form.action.as_str() {
-        let result = crate::api::approvals::second_answer(
-            &state,
-            &crate::Caller(actor.clone()),
-            &id,
-            confirm == "confirm",
-            reason,
-        )
-        .await;
-        return match result {
-            Ok(_) => Ok(
-                Redirect::to(&format!("/ui/approvals?done={}", url_encode(&id))).into_response(),
-            ),
-            Err(e) => {
-                let doc = e.doc();
-                let why = format!("{}: {}", doc.title, doc.detail.unwrap_or_default());
-                let page = inbox_page(&state, &session, &InboxQuery::default(), Some(why)).await?;
-                let mut r = render(&page);
-                *r.status_mut() =
-                    StatusCode::from_u16(doc.status).unwrap_or(StatusCode::BAD_REQUEST);
-                Ok(r)
+    // The same checks and audit records as the API's: an override needs a reason, and it is
+    // recorded as `approval.override` (so `/v1/overrides` lists it) or, when a second approver
+    // must confirm it, `approval.override.requested`.
+    let caller = crate::Caller(actor.clone());
+    let result = match form.action.as_str() {
+        // The second approver's answer to a pending override.
+        confirm @ ("confirm" | "refuse") => {
+            crate::api::approvals::second_answer(&state, &caller, &id, confirm == "confirm", reason)
+                .await
+        }
+        action => {
+            let answer = match action {
+                "approve" => Ok(Answer::Approve),
+                "reject" => Ok(Answer::Reject),
+                "override" => serde_json::from_str::<Value>(&form.output)
+                    .map(|output| Answer::Override { output })
+                    .map_err(|e| format!("The override output is not JSON: {e}")),
+                other => Err(format!("`{other}` is not an answer")),
+            };
+            match answer {
+                Ok(a) => crate::api::approvals::answer(&state, &caller, &id, a, reason).await,
+                Err(why) => {
+                    let page =
+                        inbox_page(&state, &session, &InboxQuery::default(), Some(why)).await?;
+                    let mut r = render(&page);
+                    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                    return Ok(r);
+                }
             }
-        };
-    }
-    let answer = match form.action.as_str() {
-        "approve" => Ok(Answer::Approve),
-        "reject" => Ok(Answer::Reject),
-        "override" => serde_json::from_str::<Value>(&form.output)
-            .map(|output| Answer::Override { output })
-            .map_err(|e| format!("The override output is not JSON: {e}")),
-        other => Err(format!("`{other}` is not an answer")),
-    };
-    let result = match answer {
-        Ok(a) => crate::api::approvals::inbox(&state)
-            .decide(&id, &actor, a, reason.clone())
-            .await
-            .map_err(|e| (StatusCode::from_u16(e.http_status()).ok(), e.to_string())),
-        Err(why) => Err((Some(StatusCode::UNPROCESSABLE_ENTITY), why)),
+        }
     };
     match result {
-        Ok(task) => {
-            let action = if task.pending_override.is_some() {
-                "approval.override.requested".to_string()
-            } else {
-                format!("approval.{}", verdict(task.verdict))
-            };
-            state
-                .audit(
-                    &actor,
-                    &action,
-                    &id,
-                    json!({"reason": reason, "instance": task.instance, "via": "dashboard"}),
-                )
-                .await?;
-            let to = format!("/ui/approvals?done={}", url_encode(&id));
-            Ok(Redirect::to(&to).into_response())
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/ui/approvals?done={}", url_encode(&id))).into_response())
         }
-        Err((status, why)) => {
+        Err(e) => {
+            let doc = e.doc();
+            let why = format!("{}: {}", doc.title, doc.detail.unwrap_or_default());
             let page = inbox_page(&state, &session, &InboxQuery::default(), Some(why)).await?;
             let mut r = render(&page);
-            *r.status_mut() = status.unwrap_or(StatusCode::BAD_REQUEST);
+            *r.status_mut() = StatusCode::from_u16(doc.status).unwrap_or(StatusCode::BAD_REQUEST);
             Ok(r)
         }
     }
