@@ -674,7 +674,7 @@ impl<S: Store> Runtime<S> {
     }
 
     /// Decision records made in `[since_ms, until_ms)`, of instances of `flow` (a name) when
-    /// given, oldest instance last; `each` receives them instance by instance (so an export
+    /// given, shadow runs left out, oldest instance last; `each` receives them instance by instance (so an export
     /// streams). Scans at most `max_instances` instance summaries; returns how many instances
     /// had records and whether the scan stopped at the bound.
     pub async fn export_decisions(
@@ -709,6 +709,11 @@ impl<S: Store> Runtime<S> {
                 }
                 // Decisions happen between an instance's creation and its last update.
                 if inst.created_at_ms >= until_ms || inst.updated_at_ms < since_ms {
+                    continue;
+                }
+                // A shadow's decisions were never acted on (its effects were stand-ins): they
+                // are in its shadow's report, not in the audit export of decisions made.
+                if crate::shadow::is_shadow(&self.shared, &inst.id).await? {
                     continue;
                 }
                 let recs: Vec<DecisionRecord> = self
