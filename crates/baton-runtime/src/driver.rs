@@ -50,17 +50,25 @@ pub(crate) async fn start_with_policy<S: Store>(
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
     let channel = mpsc::unbounded_channel();
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
+    {
+        // A second start of an id already running here (two requests racing to start one
+        // shadow case) must neither replace the running driver's entry nor, when its own start
+        // fails on the journal, remove it: the running instance would lose its controls.
+        let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains_key(&id) {
+            return Err(RuntimeError::Refused {
+                id: id.0.clone(),
+                why: "the instance is already running".into(),
+            });
+        }
+        running.insert(
             id.clone(),
             Running {
                 result: rx.clone(),
                 control: channel.0.clone(),
             },
         );
+    }
     let mut driver = Driver::new(shared.clone(), inst, 0, HashSet::new(), tx, channel);
     driver.policy = policy;
     // The start is acknowledged only once the `started` entry (and whatever the first step

@@ -873,8 +873,26 @@ impl<S: Store> Shadows<S> {
         };
         // A crash after the case was written and before its shadow started is healed here, by
         // posting the case again.
-        if self.shared.store.instance(&sid).await?.is_none() {
-            start_shadow(&self.shared, &reg, &decision.case, sid, decision.inputs).await?;
+        if self.shared.store.instance(&sid).await?.is_none()
+            && let Err(e) = start_shadow(
+                &self.shared,
+                &reg,
+                &decision.case,
+                sid.clone(),
+                decision.inputs,
+            )
+            .await
+        {
+            // Another post of the same case may have started it in between: that is no error.
+            let running = self
+                .shared
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&sid);
+            if !running && self.shared.store.instance(&sid).await?.is_none() {
+                return Err(e.into());
+            }
         }
         let doc = self
             .shared

@@ -603,3 +603,86 @@ do:
     .unwrap();
     assert_eq!(exported, vec![live.0.clone()], "only the live decision");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_of_a_running_id_leaves_the_running_instance_its_controls() {
+    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let program = rt
+        .register_flow(
+            "document: { dsl: '1.0.3', namespace: test, name: slow, version: '1.0.0' }
+do:
+  - rest:
+      wait: PT1H
+",
+        )
+        .await
+        .unwrap();
+    let id = InstanceId("shadow-race".into());
+    rt.start_with_id(id.clone(), program.clone(), json!({}))
+        .await
+        .unwrap();
+    // What two posts of one legacy case racing to start its shadow amount to.
+    assert!(
+        rt.start_with_id(id.clone(), program, json!({}))
+            .await
+            .is_err()
+    );
+    // The first is still this process's to wait for (not reported from the store as if no
+    // driver ran it, which would also make a cancel resume a second driver beside it)...
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), rt.wait(&id))
+            .await
+            .is_err(),
+        "the running instance is still known as running"
+    );
+    // ... and to control.
+    assert_eq!(
+        rt.cancel(&id, "test", "admin").await.unwrap(),
+        Status::Cancelled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_posts_of_one_legacy_case_at_once_both_answer() {
+    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: slowly, version: '1.0.0' }
+do:
+  - rest:
+      wait: PT1H
+",
+    )
+    .await
+    .unwrap();
+    rt.shadows()
+        .register(
+            "slow-legacy",
+            ("test", "slowly", "1.0.0"),
+            LiveSide::Legacy {
+                system: "old".into(),
+            },
+            vec![],
+            "admin",
+        )
+        .await
+        .unwrap();
+    let shadows = rt.shadows();
+    for round in 0..20 {
+        let post = || {
+            shadows.post_legacy(
+                "slow-legacy",
+                LegacyDecision {
+                    case: format!("c-{round}"),
+                    inputs: json!({}),
+                    decision: json!({"action": "hold"}),
+                    decided_at_ms: None,
+                    decided_by: None,
+                },
+                "olu",
+            )
+        };
+        let (a, b) = tokio::join!(post(), post());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.1 != b.1, "one of the two created the case");
+    }
+}
