@@ -43,6 +43,12 @@ pub enum TaskPhase {
     Completed,
     Skipped,
     Faulted,
+    /// The task's effect was undone by its compensation (the instance faulted or was cancelled).
+    Compensated,
+    /// Its compensation found nothing to undo: already undone by someone, or never applied.
+    CompensationSkipped,
+    /// Its compensation could not be done: a person must check.
+    CompensationUnresolved,
 }
 
 /// State shared by every future of one instance.
@@ -92,7 +98,7 @@ impl Ctx {
         self.lock().now_ms
     }
 
-    fn event(&self, reference: &str, name: &str, phase: TaskPhase) {
+    pub(crate) fn event(&self, reference: &str, name: &str, phase: TaskPhase) {
         self.lock().events.push(TaskEvent {
             reference: reference.to_string(),
             name: name.to_string(),

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::effect::EffectRequest;
-use crate::interp::{Ctx, EvalSite, Frame, Locals, TaskInfo, expect_ok, workflow_descriptor};
+use crate::interp::{
+    Ctx, EvalSite, Frame, Locals, TaskInfo, TaskPhase, expect_ok, workflow_descriptor,
+};
 use crate::journal::EffectKey;
 use crate::problem::{ErrorKind, Problem};
 use crate::program::Program;
@@ -340,6 +342,12 @@ impl Ctx {
                     ("unresolved", "")
                 }
             };
+            let phase = match &ended {
+                Ended::Compensated { .. } => TaskPhase::Compensated,
+                Ended::Skipped { .. } => TaskPhase::CompensationSkipped,
+                Ended::Unresolved { .. } => TaskPhase::CompensationUnresolved,
+            };
+            self.event(&step.reference, &step.name, phase);
             note.insert("compensation".into(), json!(what));
             note.insert("task".into(), json!(step.name));
             note.insert("attempts".into(), json!(attempts));

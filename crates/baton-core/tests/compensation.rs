@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use baton_core::{
     EffectCall, EffectRequest, Env, Instance, InstanceId, JournalEntry, Outcome, Problem, Program,
-    Status, idempotency_key,
+    Status, TaskEvent, TaskPhase, idempotency_key,
 };
 use serde_json::{Value, json};
 
@@ -65,6 +65,7 @@ struct Run {
     inst: Instance,
     journal: Vec<JournalEntry>,
     started: Vec<EffectCall>,
+    events: Vec<TaskEvent>,
     now: u64,
 }
 
@@ -81,6 +82,7 @@ impl Run {
             inst,
             journal: Vec::new(),
             started: Vec::new(),
+            events: Vec::new(),
             now: 1,
         }
     }
@@ -90,6 +92,7 @@ impl Run {
         let s = self.inst.step();
         self.journal.extend(s.entries);
         self.started.extend(s.start.iter().cloned());
+        self.events.extend(s.events);
         s.start
     }
 
@@ -174,6 +177,14 @@ fn a_failed_step_undoes_the_completed_ones_last_first_after_their_guards() {
     let notes = run.notes();
     assert_eq!(notes.len(), 2);
     assert_eq!(notes[0]["task"], "book");
+    // Progress reports say so too (the CLI's progress lines, the dashboard, the metric).
+    let undone: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e.phase == TaskPhase::Compensated)
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(undone, ["book", "reserve"]);
     assert!(notes.iter().all(|n| n["compensation"] == "compensated"));
     // The fault is the one that caused the unwinding.
     match run.journal.last() {
@@ -518,6 +529,7 @@ fn the_undo_sees_what_the_guard_found() {
         ),
         journal: Vec::new(),
         started: Vec::new(),
+        events: Vec::new(),
         now: 1,
     };
     run.drive(|op, _| match op {

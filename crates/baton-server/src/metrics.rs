@@ -86,6 +86,7 @@ pub struct Metrics {
     provider_latency: Family<ProviderQuantile, Gauge>,
     approvals: Family<StateLabel, Gauge>,
     events: Family<OutcomeLabel, Counter>,
+    compensations: Family<OutcomeLabel, Counter>,
     shadow_agreement: Family<ShadowLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     shadow_cases: Family<ShadowCount, Gauge>,
     /// Last seen values of the provider layer's cumulative counters, to add only the difference.
@@ -172,6 +173,12 @@ impl Metrics {
             "Share of compared shadow cases whose outputs agreed with the live decision",
             shadow_agreement.clone(),
         );
+        let compensations = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "compensations",
+            "Compensations by outcome (compensated, skipped, unresolved) since the start",
+            compensations.clone(),
+        );
         let shadow_cases = Family::<ShadowCount, Gauge>::default();
         registry.register(
             "shadow_cases",
@@ -180,6 +187,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            compensations,
             shadow_agreement,
             shadow_cases,
             instances,
@@ -202,11 +210,26 @@ impl Metrics {
     pub fn watch_steps(&self, runtime: &ServerRuntime) {
         let open = self.open_steps.clone();
         let hist = self.step_seconds.clone();
+        let compensations = self.compensations.clone();
         let clock = runtime.clock().clone();
         runtime.on_progress(move |id, ev| {
             let key = (id.0.clone(), ev.reference.clone());
             let now = clock.now_ms();
             let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+            let undone = match ev.phase {
+                baton_core::TaskPhase::Compensated => Some("compensated"),
+                baton_core::TaskPhase::CompensationSkipped => Some("skipped"),
+                baton_core::TaskPhase::CompensationUnresolved => Some("unresolved"),
+                _ => None,
+            };
+            if let Some(outcome) = undone {
+                compensations
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.to_string(),
+                    })
+                    .inc();
+                return;
+            }
             match ev.phase {
                 baton_core::TaskPhase::Started => {
                     if open.len() >= OPEN_STEPS_MAX {

@@ -506,7 +506,11 @@ impl Inner {
             TaskPhase::Completed => ("completed", SpanStatus::Ok),
             TaskPhase::Skipped => ("skipped", SpanStatus::Ok),
             TaskPhase::Faulted => ("faulted", SpanStatus::Error),
-            TaskPhase::Started => return,
+            // A compensation reports on a task whose span has ended already.
+            TaskPhase::Started
+            | TaskPhase::Compensated
+            | TaskPhase::CompensationSkipped
+            | TaskPhase::CompensationUnresolved => return,
         };
         self.enqueue(SpanData {
             trace_id: trace_id(id),

@@ -547,3 +547,72 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn cancelling_compensates_and_the_metric_counts_it() {
+    let s = server().await;
+    s.register(
+        r#"
+document: {dsl: '1.0.3', namespace: t, name: undoable, version: '1.0.0'}
+do:
+  - hold:
+      call: noop
+      with: {held: true}
+      metadata:
+        baton:
+          compensate: {call: noop, with: {released: '${ $effect.output.held }'}}
+  - w: {wait: {hours: 1}}
+"#,
+    )
+    .await;
+    let (_, inst, _) = s
+        .request(
+            "POST",
+            "/v1/instances",
+            Some("t-operator"),
+            Some(json!({"flow": "undoable"})),
+        )
+        .await;
+    let id = inst["id"].as_str().unwrap();
+    // The undo is a local function: it runs before the cancel is answered.
+    let (status, body, _) = s
+        .request(
+            "POST",
+            &format!("/v1/instances/{id}/cancel"),
+            Some("t-operator"),
+            Some(json!({"reason": "customer called"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let (_, detail, _) = s
+        .request(
+            "GET",
+            &format!("/v1/instances/{id}"),
+            Some("t-viewer"),
+            None,
+        )
+        .await;
+    let journal = detail["journal"].as_array().unwrap();
+    let undo = journal
+        .iter()
+        .find(|e| e["key"] == "/do/0/hold/compensate[0]#call")
+        .expect("the undo is journaled");
+    assert_eq!(undo["value"], json!({"released": true}), "{undo}");
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["type"] == "task_note" && e["note"]["compensation"] == "compensated"),
+        "{detail}"
+    );
+    let (_, text, _) = s.request("GET", "/metrics", None, None).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("baton_compensations_total{outcome=\"compensated\"} 1"),
+        "{text}"
+    );
+}

@@ -470,6 +470,9 @@ fn progress_printer(rt: &Runtime<SqliteStore>) {
             TaskPhase::Completed => "completed",
             TaskPhase::Skipped => "skipped",
             TaskPhase::Faulted => "faulted",
+            TaskPhase::Compensated => "undone",
+            TaskPhase::CompensationSkipped => "undo-skip",
+            TaskPhase::CompensationUnresolved => "undo-FAIL",
         };
         eprintln!("  {phase:<9} {}", ev.reference);
     });

@@ -28,6 +28,8 @@ pub enum TaskState {
     Skipped,
     /// Stopped before it ended: the instance was cancelled, or the task lost a `fork` race.
     Cancelled,
+    /// Ended, and its effect was undone since by its compensation.
+    Compensated,
 }
 
 impl TaskState {
@@ -40,6 +42,7 @@ impl TaskState {
             TaskState::Faulted => "faulted",
             TaskState::Skipped => "skipped",
             TaskState::Cancelled => "cancelled",
+            TaskState::Compensated => "compensated",
         }
     }
 
@@ -54,6 +57,7 @@ impl TaskState {
             TaskState::Faulted => "#ffe3e3",
             TaskState::Skipped => "#ffffff",
             TaskState::Cancelled => "#e9ecef",
+            TaskState::Compensated => "#e5dbff",
         }
     }
 
@@ -66,6 +70,7 @@ impl TaskState {
             TaskState::Faulted => "#e03131",
             TaskState::Skipped => "#ced4da",
             TaskState::Cancelled => "#495057",
+            TaskState::Compensated => "#7048e8",
         }
     }
 }

@@ -230,6 +230,11 @@ impl Replay<'_> {
             TaskPhase::Completed => TaskState::Completed,
             TaskPhase::Skipped => TaskState::Skipped,
             TaskPhase::Faulted => TaskState::Faulted,
+            TaskPhase::Compensated => TaskState::Compensated,
+            // Nothing was undone: the task keeps the state it ended in.
+            TaskPhase::CompensationSkipped => return,
+            // Its effect may still stand: as loud as a fault (the timeline says why).
+            TaskPhase::CompensationUnresolved => TaskState::Faulted,
         };
         self.states.insert(ev.reference, state);
     }
@@ -479,6 +484,36 @@ do:
         for r in ["/do/0/each", "/do/1/ask", "/do/2/done"] {
             assert_eq!(got.states.get(r), Some(&TaskState::Completed), "{r}");
         }
+    }
+
+    #[test]
+    fn a_compensated_task_is_shown_as_compensated() {
+        let p = program(
+            r#"
+document: {dsl: '1.0.0', namespace: test, name: c, version: '1.0.0'}
+do:
+  - hold:
+      call: approval
+      with: {title: t, assignees: ann, window: PT1H}
+      metadata:
+        baton:
+          compensate: {call: approval, with: {title: undo, assignees: ann, window: PT1H}}
+  - boom:
+      raise:
+        error: {type: 'https://example.com/boom', status: 500}
+"#,
+        );
+        let id = InstanceId("i-3".into());
+        let mut inst = Instance::start(id.clone(), p.clone(), Env::default(), Value::Null, 1_000);
+        let mut journal = inst.step().entries;
+        for key in ["/do/0/hold#call", "/do/0/hold/compensate[0]#call"] {
+            assert!(inst.deliver(&EffectKey(key.into()), Outcome::ok(Value::Null), 2_000));
+            journal.append(&mut inst.step().entries);
+        }
+        assert!(matches!(journal.last(), Some(JournalEntry::Faulted { .. })));
+        let got = derive(&id, Some(&p), Env::default(), &journal, Status::Faulted);
+        assert_eq!(got.states["/do/0/hold"], TaskState::Compensated);
+        assert_eq!(got.states["/do/1/boom"], TaskState::Faulted);
     }
 
     #[test]
