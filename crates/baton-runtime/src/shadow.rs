@@ -1217,11 +1217,24 @@ async fn record_side<S: Store>(
         }] = state.clone();
         let both = body["live"]["ended"] == true && body["shadow"]["ended"] == true;
         let status = if both {
-            let diffs = compare(
+            let mut diffs = compare(
                 &body["live"]["output"],
                 &body["shadow"]["output"],
                 &reg.fields,
             );
+            // A side that faulted (or was cancelled) where the other completed does not agree
+            // with it, whatever the compared fields hold (a missing field reads as `null` on
+            // both sides).
+            if body["live"]["status"] != body["shadow"]["status"] {
+                diffs.insert(
+                    0,
+                    FieldDiff {
+                        field: "status".into(),
+                        live: body["live"]["status"].clone(),
+                        shadow: body["shadow"]["status"].clone(),
+                    },
+                );
+            }
             body["comparison"] = json!({
                 "agreed": diffs.is_empty(),
                 "differences": diffs,

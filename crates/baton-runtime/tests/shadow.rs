@@ -686,3 +686,58 @@ do:
         assert!(a.1 != b.1, "one of the two created the case");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_shadow_does_not_agree_with_a_completed_decision() {
+    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: broken, version: '1.0.0' }
+do:
+  - fail:
+      raise:
+        error: { type: 'https://example.com/broken', status: 500, title: Broken }
+",
+    )
+    .await
+    .unwrap();
+    rt.shadows()
+        .register(
+            "broken-candidate",
+            ("test", "broken", "1.0.0"),
+            LiveSide::Legacy {
+                system: "old".into(),
+            },
+            vec![".driver".into()],
+            "admin",
+        )
+        .await
+        .unwrap();
+    // The legacy decision has no `.driver` (nobody assigned), nor has the faulted shadow.
+    rt.shadows()
+        .post_legacy(
+            "broken-candidate",
+            LegacyDecision {
+                case: "c-1".into(),
+                inputs: json!({}),
+                decision: json!({"action": "hold"}),
+                decided_at_ms: None,
+                decided_by: None,
+            },
+            "olu",
+        )
+        .await
+        .unwrap();
+    let case = compared(&rt, "broken-candidate", "c-1").await;
+    assert_eq!(case["shadow"]["status"], "faulted", "{case}");
+    assert_eq!(case["comparison"]["agreed"], false, "{case}");
+    assert_eq!(
+        case["comparison"]["differences"][0],
+        json!({"field": "status", "live": "completed", "shadow": "faulted"})
+    );
+    let report = rt
+        .shadows()
+        .report("broken-candidate", None, None)
+        .await
+        .unwrap();
+    assert_eq!((report.compared, report.agreed), (1, 0));
+}
