@@ -1029,6 +1029,10 @@ async fn a_pending_override_that_nobody_confirms_never_takes_effect() {
         .await
         .unwrap_err();
     assert!(matches!(late, ApprovalError::Conflict { .. }), "{late}");
+    // The report does not count it as waiting for a second approver: it lapsed.
+    let report = inbox.override_report(0, u64::MAX, 1000).await.unwrap();
+    assert_eq!((report.total, report.pending, report.lapsed), (1, 0, 1));
+    assert_eq!(report.overrides[0].status, "lapsed");
 }
 
 #[tokio::test]

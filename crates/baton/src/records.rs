@@ -392,13 +392,14 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
             let answer = call(&server, "GET", &path, None, None).await?;
             finish(&server, answer, |v| {
                 out!(
-                    "{} override(s) from {} to {}: {} in effect, {} pending, {} refused",
+                    "{} override(s) from {} to {}: {} in effect, {} pending, {} refused, {} lapsed",
                     v["total"],
                     text(v, "since"),
                     text(v, "until"),
                     v["effective"],
                     v["pending"],
-                    v["refused"]
+                    v["refused"],
+                    v["lapsed"]
                 );
                 for (title, key) in [
                     ("by flow", "by_flow"),

@@ -13,7 +13,9 @@ use baton_store::{DocQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{APPROVAL_KIND, ApprovalError, ApprovalTask, Approvals, Verdict, task_of};
+use super::{
+    APPROVAL_KIND, ApprovalError, ApprovalStatus, ApprovalTask, Approvals, Verdict, task_of,
+};
 
 /// Tasks read per page of the scan.
 const PAGE: usize = 500;
@@ -28,7 +30,8 @@ pub struct OverrideEntry {
     pub flow: String,
     pub decision: String,
     pub title: String,
-    /// `effective`, `pending` (waits for its second approver) or `refused`.
+    /// `effective`, `pending` (waits for its second approver), `refused`, or `lapsed` (it was
+    /// waiting when the task closed without it: window end, instance end).
     pub status: String,
     pub by: String,
     pub reason: String,
@@ -61,6 +64,8 @@ pub struct OverrideGroup {
     pub effective: usize,
     pub pending: usize,
     pub refused: usize,
+    #[serde(default)]
+    pub lapsed: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +76,9 @@ pub struct OverrideReport {
     pub effective: usize,
     pub pending: usize,
     pub refused: usize,
+    /// Asked for, never confirmed nor refused, and no longer able to take effect.
+    #[serde(default)]
+    pub lapsed: usize,
     pub by_flow: Vec<OverrideGroup>,
     pub by_decision: Vec<OverrideGroup>,
     pub by_person: Vec<OverrideGroup>,
@@ -93,11 +101,13 @@ fn group(entries: &[OverrideEntry], key: impl Fn(&OverrideEntry) -> String) -> V
             effective: 0,
             pending: 0,
             refused: 0,
+            lapsed: 0,
         });
         g.total += 1;
         match e.status.as_str() {
             "effective" => g.effective += 1,
             "pending" => g.pending += 1,
+            "lapsed" => g.lapsed += 1,
             _ => g.refused += 1,
         }
     }
@@ -182,6 +192,7 @@ impl<S: Store> Approvals<S> {
             effective: count("effective"),
             pending: count("pending"),
             refused: count("refused"),
+            lapsed: count("lapsed"),
             by_flow: group(&entries, |e| e.flow.clone()),
             by_decision: group(&entries, |e| format!("{} / {}", e.flow, e.decision)),
             by_person: group(&entries, |e| e.by.clone()),
@@ -248,9 +259,14 @@ fn entries_of(t: &ApprovalTask, rec: Option<&baton_store::InstanceRecord>) -> Ve
         out.push(e);
     }
     if let Some(p) = &t.pending_override {
-        out.push(base(
-            "pending", &p.by, &p.reason, p.at_ms, &p.output, p.at_ms,
-        ));
+        // Only an open task can still take it: one that closed without it (its window ended,
+        // its instance ended) let it lapse, and nobody can confirm it any more.
+        let status = if t.status == ApprovalStatus::Open {
+            "pending"
+        } else {
+            "lapsed"
+        };
+        out.push(base(status, &p.by, &p.reason, p.at_ms, &p.output, p.at_ms));
     }
     for r in &t.refused_overrides {
         let mut e = base(
