@@ -557,6 +557,26 @@ impl Ctx {
                         n,
                     );
                 }
+                // The undo was sent and its answer lost: it may have been applied. The next
+                // attempt has another idempotency key, so only a guard (read first, every
+                // attempt) can say whether sending it again would undo twice.
+                Err(p)
+                    if spec.guard.is_none()
+                        && self
+                            .lock()
+                            .unknown_calls
+                            .contains(&EffectKey(format!("{at}#call"))) =>
+                {
+                    return (
+                        Ended::Unresolved {
+                            why: "the undo's outcome is unknown and no guard can tell whether it \
+                                  happened: a person must check"
+                                .into(),
+                            error: Some(p),
+                        },
+                        n,
+                    );
+                }
                 Err(p) => last_error = Some(p),
             }
         }

@@ -542,3 +542,34 @@ fn the_undo_sees_what_the_guard_found() {
     assert_eq!(run.ops(), ["charge", "deliver", "refunds", "refund"]);
     assert_eq!(args(&run.started[3])["amount"], json!(50));
 }
+
+#[test]
+fn an_undo_whose_answer_was_lost_is_not_sent_again_blindly() {
+    // No guard: another attempt would carry another idempotency key and could refund twice.
+    let p = Arc::new(
+        Program::from_json(json!({
+            "document": {"dsl": "1.0.3", "namespace": "t", "name": "blind-undo", "version": "1.0.0"},
+            "do": [
+                {"charge": {"call": "fx", "with": {"op": "charge"},
+                            "metadata": {"baton": {"compensate": {"call": "fx", "with": {"op": "refund"},
+                                                                  "retry": {"attempts": 3, "delay": "1s"}}}}}},
+                {"ship": {"call": "fx", "with": {"op": "ship"}}}
+            ]
+        }))
+        .unwrap(),
+    );
+    let mut run = Run::new(p);
+    run.drive(|op, _| match op {
+        "charge" => Outcome::ok(json!({"id": "ch-1"})),
+        "ship" => failed(503, "no truck"),
+        "refund" => Outcome::Unknown {
+            reason: "timed out after sending".into(),
+        },
+        other => panic!("unexpected {other}"),
+    });
+    assert_eq!(run.inst.status(), Status::Faulted);
+    assert_eq!(run.ops(), ["charge", "ship", "refund"], "one refund sent");
+    let note = &run.notes()[0];
+    assert_eq!(note["compensation"], "unresolved", "{note}");
+    assert_eq!(note["attempts"], 1);
+}
