@@ -822,6 +822,11 @@ impl<S: Store> Shadows<S> {
         }
         let now = self.shared.clock.now_ms();
         let at_ms = decision.decided_at_ms.unwrap_or(now);
+        if at_ms > TIME_MAX_MS {
+            return Err(ShadowError::Invalid(format!(
+                "`decided_at_ms` {at_ms} is not a time (after the year 9999)"
+            )));
+        }
         let sid = shadow_instance_id(name, &decision.case);
         let kind = case_kind(name);
         let body = json!({
@@ -1272,11 +1277,16 @@ async fn record_side<S: Store>(
 pub fn parse_time(s: &str) -> Option<u64> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<u64>() {
-        return Some(ms);
+        return (ms <= TIME_MAX_MS).then_some(ms);
     }
     let ts: jiff::Timestamp = s.parse().ok()?;
     u64::try_from(ts.as_millisecond()).ok()
 }
+
+/// The latest time a case may carry: 9999-12-31T23:59:59.999Z. Documents are listed by time in
+/// the store as signed 64-bit numbers; a time past `i64::MAX` would sort before every other and
+/// end a period's scan at once.
+pub const TIME_MAX_MS: u64 = 253_402_300_799_999;
 
 #[cfg(test)]
 mod tests {
@@ -1289,6 +1299,7 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01-00:00"), Some(1000));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("1969-12-31T00:00:00Z"), None);
+        assert_eq!(parse_time("18446744073709551615"), None);
     }
 
     #[test]

@@ -741,3 +741,61 @@ do:
         .unwrap();
     assert_eq!((report.compared, report.agreed), (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_time_past_the_store_range_is_refused_and_reports_stay_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("t.db"), SqliteOptions::default()).unwrap());
+    let rt = Runtime::new(store, RuntimeOptions::default());
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: same, version: '1.0.0' }
+do:
+  - keep:
+      set: { action: hold }
+",
+    )
+    .await
+    .unwrap();
+    rt.shadows()
+        .register(
+            "times",
+            ("test", "same", "1.0.0"),
+            LiveSide::Legacy {
+                system: "old".into(),
+            },
+            vec![],
+            "admin",
+        )
+        .await
+        .unwrap();
+    let shadows = rt.shadows();
+    let post = |case: &str, at: u64| {
+        shadows.post_legacy(
+            "times",
+            LegacyDecision {
+                case: case.into(),
+                inputs: json!({}),
+                decision: json!({"action": "hold"}),
+                decided_at_ms: Some(at),
+                decided_by: None,
+            },
+            "olu",
+        )
+    };
+    post("ok", 1_000).await.unwrap();
+    // Stored as a signed number, this time would sort before every case and end a report's
+    // scan at once.
+    let far = post("far", u64::MAX).await;
+    assert!(
+        matches!(far, Err(baton_runtime::shadow::ShadowError::Invalid(_))),
+        "{far:?}"
+    );
+    compared(&rt, "times", "ok").await;
+    let report = rt
+        .shadows()
+        .report("times", None, Some(5_000))
+        .await
+        .unwrap();
+    assert_eq!((report.cases, report.agreed), (1, 1));
+}
