@@ -661,10 +661,12 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        self.call(
-            crate::functions::with_instance_arg(args, instance),
-            idempotency_key,
-        )
+        match crate::functions::with_instance_arg(args, instance) {
+            Ok(args) => self.call(args, idempotency_key),
+            Err(why) => Box::pin(std::future::ready(Outcome::failed(
+                Problem::new(ErrorKind::Validation, "Invalid approval arguments").with_detail(why),
+            ))),
+        }
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {

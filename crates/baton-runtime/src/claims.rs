@@ -741,10 +741,10 @@ impl<S: DocStore> Function for ClaimFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        self.call(
-            crate::functions::with_instance_arg(args, instance),
-            idempotency_key,
-        )
+        match crate::functions::with_instance_arg(args, instance) {
+            Ok(args) => self.call(args, idempotency_key),
+            Err(why) => Box::pin(std::future::ready(invalid("Invalid claim arguments", why))),
+        }
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
@@ -788,10 +788,10 @@ impl<S: DocStore> Function for ReleaseFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        self.call(
-            crate::functions::with_instance_arg(args, instance),
-            idempotency_key,
-        )
+        match crate::functions::with_instance_arg(args, instance) {
+            Ok(args) => self.call(args, idempotency_key),
+            Err(why) => Box::pin(std::future::ready(invalid("Invalid claim arguments", why))),
+        }
     }
 
     fn call(&self, args: Value, _key: &str) -> FunctionResult {

@@ -80,14 +80,49 @@ impl FunctionRegistry {
     }
 }
 
-/// `args` with `instance` set to the calling instance unless the flow gave one: functions that
-/// keep records per instance (approval tasks, claims) use it so flows need not pass
-/// `instance: ${ $workflow.id }`.
-pub fn with_instance_arg(mut args: Value, instance: &InstanceId) -> Value {
-    if let Some(obj) = args.as_object_mut()
-        && !obj.contains_key("instance")
-    {
-        obj.insert("instance".into(), Value::String(instance.0.clone()));
+/// `args` with `instance` set to the calling instance: functions that keep records per
+/// instance (approval tasks, claims) use it so flows need not pass `instance: ${ $workflow.id }`.
+/// A flow may pass its own id, never another's: the records decide who may override a task
+/// (the policy is looked up through its instance's flow) and who holds or releases a claim, so
+/// naming another instance would borrow its rights. The error says so.
+pub fn with_instance_arg(mut args: Value, instance: &InstanceId) -> Result<Value, String> {
+    if let Some(obj) = args.as_object_mut() {
+        match obj.get("instance") {
+            None => {
+                obj.insert("instance".into(), Value::String(instance.0.clone()));
+            }
+            Some(Value::String(s)) if *s == instance.0 => {}
+            Some(other) => {
+                return Err(format!(
+                    "`instance` is {other}, not the calling instance `{}`: a function acts for \
+                     the instance that calls it (leave `instance` out)",
+                    instance.0
+                ));
+            }
+        }
     }
-    args
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_function_acts_for_the_calling_instance_only() {
+        let me = InstanceId("i-1".into());
+        assert_eq!(
+            with_instance_arg(json!({"title": "t"}), &me).unwrap(),
+            json!({"title": "t", "instance": "i-1"})
+        );
+        assert_eq!(
+            with_instance_arg(json!({"instance": "i-1"}), &me).unwrap(),
+            json!({"instance": "i-1"})
+        );
+        // Another instance's id would borrow its rights (its flow's override policy, its claims).
+        let err = with_instance_arg(json!({"instance": "i-2"}), &me).unwrap_err();
+        assert!(err.contains("not the calling instance"), "{err}");
+        assert!(with_instance_arg(json!({"instance": 7}), &me).is_err());
+    }
 }

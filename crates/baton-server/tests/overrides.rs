@@ -30,7 +30,8 @@ do:
         title: Route for drv-07
         decision: route
         instance: ${ $workflow.id }
-        assignees: [ 'group:dispatchers' ]
+        # A flow's own `allow` narrows among the assignees: the directors must be assignees.
+        assignees: [ 'group:dispatchers', 'group:directors' ]
         data: { stops: [ a, b, c ] }
         window: PT2H
         override: { allow: [ 'group:directors' ], second_approver: [ 'group:fleet-managers' ] }

@@ -196,6 +196,11 @@ pub struct EffectiveRule {
     /// Every list here must admit the second approver; none: no second approver needed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub second_approver: Vec<Vec<Principal>>,
+    /// The server's own policy names who may override. Only then may people outside the task's
+    /// assignees override it: a flow's `allow` narrows who among them may, never adds anyone,
+    /// because flows are written by their authors and the server's policy by its operators.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_allows: bool,
 }
 
 impl EffectiveRule {
@@ -203,9 +208,10 @@ impl EffectiveRule {
         !self.second_approver.is_empty()
     }
 
-    /// Whether a rule says who may override (then the assignment alone does not decide).
+    /// Whether the server's policy says who may override (then the assignment alone does not
+    /// decide).
     pub fn names_who_may_override(&self) -> bool {
-        !self.allow.is_empty()
+        self.server_allows
     }
 
     /// `Err(why)` unless `actor` may override under this rule.
@@ -279,6 +285,7 @@ impl OverridePolicy {
                 &r.rule,
                 format!("server policy for {} / {}", r.flow, r.decision),
             );
+            out.server_allows = r.rule.allow.is_some();
         }
         if let Some(d) = declared {
             add(d, "the flow's `override` declaration".into());
@@ -337,6 +344,10 @@ mod tests {
         let declared = OverrideRule::from_value(&json!({"allow": ["rhea"]})).unwrap();
         let r = policy.effective("maplewood", "director-override", "route", Some(&declared));
         assert!(r.check_overrider(&director).is_ok());
+        assert!(r.names_who_may_override(), "the server's rule names the directors");
+        // A flow alone cannot hand the task to people outside its assignees.
+        let flow_only = policy.effective("shop", "returns", "other", Some(&declared));
+        assert!(!flow_only.names_who_may_override());
         let other_director = actor("ray", &[Role::Approver], &["directors"]);
         assert!(r.check_overrider(&other_director).is_err());
         // Forbidden anywhere for refunds; unnamed decisions keep the plain behaviour.
