@@ -381,16 +381,14 @@ impl Instance {
         self.cancel_by(reason, None, now_ms);
     }
 
-    /// Like [`Instance::cancel`], recording who asked.
-    pub fn cancel_by(&mut self, reason: &str, by: Option<&str>, now_ms: u64) {
-        if self.status.is_terminal() {
-            return;
+    /// Like [`Instance::cancel`], recording who asked. False (and nothing journaled) when the
+    /// instance has ended, or is already undoing its effects after a fault or a cancel: that
+    /// unwinding ends it, and stopping it half way would leave effects standing.
+    pub fn cancel_by(&mut self, reason: &str, by: Option<&str>, now_ms: u64) -> bool {
+        if self.status.is_terminal() || self.ending.is_some() {
+            return false;
         }
         self.set_now(now_ms);
-        if self.ending.is_some() {
-            // Already unwinding its saga stack: that ends it.
-            return;
-        }
         let at_ms = self.ctx.lock().now_ms;
         self.entries.push(JournalEntry::CancelRequested {
             at_ms,
@@ -399,6 +397,12 @@ impl Instance {
         });
         self.journal_len += 1;
         self.begin_cancel(reason, true);
+        true
+    }
+
+    /// Whether the instance is undoing its effects (see `saga.rs`) before its end.
+    pub fn is_compensating(&self) -> bool {
+        self.ending.is_some()
     }
 
     /// Stops the flow (dropping its future cancels every outstanding effect) and either ends

@@ -377,7 +377,10 @@ fn cancelling_undoes_what_happened_and_stops_what_is_in_flight() {
     run.answer(&first[0], Outcome::ok(json!({"id": "r-1"})));
     let book = run.step();
     assert_eq!(op(&book[0]), "book");
-    run.inst.cancel_by("customer cancelled", Some("olu"), 50);
+    assert!(run.inst.cancel_by("customer cancelled", Some("olu"), 50));
+    assert!(run.inst.is_compensating());
+    // A second cancel while undoing changes nothing and says so.
+    assert!(!run.inst.cancel_by("again", Some("olu"), 51));
     let s = run.inst.step();
     assert!(
         s.cancel.contains(&book[0].key),

@@ -402,8 +402,14 @@ impl<S: Store> Driver<S> {
                 };
                 let answer = match control {
                     Control::Cancel { reason, by } => {
-                        self.inst.cancel_by(&reason, Some(&by), now);
-                        Ok(())
+                        if self.inst.cancel_by(&reason, Some(&by), now) {
+                            Ok(())
+                        } else {
+                            refused(
+                                "the instance is undoing its effects (compensation); it ends \
+                                 when they are undone",
+                            )
+                        }
                     }
                     Control::Suspend { by, reason } => {
                         if self.inst.suspend(&by, reason.as_deref(), now) {
