@@ -184,12 +184,14 @@ enum Ended {
     Compensated {
         answer: Value,
     },
-    /// `applied`: whether the effect had happened (and was undone since by someone else), as
-    /// far as the guard could tell.
+    /// `reconciled`: what the guard told of an effect whose outcome was unknown: `not-applied`
+    /// (it found no such effect), `applied` (it stood), or `no-longer-stands` (it found the
+    /// effect undone, or nothing left to undo: whether Baton's call was ever applied, it cannot
+    /// say).
     Skipped {
         why: String,
         guard: Option<Value>,
-        applied: bool,
+        reconciled: &'static str,
     },
     Unresolved {
         why: String,
@@ -324,14 +326,14 @@ impl Ctx {
                 Ended::Skipped {
                     why,
                     guard,
-                    applied,
+                    reconciled,
                 } => {
                     tally.skipped += 1;
                     note.insert("reason".into(), json!(why));
                     if let Some(g) = guard {
                         note.insert("guard".into(), g.clone());
                     }
-                    ("skipped", if *applied { "applied" } else { "not-applied" })
+                    ("skipped", *reconciled)
                 }
                 Ended::Unresolved { why, error } => {
                     tally.unresolved += 1;
@@ -479,7 +481,7 @@ impl Ctx {
                                                   (already undone)"
                                                 .into(),
                                             guard: Some(answer),
-                                            applied: true,
+                                            reconciled: "no-longer-stands",
                                         },
                                         n,
                                     );
@@ -501,7 +503,7 @@ impl Ctx {
                                     why: "the guard found no such effect (404): nothing to undo"
                                         .into(),
                                     guard: None,
-                                    applied: false,
+                                    reconciled: "not-applied",
                                 },
                                 n,
                             );
@@ -543,7 +545,11 @@ impl Ctx {
                             why: "the compensating call found nothing to undo (404)".into(),
                             guard: None,
                             // The guard, if any, had said it stood.
-                            applied: spec.guard.is_some(),
+                            reconciled: if spec.guard.is_some() {
+                                "applied"
+                            } else {
+                                "not-applied"
+                            },
                         },
                         n,
                     );
