@@ -113,6 +113,13 @@ pub(crate) async fn resume<S: Store>(
         .await?
         .then(|| Arc::new(Policy::Shadow));
     let journal = shared.store.journal(&id).await?;
+    // A live instance whose shadows did not start before the process died gets them now.
+    if policy.is_none()
+        && shared.shadows.may_shadow_starts()
+        && let Some(JournalEntry::Started { at_ms, input, .. }) = journal.first()
+    {
+        crate::shadow::after_live_resume(&shared, &flow, &id, *at_ms, input).await;
+    }
     let consumed = consumed_events(&journal);
     let len = journal.len() as u64;
     let inst = Instance::recover(id.clone(), program, shared.options.env.clone(), &journal)

@@ -1069,43 +1069,94 @@ pub(crate) async fn after_live_start<S: Store>(
             return;
         }
     };
-    for reg in regs.iter().filter(|r| r.retired_at_ms.is_none()) {
-        let LiveSide::Flow {
-            namespace,
-            name,
-            version,
-        } = &reg.live
-        else {
-            continue;
-        };
-        if namespace != &flow.namespace || name != &flow.name || version != &flow.version {
-            continue;
+    for reg in regs
+        .iter()
+        .filter(|r| r.retired_at_ms.is_none() && shadows_flow(r, flow))
+    {
+        if let Err(e) = begin_case(shared, reg, id, &input).await {
+            tracing::warn!(instance = %id, shadow = %reg.name, error = %e, "the shadow did not start");
         }
-        let sid = InstanceId(format!("{}.shadow.{}", id.0, reg.name));
-        let case = json!({
-            "registration": reg.name,
-            "case": id.0,
-            "input": input,
-            "live": {"instance": id.0, "ended": false},
-            "shadow": {"instance": sid.0, "ended": false},
-        });
-        let written = shared
-            .store
-            .put_doc(DocWrite {
-                kind: case_kind(&reg.name),
-                id: id.0.clone(),
-                status: "running".into(),
-                at_ms: shared.clock.now_ms(),
-                body: case,
-                expect: Expect::Absent,
-            })
-            .await;
-        let started = match written {
-            Ok(_) => start_shadow(shared, reg, &id.0, sid, input.clone()).await,
+    }
+}
+
+/// Whether `reg` shadows starts of the live flow version `flow`.
+fn shadows_flow(reg: &Registration, flow: &FlowRef) -> bool {
+    matches!(&reg.live, LiveSide::Flow { namespace, name, version }
+        if namespace == &flow.namespace && name == &flow.name && version == &flow.version)
+}
+
+/// Writes the case of live instance `id` under `reg` and starts its shadow (whose id derives from
+/// both, so a second attempt finds the first).
+async fn begin_case<S: Store>(
+    shared: &Arc<Shared<S>>,
+    reg: &Registration,
+    id: &InstanceId,
+    input: &Value,
+) -> Result<(), RuntimeError> {
+    let sid = shadow_id(id, &reg.name);
+    let case = json!({
+        "registration": reg.name,
+        "case": id.0,
+        "input": input,
+        "live": {"instance": id.0, "ended": false},
+        "shadow": {"instance": sid.0, "ended": false},
+    });
+    shared
+        .store
+        .put_doc(DocWrite {
+            kind: case_kind(&reg.name),
+            id: id.0.clone(),
+            status: "running".into(),
+            at_ms: shared.clock.now_ms(),
+            body: case,
+            expect: Expect::Absent,
+        })
+        .await?;
+    start_shadow(shared, reg, &id.0, sid, input.clone()).await
+}
+
+fn shadow_id(live: &InstanceId, registration: &str) -> InstanceId {
+    InstanceId(format!("{}.shadow.{registration}", live.0))
+}
+
+/// A live instance resumed after a restart: the live start is acknowledged before its shadows
+/// start, so a crash in between (or a registration this process had not seen yet, made by
+/// another process on the same store before the live instance started) leaves a live instance
+/// without its shadow. The missing case is begun now; a case whose shadow never made its first
+/// entry gets its shadow. A registration made after the live instance started does not apply to
+/// it, and nothing here starts twice: the case is written only if absent, and a shadow only if
+/// the store has no instance of its id.
+pub(crate) async fn after_live_resume<S: Store>(
+    shared: &Arc<Shared<S>>,
+    flow: &FlowRef,
+    id: &InstanceId,
+    started_at_ms: u64,
+    input: &Value,
+) {
+    let regs = match shared.shadows.get(&*shared.store).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(instance = %id, error = %e, "cannot read the shadow registrations");
+            return;
+        }
+    };
+    for reg in regs.iter().filter(|r| {
+        r.retired_at_ms.is_none() && r.created_at_ms <= started_at_ms && shadows_flow(r, flow)
+    }) {
+        let begun = match shared.store.doc(&case_kind(&reg.name), &id.0).await {
+            Ok(None) => begin_case(shared, reg, id, input).await,
+            Ok(Some(_)) => {
+                let sid = shadow_id(id, &reg.name);
+                match shared.store.instance(&sid).await {
+                    Ok(None) => start_shadow(shared, reg, &id.0, sid, input.clone()).await,
+                    Ok(Some(_)) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         };
-        if let Err(e) = started {
-            tracing::warn!(instance = %id, shadow = %reg.name, error = %e, "the shadow did not start");
+        if let Err(e) = begun {
+            tracing::warn!(instance = %id, shadow = %reg.name, error = %e, "the shadow did not start after the restart");
         }
     }
 }

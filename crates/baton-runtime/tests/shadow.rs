@@ -799,3 +799,98 @@ do:
         .unwrap();
     assert_eq!((report.cases, report.agreed), (1, 1));
 }
+
+/// A live flow that waits for `test.go`, then answers by `threshold`.
+fn listening_flow(version: &str, threshold: u32) -> String {
+    format!(
+        r#"
+document: {{ dsl: '1.0.3', namespace: test, name: gated, version: '{version}' }}
+do:
+  - hear:
+      listen: {{ to: {{ one: {{ with: {{ type: test.go }} }} }} }}
+      output: {{ as: '${{ $input }}' }}
+  - answer:
+      set:
+        order: ${{ .order }}
+        action: '${{ if .delay > {threshold} then "reroute" else "keep" end }}'
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_instance_whose_shadow_never_started_gets_it_when_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let clock = Arc::new(ManualClock::new(1_000));
+    let live_id;
+    {
+        let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        // Process A has read the (empty) registrations before process B registers the shadow,
+        // so A's live start begins no shadow: the same state as a crash between the live start
+        // and its shadow's.
+        let a = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+        a.register_flow(&listening_flow("1.0.0", 30)).await.unwrap();
+        a.register_flow(&listening_flow("2.0.0", 10)).await.unwrap();
+        assert!(a.shadows().list().await.unwrap().is_empty());
+        let b = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+        b.register_flow(&listening_flow("1.0.0", 30)).await.unwrap();
+        b.register_flow(&listening_flow("2.0.0", 10)).await.unwrap();
+        b.shadows()
+            .register(
+                "gated-v2",
+                ("test", "gated", "2.0.0"),
+                LiveSide::Flow {
+                    namespace: "test".into(),
+                    name: "gated".into(),
+                    version: "1.0.0".into(),
+                },
+                vec![],
+                "admin",
+            )
+            .await
+            .unwrap();
+        let program =
+            baton_core::FlowResolver::resolve(&**a.catalog(), "test", "gated", "1.0.0").unwrap();
+        live_id = a
+            .start(program, json!({"order": "o-5", "delay": 20}))
+            .await
+            .unwrap();
+        let shadow = InstanceId(format!("{}.shadow.gated-v2", live_id.0));
+        assert!(
+            store.instance(&shadow).await.unwrap().is_none(),
+            "no shadow yet"
+        );
+        store.close();
+    }
+    // The restart: resuming the live instance begins its missing case and shadow.
+    let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock);
+    let resumed = rt.resume_all().await.unwrap();
+    assert!(resumed.contains(&live_id), "{resumed:?}");
+    let shadow = InstanceId(format!("{}.shadow.gated-v2", live_id.0));
+    assert!(
+        rt.shadows().mark_of(&shadow).await.unwrap().is_some(),
+        "the shadow is marked before it starts"
+    );
+    rt.publish_event(
+        json!({"specversion": "1.0", "id": "e-1", "source": "test", "type": "test.go"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rt.wait(&live_id).await.unwrap().status, Status::Completed);
+    assert_eq!(rt.wait(&shadow).await.unwrap().status, Status::Completed);
+    let c = compared(&rt, "gated-v2", &live_id.0).await;
+    assert_eq!(
+        c["comparison"]["differences"],
+        json!([{"field": ".action", "live": "keep", "shadow": "reroute"}])
+    );
+    // A second restart starts nothing twice.
+    let again = Runtime::with_clock(
+        store.clone(),
+        RuntimeOptions::default(),
+        Arc::new(ManualClock::new(5_000)),
+    );
+    again.resume_all().await.unwrap();
+    let cases = rt.shadows().report("gated-v2", None, None).await.unwrap();
+    assert_eq!((cases.cases, cases.compared), (1, 1), "{cases:?}");
+}
