@@ -674,16 +674,18 @@ impl<S: Store> Runtime<S> {
     }
 
     /// Decision records made in `[since_ms, until_ms)`, of instances of `flow` (a name) when
-    /// given, shadow runs left out, oldest instance last; `each` receives them instance by instance (so an export
-    /// streams). Scans at most `max_instances` instance summaries; returns how many instances
-    /// had records and whether the scan stopped at the bound.
-    pub async fn export_decisions(
+    /// given, shadow runs left out, oldest instance last; `each` receives them instance by
+    /// instance and answers whether to go on; it is awaited, so an export streams at the pace
+    /// of its reader and holds one instance's records at a time. Scans at most `max_instances`
+    /// instance summaries; returns how many instances had records and whether the scan stopped
+    /// at the bound.
+    pub async fn export_decisions<F: std::future::Future<Output = bool>>(
         &self,
         since_ms: u64,
         until_ms: u64,
         flow: Option<&str>,
         max_instances: usize,
-        mut each: impl FnMut(Vec<DecisionRecord>) -> bool,
+        mut each: impl FnMut(Vec<DecisionRecord>) -> F,
     ) -> Result<(usize, bool), RuntimeError> {
         const PAGE: usize = 200;
         let mut before = None;
@@ -724,7 +726,7 @@ impl<S: Store> Runtime<S> {
                     .collect();
                 if !recs.is_empty() {
                     with_records += 1;
-                    if !each(recs) {
+                    if !each(recs).await {
                         return Ok((with_records, false));
                     }
                 }

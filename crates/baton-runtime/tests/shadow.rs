@@ -597,7 +597,7 @@ do:
     let mut exported = Vec::new();
     rt.export_decisions(0, u64::MAX, None, 1000, |recs| {
         exported.extend(recs.into_iter().map(|r| r.instance));
-        true
+        std::future::ready(true)
     })
     .await
     .unwrap();

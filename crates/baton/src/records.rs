@@ -296,17 +296,27 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
                     None => until.saturating_sub(30 * 86_400_000),
                 };
                 let rt = reader(&source.store).await?;
-                let mut lines = Vec::new();
+                let mut failed = None;
+                // Line by line as the records are derived: the export never holds more than
+                // one instance's records.
                 let (_, truncated) = rt
                     .export_decisions(since, until, flow.as_deref(), 100_000, |recs| {
+                        let mut go_on = true;
                         for r in recs {
-                            lines.push(serde_json::to_string(&r).unwrap_or_default());
+                            match serde_json::to_string(&r) {
+                                Ok(line) => out!("{line}"),
+                                Err(e) => {
+                                    failed = Some(e);
+                                    go_on = false;
+                                    break;
+                                }
+                            }
                         }
-                        true
+                        std::future::ready(go_on)
                     })
                     .await?;
-                for l in lines {
-                    out!("{l}");
+                if let Some(e) = failed {
+                    anyhow::bail!("cannot encode a decision record: {e}");
                 }
                 if truncated {
                     eprintln!(

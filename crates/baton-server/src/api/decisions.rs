@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +17,19 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::approvals::{PeriodFilter, period};
 use super::{Path, Query};
-use crate::problem::{ApiError, ApiResult, ProblemDoc};
+use crate::problem::{ApiResult, ProblemDoc};
 use crate::{AppState, Caller};
 
 /// Instances one export looks at, at most; an export that reached it ends with a line saying so.
 const EXPORT_INSTANCES_MAX: usize = 100_000;
+/// Instances' worth of lines buffered between the export and a slow reader.
+const EXPORT_CHANNEL_CHUNKS: usize = 16;
+
+fn error_line(why: &str) -> Bytes {
+    let mut line = serde_json::json!({ "error": why }).to_string().into_bytes();
+    line.push(b'\n');
+    Bytes::from(line)
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionList {
@@ -81,41 +90,64 @@ pub async fn export(
             until: f.until.clone(),
         },
     )?;
-    let mut body: Vec<u8> = Vec::new();
-    let mut failed = None;
-    let (_, truncated) = state
-        .runtime
-        .export_decisions(
-            since,
-            until,
-            f.flow.as_deref(),
-            EXPORT_INSTANCES_MAX,
-            |recs| {
-                for r in recs {
-                    match serde_json::to_vec(&r) {
-                        Ok(line) => {
-                            body.extend_from_slice(&line);
-                            body.push(b'\n');
+    // The answer streams: a task derives the records instance by instance and sends each
+    // instance's lines down a small channel, so memory stays bounded whatever the period, and a
+    // reader that goes away stops the work. Once the first line is sent the status is 200, so a
+    // failure after it ends the stream with an `{"error": …}` line instead of a problem.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(EXPORT_CHANNEL_CHUNKS);
+    let runtime = state.runtime.clone();
+    let flow = f.flow.clone();
+    tokio::spawn(async move {
+        let ended = runtime
+            .export_decisions(
+                since,
+                until,
+                flow.as_deref(),
+                EXPORT_INSTANCES_MAX,
+                |recs| {
+                    let tx = tx.clone();
+                    async move {
+                        let mut chunk = Vec::new();
+                        for r in recs {
+                            match serde_json::to_vec(&r) {
+                                Ok(line) => {
+                                    chunk.extend_from_slice(&line);
+                                    chunk.push(b'\n');
+                                }
+                                Err(e) => {
+                                    let _ = tx
+                                        .send(error_line(&format!("cannot encode a record: {e}")))
+                                        .await;
+                                    return false;
+                                }
+                            }
                         }
-                        Err(e) => {
-                            failed = Some(e.to_string());
-                            return false;
-                        }
+                        tx.send(Bytes::from(chunk)).await.is_ok()
                     }
-                }
-                true
-            },
-        )
-        .await?;
-    if let Some(e) = failed {
-        return Err(ApiError::new(crate::Code::Internal, "Cannot encode a record").detail(e));
-    }
-    if truncated {
-        let line = serde_json::json!({"truncated": true, "instances_scanned": EXPORT_INSTANCES_MAX,
-            "detail": "the export stopped at its bound: narrow the period or the flow"});
-        body.extend_from_slice(line.to_string().as_bytes());
-        body.push(b'\n');
-    }
+                },
+            )
+            .await;
+        let last = match ended {
+            Ok((_, false)) => return,
+            Ok((_, true)) => {
+                serde_json::json!({"truncated": true, "instances_scanned": EXPORT_INSTANCES_MAX,
+                "detail": "the export stopped at its bound: narrow the period or the flow"})
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the decision export stopped");
+                serde_json::json!({"error": format!("the export stopped: {e}")})
+            }
+        };
+        let mut line = last.to_string().into_bytes();
+        line.push(b'\n');
+        let _ = tx.send(Bytes::from(line)).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    let body = Body::from_stream(stream);
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
