@@ -661,12 +661,9 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        match crate::functions::with_instance_arg(args, instance) {
-            Ok(args) => self.call(args, idempotency_key),
-            Err(why) => Box::pin(std::future::ready(Outcome::failed(
-                Problem::new(ErrorKind::Validation, "Invalid approval arguments").with_detail(why),
-            ))),
-        }
+        crate::functions::call_as_instance(instance, args, "Invalid approval arguments", |args| {
+            self.call(args, idempotency_key)
+        })
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {

@@ -741,10 +741,9 @@ impl<S: DocStore> Function for ClaimFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        match crate::functions::with_instance_arg(args, instance) {
-            Ok(args) => self.call(args, idempotency_key),
-            Err(why) => Box::pin(std::future::ready(invalid("Invalid claim arguments", why))),
-        }
+        crate::functions::call_as_instance(instance, args, "Invalid claim arguments", |args| {
+            self.call(args, idempotency_key)
+        })
     }
 
     fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
@@ -788,10 +787,9 @@ impl<S: DocStore> Function for ReleaseFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        match crate::functions::with_instance_arg(args, instance) {
-            Ok(args) => self.call(args, idempotency_key),
-            Err(why) => Box::pin(std::future::ready(invalid("Invalid claim arguments", why))),
-        }
+        crate::functions::call_as_instance(instance, args, "Invalid claim arguments", |args| {
+            self.call(args, idempotency_key)
+        })
     }
 
     fn call(&self, args: Value, _key: &str) -> FunctionResult {

@@ -85,6 +85,25 @@ impl FunctionRegistry {
 /// A flow may pass its own id, never another's: the records decide who may override a task
 /// (the policy is looked up through its instance's flow) and who holds or releases a claim, so
 /// naming another instance would borrow its rights. The error says so.
+/// `call` with `args` made the calling instance's (see [`with_instance_arg`]); a flow that names
+/// another instance gets a validation failure titled `refused` instead. What the `call_for` of
+/// functions keeping records per instance does.
+pub fn call_as_instance(
+    instance: &InstanceId,
+    args: Value,
+    refused: &str,
+    call: impl FnOnce(Value) -> FunctionResult,
+) -> FunctionResult {
+    match with_instance_arg(args, instance) {
+        Ok(args) => call(args),
+        Err(why) => {
+            let problem = baton_core::Problem::new(baton_core::ErrorKind::Validation, refused)
+                .with_detail(why);
+            Box::pin(std::future::ready(Outcome::failed(problem)))
+        }
+    }
+}
+
 pub fn with_instance_arg(mut args: Value, instance: &InstanceId) -> Result<Value, String> {
     if let Some(obj) = args.as_object_mut() {
         match obj.get("instance") {

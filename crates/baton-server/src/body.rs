@@ -19,11 +19,27 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let bytes = raw_json(req, state).await?;
-        let value: T = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(Code::InvalidRequest, "Invalid request body").detail(e.to_string())
-        })?;
-        Ok(JsonBody(value))
+        Ok(JsonBody(parse(&bytes)?))
     }
+}
+
+/// A JSON body that may be left out (answers and reasons are optional on some routes): an empty
+/// body is `T::default()`.
+pub(crate) async fn optional_json<T: DeserializeOwned + Default>(
+    req: Request,
+    state: &Arc<AppState>,
+) -> Result<T, ApiError> {
+    let bytes = raw_json(req, state).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse(&bytes)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(Code::InvalidRequest, "Invalid request body").detail(e.to_string())
+    })
 }
 
 /// The body's bytes, checked for a JSON content type and the size limit.

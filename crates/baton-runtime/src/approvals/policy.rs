@@ -344,7 +344,10 @@ mod tests {
         let declared = OverrideRule::from_value(&json!({"allow": ["rhea"]})).unwrap();
         let r = policy.effective("maplewood", "director-override", "route", Some(&declared));
         assert!(r.check_overrider(&director).is_ok());
-        assert!(r.names_who_may_override(), "the server's rule names the directors");
+        assert!(
+            r.names_who_may_override(),
+            "the server's rule names the directors"
+        );
         // A flow alone cannot hand the task to people outside its assignees.
         let flow_only = policy.effective("shop", "returns", "other", Some(&declared));
         assert!(!flow_only.names_who_may_override());

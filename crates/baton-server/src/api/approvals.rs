@@ -235,12 +235,7 @@ pub async fn approve(
     Path(id): Path<String>,
     req: axum::extract::Request,
 ) -> ApiResult<Json<ApprovalTask>> {
-    let bytes = crate::body::raw_json(req, &state).await?;
-    let body: AnswerRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        AnswerRequest::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(e.to_string()))?
-    };
+    let body: AnswerRequest = crate::body::optional_json(req, &state).await?;
     Ok(Json(
         answer(&state, &caller, &id, Answer::Approve, body.reason).await?,
     ))
@@ -350,12 +345,7 @@ pub async fn confirm_override(
     Path(id): Path<String>,
     req: axum::extract::Request,
 ) -> ApiResult<Json<ApprovalTask>> {
-    let bytes = crate::body::raw_json(req, &state).await?;
-    let body: AnswerRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        AnswerRequest::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(e.to_string()))?
-    };
+    let body: AnswerRequest = crate::body::optional_json(req, &state).await?;
     Ok(Json(
         second_answer(&state, &caller, &id, true, body.reason).await?,
     ))

@@ -306,25 +306,11 @@ pub async fn get_one(
     Ok(Json(detail(&state, &id).await?))
 }
 
-/// Reads an optional JSON body: an empty body is the default.
-async fn optional_reason(
-    state: &Arc<AppState>,
-    req: axum::extract::Request,
-) -> ApiResult<ReasonRequest> {
-    let bytes = crate::body::raw_json(req, state).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ReasonRequest::default());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(Code::InvalidRequest, "Invalid request body").detail(e.to_string())
-    })
-}
-
 #[utoipa::path(post, path = "/v1/instances/{id}/cancel", tag = "instances",
     params(("id" = String, Path)), request_body(content = ReasonRequest, description = "optional"),
     responses((status = 200, body = StatusChange), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, description = "the instance has already ended", body = ProblemDoc), (status = 415, body = ProblemDoc)),
+        (status = 409, description = "the instance has already ended, or is undoing its effects (compensation) and ends when they are undone", body = ProblemDoc), (status = 415, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
@@ -333,7 +319,7 @@ pub async fn cancel(
     req: axum::extract::Request,
 ) -> ApiResult<Json<StatusChange>> {
     let actor = caller.require(Role::Operator)?;
-    let body = optional_reason(&state, req).await?;
+    let body = crate::body::optional_json::<ReasonRequest>(req, &state).await?;
     let reason = body
         .reason
         .unwrap_or_else(|| "cancelled through the API".into());
@@ -361,7 +347,7 @@ pub async fn suspend(
     req: axum::extract::Request,
 ) -> ApiResult<Json<StatusChange>> {
     let actor = caller.require(Role::Operator)?;
-    let body = optional_reason(&state, req).await?;
+    let body = crate::body::optional_json::<ReasonRequest>(req, &state).await?;
     let iid = InstanceId(id.clone());
     let status = state
         .runtime
