@@ -16,7 +16,9 @@ use baton_runtime::claims::{
     CLAIM_CONFLICT, ClaimArgs, ClaimError, ClaimFunction, ClaimStatus, Claims, Released,
 };
 use baton_runtime::{Clock, Function, ManualClock, RunResult, Runtime, RuntimeOptions};
-use baton_store::{Doc, DocQuery, DocStore, DocWrite, MemoryStore, Store, StoreError};
+use baton_store::{
+    Doc, DocQuery, DocStore, DocWatch, DocWrite, KeyRange, MemoryStore, Store, StoreError,
+};
 use serde_json::{Value, json};
 
 const SEC: u64 = 1000;
@@ -427,8 +429,14 @@ impl DocStore for RacyStore {
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         self.inner.delete_doc(kind, id).await
     }
+    async fn delete_doc_at(&self, kind: &str, id: &str, version: u64) -> Result<bool, StoreError> {
+        self.inner.delete_doc_at(kind, id, version).await
+    }
     async fn count_docs(&self, kind: &str, status: Option<&str>) -> Result<u64, StoreError> {
         self.inner.count_docs(kind, status).await
+    }
+    fn watch(&self, targets: &[(&str, KeyRange)]) -> DocWatch {
+        self.inner.watch(targets)
     }
 }
 

@@ -6,8 +6,11 @@
 //! instances are committed together (group commit), so durability costs one fsync per batch, not
 //! per step.
 
+mod collection;
+pub mod conformance;
 mod memory;
 mod sqlite;
+mod watch;
 
 use std::future::Future;
 
@@ -15,8 +18,10 @@ use baton_core::{FlowRef, InstanceId, JournalEntry, Problem, Status};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use collection::{Change, Collection, Entry, Pages, Stored, UPDATE_ATTEMPTS_MAX};
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use watch::{DocWatch, KeyRange, WatchHub};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,8 +208,8 @@ pub struct StoredEvent {
     pub event: Value,
 }
 
-/// Storage for the runtime. Every implementation passes the same conformance tests
-/// (`tests/conformance.rs`).
+/// Storage for the runtime. Every implementation passes the same conformance suite
+/// ([`conformance`], run for each backend by `tests/conformance.rs`).
 pub trait Store: DocStore {
     /// Keeps a flow's source by its hash (idempotent).
     fn put_flow(
@@ -281,12 +286,24 @@ pub trait DocStore: Send + Sync + 'static {
         kind: &str,
         id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes a document if it is still at `version`: true when removed, false when it was not
+    /// there, [`StoreError::DocConflict`] when another write came first.
+    fn delete_doc_at(
+        &self,
+        kind: &str,
+        id: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// How many documents of a kind (with a status) there are.
     fn count_docs(
         &self,
         kind: &str,
         status: Option<&str>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Subscribes to changes of the documents `targets` name (a write or a delete, once
+    /// committed), made through this handle or any other over the same store, another process's
+    /// included. Subscribe before reading what you wait on; see [`DocWatch`].
+    fn watch(&self, targets: &[(&str, KeyRange)]) -> DocWatch;
 }
 
 pub(crate) fn check_expect(

@@ -2,11 +2,12 @@
 //! store of the deterministic simulation (where a "crash" drops the runtime but keeps this).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use baton_core::{InstanceId, JournalEntry};
 use serde_json::Value;
 
+use crate::watch::{DocWatch, KeyRange, WatchHub};
 use crate::{
     Append, Doc, DocQuery, DocStore, DocWrite, FlowRecord, InstanceQuery, InstanceRecord, Store,
     StoreError, StoredEvent, check_expect, event_identity, terminal_fields,
@@ -28,6 +29,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Woken after each document write, once the lock is released.
+    hub: Arc<WatchHub>,
 }
 
 impl MemoryStore {
@@ -37,6 +40,26 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put_doc_sync(&self, w: DocWrite) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let key = (w.kind.clone(), w.id.clone());
+        let found = inner.docs.get(&key).map(|d| d.version);
+        check_expect(&w.kind, &w.id, w.expect, found)?;
+        let version = found.unwrap_or(0) + 1;
+        inner.docs.insert(
+            key,
+            Doc {
+                kind: w.kind,
+                id: w.id,
+                status: w.status,
+                at_ms: w.at_ms,
+                version,
+                body: w.body,
+            },
+        );
+        Ok(version)
     }
 
     fn append_sync(&self, batch: Append) -> Result<(), StoreError> {
@@ -218,22 +241,9 @@ impl Store for MemoryStore {
 
 impl DocStore for MemoryStore {
     async fn put_doc(&self, w: DocWrite) -> Result<u64, StoreError> {
-        let mut inner = self.lock();
         let key = (w.kind.clone(), w.id.clone());
-        let found = inner.docs.get(&key).map(|d| d.version);
-        check_expect(&w.kind, &w.id, w.expect, found)?;
-        let version = found.unwrap_or(0) + 1;
-        inner.docs.insert(
-            key,
-            Doc {
-                kind: w.kind,
-                id: w.id,
-                status: w.status,
-                at_ms: w.at_ms,
-                version,
-                body: w.body,
-            },
-        );
+        let version = self.put_doc_sync(w)?;
+        self.hub.changed(&key.0, &key.1);
         Ok(version)
     }
 
@@ -260,11 +270,33 @@ impl DocStore for MemoryStore {
     }
 
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self
+        let removed = self
             .lock()
             .docs
             .remove(&(kind.to_string(), id.to_string()))
-            .is_some())
+            .is_some();
+        if removed {
+            self.hub.changed(kind, id);
+        }
+        Ok(removed)
+    }
+
+    async fn delete_doc_at(&self, kind: &str, id: &str, version: u64) -> Result<bool, StoreError> {
+        let key = (kind.to_string(), id.to_string());
+        {
+            let mut inner = self.lock();
+            let Some(found) = inner.docs.get(&key).map(|d| d.version) else {
+                return Ok(false);
+            };
+            check_expect(kind, id, crate::Expect::Version(version), Some(found))?;
+            inner.docs.remove(&key);
+        }
+        self.hub.changed(kind, id);
+        Ok(true)
+    }
+
+    fn watch(&self, targets: &[(&str, KeyRange)]) -> DocWatch {
+        self.hub.subscribe(targets)
     }
 
     async fn count_docs(&self, kind: &str, status: Option<&str>) -> Result<u64, StoreError> {

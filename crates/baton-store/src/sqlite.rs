@@ -7,14 +7,17 @@
 //! oneshot that fires after the commit: nothing is acknowledged before it is durable.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use baton_core::{FlowRef, InstanceId, JournalEntry, Problem, Status};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::watch::{DocWatch, KeyRange, WatchHub};
 use crate::{
     Append, Doc, DocQuery, DocStore, DocWrite, FlowRecord, InstanceQuery, InstanceRecord, Store,
     StoreError, StoredEvent, check_expect, event_identity, terminal_fields,
@@ -22,6 +25,17 @@ use crate::{
 
 /// How many queued writes one transaction takes at most.
 const GROUP_COMMIT_BATCH_MAX: usize = 4096;
+/// How often the change poller asks SQLite whether another connection committed. A write
+/// through this handle wakes the poller at once; this bounds how late a waiter learns of a write
+/// made by another process over the same file.
+const WATCH_POLL_MS: u64 = 50;
+/// How many rows of the change log the poller reads per query.
+const CHANGE_PAGE: i64 = 4096;
+/// How many change-log rows are kept. A reader that falls further behind than this (a process
+/// paused that long) cannot tell what changed and wakes every watch instead.
+const CHANGE_LOG_KEEP: i64 = 100_000;
+/// The writer trims the change log once per this many commits.
+const CHANGE_LOG_TRIM_EVERY: u64 = 1024;
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -44,7 +58,13 @@ enum Write {
     Event(Value, u64, oneshot::Sender<Result<bool, StoreError>>),
     PruneEvents(u64, oneshot::Sender<Result<u64, StoreError>>),
     Doc(DocWrite, oneshot::Sender<Result<u64, StoreError>>),
-    DeleteDoc(String, String, oneshot::Sender<Result<bool, StoreError>>),
+    /// Kind, id and, for a conditional delete, the version it must still be at.
+    DeleteDoc(
+        String,
+        String,
+        Option<u64>,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
 }
 
 pub struct SqliteStore {
@@ -52,6 +72,35 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Write>>>,
     reader: Arc<Mutex<Connection>>,
     writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
+    hub: Arc<WatchHub>,
+    poke: Arc<Poke>,
+    poller_thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+/// How the writer tells the change poller that it committed document changes (so in-process
+/// waiters do not wait for the next poll), and how `close` stops the poller.
+#[derive(Default)]
+struct Poke {
+    pending: Mutex<bool>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+impl Poke {
+    fn poke(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until poked or `timeout` passes; true when poked.
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut guard, _) = self
+            .wake
+            .wait_timeout_while(guard, timeout, |p| !*p && !self.stop.load(Ordering::SeqCst))
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *guard)
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -95,6 +144,12 @@ CREATE TABLE IF NOT EXISTS docs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS docs_by_time ON docs(kind, at_ms, id);
 CREATE INDEX IF NOT EXISTS docs_by_status ON docs(kind, status, at_ms, id);
+-- Every document write or delete, in commit order, so that a watcher in any process can tell
+-- what changed since it last looked (trimmed to the last CHANGE_LOG_KEEP rows).
+CREATE TABLE IF NOT EXISTS doc_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL, id TEXT NOT NULL
+);
 ";
 
 /// Brings a store written by an older Baton up to the current schema.
@@ -143,16 +198,27 @@ impl SqliteStore {
         writer_conn.execute_batch(SCHEMA).map_err(io)?;
         migrate(&writer_conn)?;
         let reader = open(&path, &opts)?;
+        let hub = WatchHub::new();
+        let poke = Arc::new(Poke::default());
+        let poller = ChangePoller::new(open(&path, &opts)?, hub.clone(), poke.clone())?;
+        let poller_thread = thread::Builder::new()
+            .name("baton-store-watch".into())
+            .spawn(move || poller.run())
+            .map_err(io)?;
         let (tx, rx) = mpsc::channel::<Write>();
+        let writer_poke = poke.clone();
         let handle = thread::Builder::new()
             .name("baton-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, &writer_poke))
             .map_err(io)?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(Some(tx)),
             reader: Arc::new(Mutex::new(reader)),
             writer_thread: Mutex::new(Some(handle)),
+            hub,
+            poke,
+            poller_thread: Mutex::new(Some(poller_thread)),
         })
     }
 
@@ -183,7 +249,9 @@ impl SqliteStore {
         .map_err(io)?
     }
 
-    /// Stops the writer after it has committed everything queued.
+    /// Stops the writer after it has committed everything queued, then the change poller
+    /// after it has woken the watchers of those commits; every watch then reports
+    /// [`StoreError::Closed`].
     pub fn close(&self) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = self
@@ -194,6 +262,17 @@ impl SqliteStore {
         {
             let _ = h.join();
         }
+        self.poke.stop.store(true, Ordering::SeqCst);
+        self.poke.poke();
+        if let Some(h) = self
+            .poller_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        self.hub.close();
     }
 }
 
@@ -203,7 +282,8 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, poke: &Poke) {
+    let mut commits = 0u64;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_BATCH_MAX {
@@ -213,12 +293,27 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
             }
         }
         let results = write_batch(&mut conn, &batch);
+        commits += 1;
+        if commits.is_multiple_of(CHANGE_LOG_TRIM_EVERY) {
+            // Best effort: a failed trim leaves a longer log, which only costs disk.
+            let _ = conn.execute(
+                "DELETE FROM doc_changes WHERE seq <= (SELECT MAX(seq) FROM doc_changes) - ?1",
+                [CHANGE_LOG_KEEP],
+            );
+        }
+        let docs_changed = batch
+            .iter()
+            .zip(&results)
+            .any(|(w, r)| matches!(w, Write::Doc(..) | Write::DeleteDoc(..)) && r.is_ok());
+        if docs_changed {
+            poke.poke();
+        }
         for (w, r) in batch.into_iter().zip(results) {
             match (w, r) {
                 (Write::Append(_, tx), r) | (Write::Flow(_, _, tx), r) => {
                     let _ = tx.send(r.map(|_| ()));
                 }
-                (Write::Event(_, _, tx), r) | (Write::DeleteDoc(_, _, tx), r) => {
+                (Write::Event(_, _, tx), r) | (Write::DeleteDoc(_, _, _, tx), r) => {
                     let _ = tx.send(r.map(|n| n == 1));
                 }
                 (Write::PruneEvents(_, tx), r) | (Write::Doc(_, tx), r) => {
@@ -293,13 +388,152 @@ fn apply(conn: &Connection, w: &Write) -> Result<u64, StoreError> {
             append(conn, a)?;
             Ok(1)
         }
-        Write::Doc(d, _) => put_doc(conn, d),
-        Write::DeleteDoc(kind, id, _) => Ok(conn
-            .prepare_cached("DELETE FROM docs WHERE kind = ?1 AND id = ?2")
-            .map_err(io)?
-            .execute(params![kind, id])
-            .map_err(io)? as u64),
+        Write::Doc(d, _) => {
+            let version = put_doc(conn, d)?;
+            log_change(conn, &d.kind, &d.id)?;
+            Ok(version)
+        }
+        Write::DeleteDoc(kind, id, at_version, _) => {
+            if let Some(v) = at_version {
+                let found: Option<i64> = conn
+                    .prepare_cached("SELECT version FROM docs WHERE kind = ?1 AND id = ?2")
+                    .map_err(io)?
+                    .query_row(params![kind, id], |r| r.get(0))
+                    .optional()
+                    .map_err(io)?;
+                match found {
+                    None => return Ok(0),
+                    Some(f) => check_expect(kind, id, crate::Expect::Version(*v), Some(f as u64))?,
+                }
+            }
+            let n = conn
+                .prepare_cached("DELETE FROM docs WHERE kind = ?1 AND id = ?2")
+                .map_err(io)?
+                .execute(params![kind, id])
+                .map_err(io)? as u64;
+            if n > 0 {
+                log_change(conn, kind, id)?;
+            }
+            Ok(n)
+        }
     }
+}
+
+/// Records a document change in the change log, in the transaction that makes it.
+fn log_change(conn: &Connection, kind: &str, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO doc_changes (kind, id) VALUES (?1, ?2)")
+        .map_err(io)?
+        .execute(params![kind, id])
+        .map_err(io)?;
+    Ok(())
+}
+
+/// Reads the change log on its own connection and wakes the watchers of what changed: at once
+/// when this handle's writer pokes it, otherwise when `PRAGMA data_version` says another
+/// connection (another process) committed.
+struct ChangePoller {
+    conn: Connection,
+    hub: Arc<WatchHub>,
+    poke: Arc<Poke>,
+    /// The last change-log row dispatched.
+    last_seq: i64,
+    data_version: i64,
+}
+
+impl ChangePoller {
+    fn new(conn: Connection, hub: Arc<WatchHub>, poke: Arc<Poke>) -> Result<Self, StoreError> {
+        let last_seq = max_change(&conn)?;
+        let data_version = data_version(&conn)?;
+        Ok(ChangePoller {
+            conn,
+            hub,
+            poke,
+            last_seq,
+            data_version,
+        })
+    }
+
+    fn run(mut self) {
+        loop {
+            let poked = self.poke.wait(Duration::from_millis(WATCH_POLL_MS));
+            let stopping = self.poke.stop.load(Ordering::SeqCst);
+            if let Err(e) = self.poll(poked || stopping) {
+                // The database could not be read this time: wake everyone so nobody waits on
+                // a change we could not see, and try again at the next poll.
+                tracing::warn!(error = %e, "reading the store's change log failed");
+                self.hub.changed_all();
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    fn poll(&mut self, force: bool) -> Result<(), StoreError> {
+        let v = data_version(&self.conn)?;
+        if v == self.data_version && !force {
+            return Ok(());
+        }
+        self.data_version = v;
+        if !self.hub.has_subscribers() {
+            self.last_seq = max_change(&self.conn)?;
+            return Ok(());
+        }
+        loop {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT seq, kind, id FROM doc_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(io)?;
+            let rows = st
+                .query_map(params![self.last_seq, CHANGE_PAGE], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(io)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io)?;
+            let Some(first) = rows.first() else {
+                return Ok(());
+            };
+            if first.0 > self.last_seq + 1 && self.trimmed_past_us()? {
+                self.hub.changed_all();
+            }
+            for (_, kind, id) in &rows {
+                self.hub.changed(kind, id);
+            }
+            self.last_seq = rows.last().map_or(self.last_seq, |r| r.0);
+            if (rows.len() as i64) < CHANGE_PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether rows after the last one read were trimmed before we read them (a gap can also be
+    /// a rolled-back write, which lost nothing).
+    fn trimmed_past_us(&self) -> Result<bool, StoreError> {
+        let min: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(seq) FROM doc_changes", [], |r| r.get(0))
+            .map_err(io)?;
+        Ok(min.is_some_and(|m| m > self.last_seq + 1))
+    }
+}
+
+fn max_change(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM doc_changes", [], |r| {
+        r.get(0)
+    })
+    .map_err(io)
+}
+
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .map_err(io)
 }
 
 fn put_doc(conn: &Connection, d: &DocWrite) -> Result<u64, StoreError> {
@@ -705,8 +939,23 @@ impl DocStore for SqliteStore {
 
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Write::DeleteDoc(kind.to_string(), id.to_string(), tx))?;
+        self.send(Write::DeleteDoc(kind.to_string(), id.to_string(), None, tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn delete_doc_at(&self, kind: &str, id: &str, version: u64) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Write::DeleteDoc(
+            kind.to_string(),
+            id.to_string(),
+            Some(version),
+            tx,
+        ))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn watch(&self, targets: &[(&str, KeyRange)]) -> DocWatch {
+        self.hub.subscribe(targets)
     }
 
     async fn count_docs(&self, kind: &str, status: Option<&str>) -> Result<u64, StoreError> {

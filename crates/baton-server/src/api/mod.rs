@@ -69,10 +69,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/shadows/{name}",
             get(shadows::get_one).delete(shadows::stop),
         )
-        .route(
-            "/v1/shadows/{name}/decisions",
-            post(shadows::post_decision),
-        )
+        .route("/v1/shadows/{name}/decisions", post(shadows::post_decision))
         .route("/v1/shadows/{name}/cases/{case}", get(shadows::case))
         .route("/v1/shadows/{name}/report", get(shadows::report))
 }
