@@ -1,5 +1,5 @@
 //! Effects: what the core asks the outside world to do. The driver performs them and delivers
-//! an [`Outcome`](crate::Outcome) per [`EffectKey`](crate::EffectKey).
+//! an [`Outcome`](crate::Outcome) per [`EffectKey`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! diagnostics), and the per-provider policies as state machines on injected time: the token
 //! bucket ([`limiter`]), the circuit breaker ([`breaker`]), backoff ([`retry`]) and the
 //! classification of an answer into data, a transient refusal, a definite failure, an accepted
-//! job or stale data ([`classify`]). The runtime's provider layer performs the HTTP calls and
+//! job or stale data ([`classify`](mod@classify)). The runtime's provider layer performs the HTTP calls and
 //! consults these.
 
 pub mod breaker;

@@ -5,8 +5,8 @@
 //! call's idempotency key, then waits durably: the answer is in the document, never only in
 //! memory, so a process that restarts finds the task where it was and a task answered while the
 //! process was down is delivered as soon as the call is performed again. The waiting call wakes
-//! on an answer (an in-process notifier shared by every function and inbox handle over the same
-//! store), on the current level's due time (escalation) and on the window's end (the default
+//! on an answer (the store's watch of the task document, so an answer given through another
+//! process over the same store wakes it too), on the current level's due time (escalation) and on the window's end (the default
 //! answer or a timeout), all on the injected clock.
 //!
 //! Every change of the document is a conditional write on its version, so an escalation, a
@@ -18,14 +18,14 @@ mod calendar;
 pub mod policy;
 mod report;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use baton_core::{ErrorKind, InstanceId, Outcome, Problem};
-use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
+use baton_store::{
+    Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 pub use args::{ApprovalArgs, DuePolicy, WindowEnd, duration_ms};
 pub use calendar::{Calendar, CalendarSpec};
@@ -43,9 +43,6 @@ pub const APPROVAL_KIND: &str = "approval";
 /// Who records what Baton decides itself (escalations, default answers).
 pub const SYSTEM_ACTOR: &str = "baton";
 
-/// How often a waiting call re-reads its task even without a notification: another process over
-/// the same store (a CLI, a second node) answers without reaching this process's notifier.
-const RECHECK_MS: u64 = 15_000;
 /// How many answered tasks per status the adaptive policy looks at to find the last answers of
 /// an assignee.
 const HISTORY_SCAN: usize = 500;
@@ -404,98 +401,6 @@ impl ApprovalQuery {
     }
 }
 
-/// Wakes waiting calls when their task changes, and dashboards when any task does. One per store
-/// in this process (see [`Notifier::for_store`]).
-struct Notifier {
-    tasks: Mutex<HashMap<String, watch::Sender<()>>>,
-    changes: watch::Sender<u64>,
-}
-
-/// The notifiers of the stores of this process, by the address of the store. The runtime's
-/// function and every inbox handle built over one store find the same notifier without the
-/// runtime having to carry it; a dead entry is replaced (an address reused by a new store at
-/// worst shares a notifier, which only costs a spurious re-read).
-static NOTIFIERS: Mutex<Vec<(usize, Weak<Notifier>)>> = Mutex::new(Vec::new());
-
-impl Notifier {
-    fn for_store<S>(store: &Arc<S>) -> Arc<Notifier> {
-        let addr = Arc::as_ptr(store) as *const () as usize;
-        let mut all = NOTIFIERS.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(n) = all
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .and_then(|(_, w)| w.upgrade())
-        {
-            return n;
-        }
-        let n = Arc::new(Notifier {
-            tasks: Mutex::new(HashMap::new()),
-            changes: watch::Sender::new(0),
-        });
-        all.push((addr, Arc::downgrade(&n)));
-        n
-    }
-
-    /// Subscribes to one task. Subscribe before reading the task: a change after the read is then
-    /// never missed.
-    fn subscribe(self: &Arc<Self>, id: &str) -> Subscription {
-        let rx = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(id.to_string())
-            .or_insert_with(|| watch::Sender::new(()))
-            .subscribe();
-        Subscription {
-            notifier: self.clone(),
-            id: id.to_string(),
-            rx: Some(rx),
-        }
-    }
-
-    fn changed(&self, id: &str) {
-        if let Some(tx) = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
-            tx.send_replace(());
-        }
-        self.changes.send_modify(|n| *n += 1);
-    }
-}
-
-struct Subscription {
-    notifier: Arc<Notifier>,
-    id: String,
-    rx: Option<watch::Receiver<()>>,
-}
-
-impl Subscription {
-    async fn changed(&mut self) {
-        // The sender stays in the map while a receiver exists, so an error cannot happen; if it
-        // did, waiting on the clock alone is still correct.
-        let ok = match self.rx.as_mut() {
-            Some(rx) => rx.changed().await.is_ok(),
-            None => false,
-        };
-        if !ok {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let mut map = self
-            .notifier
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.rx = None;
-        if map.get(&self.id).is_some_and(|tx| tx.receiver_count() == 0) {
-            map.remove(&self.id);
-        }
-    }
-}
-
 fn corrupt(id: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("approval task {id}: {e}"))
 }
@@ -633,17 +538,11 @@ async fn due_time<S: DocStore>(
 pub struct ApprovalFunction<S: DocStore> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-    notifier: Arc<Notifier>,
 }
 
 impl<S: DocStore> ApprovalFunction<S> {
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> ApprovalFunction<S> {
-        let notifier = Notifier::for_store(&store);
-        ApprovalFunction {
-            store,
-            clock,
-            notifier,
-        }
+        ApprovalFunction { store, clock }
     }
 }
 
@@ -670,7 +569,6 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
         let waiter = Waiter {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            notifier: self.notifier.clone(),
         };
         let id = idempotency_key.to_string();
         Box::pin(async move {
@@ -697,12 +595,14 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
 struct Waiter<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-    notifier: Arc<Notifier>,
 }
 
 impl<S: DocStore> Waiter<S> {
     async fn run(&self, args: ApprovalArgs, id: &str) -> Result<Outcome, StoreError> {
-        let mut sub = self.notifier.subscribe(id);
+        // Subscribed before the first read, so an answer committed after it is never missed.
+        let mut sub = self
+            .store
+            .watch(&[(APPROVAL_KIND, KeyRange::Exact(id.to_string()))]);
         let mut doc = self.open_or_create(args, id).await?;
         loop {
             let task = task_of(&doc)?;
@@ -721,10 +621,9 @@ impl<S: DocStore> Waiter<S> {
                 } else {
                     task.window_end_at_ms
                 };
-                let wake = deadline.min(now.saturating_add(RECHECK_MS));
                 tokio::select! {
-                    _ = sub.changed() => {}
-                    _ = self.clock.sleep_until(wake) => {}
+                    r = sub.changed() => r?,
+                    _ = self.clock.sleep_until(deadline) => {}
                 }
                 None
             };
@@ -787,10 +686,7 @@ impl<S: DocStore> Waiter<S> {
             override_proposed_at_ms: None,
         };
         match write(&*self.store, &task, Expect::Absent).await {
-            Ok(d) => {
-                self.notifier.changed(id);
-                Ok(d)
-            }
+            Ok(d) => Ok(d),
             // Another performer of the same call created it first: that one is the task.
             Err(StoreError::DocConflict { .. }) => self
                 .store
@@ -857,10 +753,7 @@ impl<S: DocStore> Waiter<S> {
 
     async fn commit(&self, task: &ApprovalTask, version: u64) -> Result<Option<Doc>, StoreError> {
         match write(&*self.store, task, Expect::Version(version)).await {
-            Ok(d) => {
-                self.notifier.changed(&task.id);
-                Ok(Some(d))
-            }
+            Ok(d) => Ok(Some(d)),
             Err(StoreError::DocConflict { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -868,11 +761,10 @@ impl<S: DocStore> Waiter<S> {
 }
 
 /// The inbox: lists, shows and answers approval tasks. Cheap to clone. Answers wake the waiting
-/// call of the task in this process at once (any handle over the same store).
+/// call of the task through the store's watch, in whichever process it waits.
 pub struct Approvals<S: Store> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-    notifier: Arc<Notifier>,
     /// Who may override what (empty: the plain rules).
     policy: Arc<OverridePolicy>,
 }
@@ -882,7 +774,6 @@ impl<S: Store> Clone for Approvals<S> {
         Approvals {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            notifier: self.notifier.clone(),
             policy: self.policy.clone(),
         }
     }
@@ -905,11 +796,9 @@ fn parse_cursor(c: &str) -> Result<(u64, String), ApprovalError> {
 
 impl<S: Store> Approvals<S> {
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Approvals<S> {
-        let notifier = Notifier::for_store(&store);
         Approvals {
             store,
             clock,
-            notifier,
             policy: Arc::new(OverridePolicy::default()),
         }
     }
@@ -942,10 +831,10 @@ impl<S: Store> Approvals<S> {
             .effective(ns, name, task.decision_name(), task.override_rule.as_ref()))
     }
 
-    /// Changes whenever a task is created, escalated, answered or closed in this process (for
-    /// live views; the value is a counter).
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.notifier.changes.subscribe()
+    /// Wakes whenever a task is created, escalated, answered, closed or removed, by this
+    /// process or another over the same store (for live views).
+    pub fn changes(&self) -> DocWatch {
+        self.store.watch(&[(APPROVAL_KIND, KeyRange::All)])
     }
 
     pub async fn get(&self, id: &str) -> Result<ApprovalTask, ApprovalError> {
@@ -1135,10 +1024,7 @@ impl<S: Store> Approvals<S> {
                     second_approver: rule.second_approver.clone(),
                 });
                 match write(&*self.store, &task, Expect::Version(doc.version)).await {
-                    Ok(_) => {
-                        self.notifier.changed(id);
-                        return Ok(task);
-                    }
+                    Ok(_) => return Ok(task),
                     Err(StoreError::DocConflict { .. }) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -1160,10 +1046,7 @@ impl<S: Store> Approvals<S> {
             task.decided_at_ms = Some(now);
             task.answered_late = Some(now >= task.due_at_ms);
             match write(&*self.store, &task, Expect::Version(doc.version)).await {
-                Ok(_) => {
-                    self.notifier.changed(id);
-                    return Ok(task);
-                }
+                Ok(_) => return Ok(task),
                 // Escalated, closed or answered meanwhile: check again against what it is now.
                 Err(StoreError::DocConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -1251,10 +1134,7 @@ impl<S: Store> Approvals<S> {
                 });
             }
             match write(&*self.store, &task, Expect::Version(doc.version)).await {
-                Ok(_) => {
-                    self.notifier.changed(id);
-                    return Ok(task);
-                }
+                Ok(_) => return Ok(task),
                 Err(StoreError::DocConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -1292,10 +1172,7 @@ impl<S: Store> Approvals<S> {
             ));
             task.decided_at_ms = Some(self.clock.now_ms());
             match write(&*self.store, &task, Expect::Version(doc.version)).await {
-                Ok(_) => {
-                    self.notifier.changed(&task.id);
-                    closed += 1;
-                }
+                Ok(_) => closed += 1,
                 // Answered at the same moment: the answer stands.
                 Err(StoreError::DocConflict { .. }) => {}
                 Err(e) => return Err(e.into()),

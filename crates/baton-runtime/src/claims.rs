@@ -22,13 +22,14 @@
 use std::sync::Arc;
 
 use baton_core::{ErrorKind, Outcome, Problem};
-use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
+use baton_store::{
+    Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
 use crate::approvals::duration_ms;
-use crate::facts::{Signals, WaitDoc, human_ms, open_wait, per_store, prune_waits};
+use crate::facts::{WaitDoc, human_ms, open_wait, prune_waits};
 use crate::{Clock, Function, FunctionResult, Runtime};
 
 /// `call: claim`.
@@ -47,9 +48,6 @@ pub const CLAIM_CONFLICT: &str = "https://baton.dev/errors/claim-conflict";
 /// Who releases the claims of an ended instance.
 pub const INSTANCE_END: &str = "instance-end";
 
-/// How often a waiting claimant re-reads the claim without a notification (another process
-/// releasing does not reach this one).
-const RECHECK_MS: u64 = 15_000;
 const PAGE: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,16 +313,10 @@ enum Attempt {
     Held(Claim),
 }
 
-#[derive(Default)]
-struct ClaimState {
-    signals: Arc<Signals>,
-}
-
 /// The claims of a store. Cheap to clone.
 pub struct Claims<S: DocStore> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-    state: Arc<ClaimState>,
 }
 
 impl<S: DocStore> Clone for Claims<S> {
@@ -332,7 +324,6 @@ impl<S: DocStore> Clone for Claims<S> {
         Claims {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            state: self.state.clone(),
         }
     }
 }
@@ -368,12 +359,7 @@ fn held_detail(h: &Claim) -> String {
 
 impl<S: DocStore> Claims<S> {
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Claims<S> {
-        let state = per_store::<S, ClaimState>(&store, "claims");
-        Claims {
-            store,
-            clock,
-            state,
-        }
+        Claims { store, clock }
     }
 
     pub async fn get(&self, entity: &str) -> Result<Option<Claim>, StoreError> {
@@ -383,10 +369,13 @@ impl<S: DocStore> Claims<S> {
         }
     }
 
-    /// Changes whenever a claim is taken, renewed or released, or a wait begins or ends, in this
-    /// process.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.state.signals.watch()
+    /// Wakes whenever a claim is taken, renewed or released, or a wait begins or ends, by this
+    /// process or another over the same store (for live views).
+    pub fn changes(&self) -> DocWatch {
+        self.store.watch(&[
+            (CLAIM_KIND, KeyRange::All),
+            (CLAIM_WAIT_KIND, KeyRange::All),
+        ])
     }
 
     /// Every claim held and within its lease, soonest expiry first: who owns what, for the
@@ -514,10 +503,7 @@ impl<S: DocStore> Claims<S> {
                 }
             };
             match self.write(&next, expect).await {
-                Ok(_) => {
-                    self.state.signals.changed(&a.entity);
-                    return Ok(Attempt::Won(next, how));
-                }
+                Ok(_) => return Ok(Attempt::Won(next, how)),
                 Err(StoreError::DocConflict { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -526,8 +512,11 @@ impl<S: DocStore> Claims<S> {
 
     /// `call: claim`: the flow's answer (`ok` with `claimed`, or the conflict problem).
     pub async fn claim(&self, a: &ClaimArgs, key: &str) -> Result<Outcome, StoreError> {
-        // Subscribed before the first read, so a release right after it is not missed.
-        let mut sub = self.state.signals.subscribe(&a.entity);
+        // Subscribed before the first read, so a release right after it (by any process over
+        // the store) is not missed.
+        let mut sub = self
+            .store
+            .watch(&[(CLAIM_KIND, KeyRange::Exact(a.entity.clone()))]);
         let holder = match self.try_claim(a, key).await? {
             Attempt::Won(c, how) => return Ok(Outcome::ok(won_answer(&c, how, None))),
             Attempt::Held(h) => h,
@@ -557,13 +546,7 @@ impl<S: DocStore> Claims<S> {
                 let until =
                     open_wait(&*self.store, CLAIM_WAIT_KIND, key, body, wait.until_ms).await?;
                 let since = until.saturating_sub(a.wait_for_ms);
-                let doc = WaitDoc::new(
-                    self.store.clone(),
-                    CLAIM_WAIT_KIND,
-                    key,
-                    self.state.signals.clone(),
-                );
-                self.state.signals.touch();
+                let doc = WaitDoc::new(self.store.clone(), CLAIM_WAIT_KIND, key);
                 loop {
                     let h = match self.try_claim(a, key).await? {
                         Attempt::Won(c, how) => {
@@ -586,11 +569,9 @@ impl<S: DocStore> Claims<S> {
                         ));
                     }
                     // The holder's lease ending is a moment to try again, as is a release.
-                    let wake = until
-                        .min(h.expires_at_ms)
-                        .min(now.saturating_add(RECHECK_MS));
+                    let wake = until.min(h.expires_at_ms);
                     tokio::select! {
-                        _ = sub.changed() => {}
+                        r = sub.changed() => r?,
                         _ = self.clock.sleep_until(wake) => {}
                     }
                 }
@@ -635,10 +616,7 @@ impl<S: DocStore> Claims<S> {
             n.released_at_ms = Some(now);
             n.released_by = Some(by.to_string());
             match self.write(&n, Expect::Version(d.version)).await {
-                Ok(_) => {
-                    self.state.signals.changed(entity);
-                    return Ok(Released::Released(n));
-                }
+                Ok(_) => return Ok(Released::Released(n)),
                 Err(StoreError::DocConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -22,17 +22,16 @@
 //! reads): a reader never accepts a fact older than it, whatever the reader's `max_age`, so the
 //! fact store cannot serve as data what the provider layer would have called stale.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use baton_core::{EffectCall, EffectKey, EffectRequest, ErrorKind, Outcome, Problem};
 use baton_expr::{Budget, Expr};
-use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
+use baton_store::{
+    Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
 use crate::approvals::duration_ms;
 use crate::providers::Target;
@@ -50,128 +49,11 @@ pub const FACT_HOLD_KIND: &str = "fact_hold";
 /// How many facts a store keeps before the oldest observations are evicted.
 pub const DEFAULT_MAX_FACTS: u64 = 10_000;
 
-/// How often a holding read re-reads its fact without a notification: another process over the
-/// same store records observations without reaching this process's notifier.
-const RECHECK_MS: u64 = 15_000;
 const PAGE: usize = 500;
 const FACT_STATUS: &str = "fact";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-// ---------------------------------------------------------------------------------------------
-// In-process wake-ups, shared by facts and claims.
-
-/// Wakes waiters of one key (a fact, a claimed entity) in this process, and live views on any
-/// change. One per store and domain (see [`per_store`]); waiters also re-read on a timer, since
-/// another process writing to the same store does not reach this one.
-pub(crate) struct Signals {
-    keys: Mutex<HashMap<String, watch::Sender<()>>>,
-    changes: watch::Sender<u64>,
-}
-
-impl Default for Signals {
-    fn default() -> Self {
-        Signals {
-            keys: Mutex::new(HashMap::new()),
-            changes: watch::Sender::new(0),
-        }
-    }
-}
-
-impl Signals {
-    /// Subscribes to one key. Subscribe before reading: a change after the read is then never
-    /// missed.
-    pub(crate) fn subscribe(self: &Arc<Self>, key: &str) -> Subscription {
-        let rx = lock(&self.keys)
-            .entry(key.to_string())
-            .or_insert_with(|| watch::Sender::new(()))
-            .subscribe();
-        Subscription {
-            signals: self.clone(),
-            key: key.to_string(),
-            rx: Some(rx),
-        }
-    }
-
-    pub(crate) fn changed(&self, key: &str) {
-        if let Some(tx) = lock(&self.keys).get(key) {
-            tx.send_replace(());
-        }
-        self.touch();
-    }
-
-    /// Something changed that only live views care about (a hold began or ended).
-    pub(crate) fn touch(&self) {
-        self.changes.send_modify(|n| *n += 1);
-    }
-
-    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-}
-
-pub(crate) struct Subscription {
-    signals: Arc<Signals>,
-    key: String,
-    rx: Option<watch::Receiver<()>>,
-}
-
-impl Subscription {
-    pub(crate) async fn changed(&mut self) {
-        // The sender stays in the map while a receiver exists, so an error cannot happen; if it
-        // did, waiting on the clock alone is still correct.
-        let ok = match self.rx.as_mut() {
-            Some(rx) => rx.changed().await.is_ok(),
-            None => false,
-        };
-        if !ok {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let mut map = lock(&self.signals.keys);
-        self.rx = None;
-        if map
-            .get(&self.key)
-            .is_some_and(|tx| tx.receiver_count() == 0)
-        {
-            map.remove(&self.key);
-        }
-    }
-}
-
-type Registered = (usize, &'static str, Weak<dyn Any + Send + Sync>);
-
-/// Per-store state of this process, by the address of the store and a domain name. The
-/// runtime's functions and every handle built later over one store (`Runtime::facts()`, the
-/// dashboard's) find the same state without the runtime having to carry it; a dead entry is
-/// replaced (an address reused by a new store at worst shares wake-ups, which only costs a
-/// spurious re-read).
-static PER_STORE: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
-
-pub(crate) fn per_store<S, T: Default + Send + Sync + 'static>(
-    store: &Arc<S>,
-    domain: &'static str,
-) -> Arc<T> {
-    let addr = Arc::as_ptr(store) as *const () as usize;
-    let mut all = lock(&PER_STORE);
-    all.retain(|(_, _, w)| w.strong_count() > 0);
-    let found = all
-        .iter()
-        .filter(|(a, d, _)| *a == addr && *d == domain)
-        .find_map(|(_, _, w)| w.upgrade()?.downcast::<T>().ok());
-    if let Some(t) = found {
-        return t;
-    }
-    let t = Arc::new(T::default());
-    let any: Arc<dyn Any + Send + Sync> = t.clone();
-    all.push((addr, domain, Arc::downgrade(&any)));
-    t
 }
 
 /// A document that exists only while a call waits (a hold, a claim waiting its turn). Removed
@@ -181,17 +63,15 @@ pub(crate) struct WaitDoc<S: DocStore> {
     store: Arc<S>,
     kind: &'static str,
     id: String,
-    signals: Arc<Signals>,
     armed: bool,
 }
 
 impl<S: DocStore> WaitDoc<S> {
-    pub(crate) fn new(store: Arc<S>, kind: &'static str, id: &str, signals: Arc<Signals>) -> Self {
+    pub(crate) fn new(store: Arc<S>, kind: &'static str, id: &str) -> Self {
         WaitDoc {
             store,
             kind,
             id: id.to_string(),
-            signals,
             armed: true,
         }
     }
@@ -199,7 +79,6 @@ impl<S: DocStore> WaitDoc<S> {
     pub(crate) async fn finish(mut self) -> Result<(), StoreError> {
         self.armed = false;
         self.store.delete_doc(self.kind, &self.id).await?;
-        self.signals.touch();
         Ok(())
     }
 }
@@ -210,15 +89,9 @@ impl<S: DocStore> Drop for WaitDoc<S> {
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (store, kind, id, signals) = (
-                self.store.clone(),
-                self.kind,
-                self.id.clone(),
-                self.signals.clone(),
-            );
+            let (store, kind, id) = (self.store.clone(), self.kind, self.id.clone());
             handle.spawn(async move {
                 let _ = store.delete_doc(kind, &id).await;
-                signals.touch();
             });
         }
     }
@@ -572,9 +445,10 @@ fn parse_source(v: &Value) -> Result<FactSource, String> {
     })
 }
 
+/// What the clones of one [`Facts`] handle share.
 #[derive(Default)]
 struct FactState {
-    signals: Arc<Signals>,
+    /// Facts this handle evicted to keep the collection under its cap.
     evicted: AtomicU64,
 }
 
@@ -638,12 +512,11 @@ impl<S: DocStore> Facts<S> {
         clock: Arc<dyn Clock>,
         providers: Option<Arc<ProviderLayer>>,
     ) -> Facts<S> {
-        let state = per_store::<S, FactState>(&store, "facts");
         Facts {
             store,
             clock,
             providers,
-            state,
+            state: Arc::default(),
             max_facts: DEFAULT_MAX_FACTS,
         }
     }
@@ -727,7 +600,6 @@ impl<S: DocStore> Facts<S> {
                     if existing.is_none() {
                         self.enforce_cap(&id).await?;
                     }
-                    self.state.signals.changed(&id);
                     return Ok(Recorded { fact, stored: true });
                 }
                 // Another writer got there first: compare against what it wrote.
@@ -770,7 +642,6 @@ impl<S: DocStore> Facts<S> {
                 removed += 1;
                 self.state.evicted.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(fact = %d.id, "fact evicted: the fact store is full");
-                self.state.signals.changed(&d.id);
             }
         }
         Ok(())
@@ -841,9 +712,11 @@ impl<S: DocStore> Facts<S> {
             .collect())
     }
 
-    /// Changes whenever a fact is recorded or evicted, or a hold begins or ends, in this process.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.state.signals.watch()
+    /// Wakes whenever a fact is recorded or evicted, or a hold begins or ends, by this process
+    /// or another over the same store (for live views).
+    pub fn changes(&self) -> DocWatch {
+        self.store
+            .watch(&[(FACT_KIND, KeyRange::All), (FACT_HOLD_KIND, KeyRange::All)])
     }
 
     /// `call: fact`: the answer for the flow (always `ok` data with a `status`, so the flow
@@ -1046,7 +919,11 @@ impl<S: DocStore> Facts<S> {
         first: Option<Fact>,
     ) -> Result<Value, StoreError> {
         let id = args.id();
-        let mut sub = self.state.signals.subscribe(&id);
+        // Subscribed before the first read, so an observation recorded after it (by any process)
+        // is not missed.
+        let mut sub = self
+            .store
+            .watch(&[(FACT_KIND, KeyRange::Exact(id.clone()))]);
         let now = self.clock.now_ms();
         let hold_for = args.hold_for_ms.unwrap_or(0);
         prune_waits(
@@ -1067,13 +944,7 @@ impl<S: DocStore> Facts<S> {
         };
         let body = serde_json::to_value(&hold).unwrap_or(Value::Null);
         let until = open_wait(&*self.store, FACT_HOLD_KIND, key, body, hold.until_ms).await?;
-        let wait = WaitDoc::new(
-            self.store.clone(),
-            FACT_HOLD_KIND,
-            key,
-            self.state.signals.clone(),
-        );
-        self.state.signals.touch();
+        let wait = WaitDoc::new(self.store.clone(), FACT_HOLD_KIND, key);
         let since = until.saturating_sub(hold_for);
         loop {
             let fact = self.get(&args.entity, &args.name).await?;
@@ -1099,10 +970,9 @@ impl<S: DocStore> Facts<S> {
                 );
                 return Ok(unknown_answer(args, fact.as_ref(), now, extra));
             }
-            let wake = until.min(now.saturating_add(RECHECK_MS));
             tokio::select! {
-                _ = sub.changed() => {}
-                _ = self.clock.sleep_until(wake) => {}
+                r = sub.changed() => r?,
+                _ = self.clock.sleep_until(until) => {}
             }
         }
     }

@@ -491,3 +491,53 @@ async fn two_claimants_that_both_saw_the_slot_free_cannot_both_win() {
     assert_eq!(renewed["renewed"], true);
     assert_eq!(renewed["expires_at_ms"], json!(T0 + MIN + 15 * MIN));
 }
+
+/// Issue 16: a claimant waiting in one process is woken by a release made by another process
+/// over the same store, within a second. Two `SqliteStore` handles on one file share nothing in
+/// memory (no process-wide registry any more), so the only way the release can reach the
+/// waiter is the store's own watch: the change log read by the other handle's poller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_in_another_process_wakes_the_waiting_claimant_within_a_second() {
+    use baton_store::{SqliteOptions, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.db");
+    let open = || Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let (here, there) = (open(), open());
+    // The clock does not move: only a wake-up through the store can end the wait.
+    let clock: Arc<ManualClock> = Arc::new(ManualClock::new(T0));
+    let holder = ClaimFunction::new(there.clone(), clock.clone());
+    let held = holder
+        .call(claim_args("dispatcher"), "key-dispatcher")
+        .await;
+    assert!(
+        matches!(&held, Outcome::Ok { value } if value["claimed"] == true),
+        "{held:?}"
+    );
+
+    let waiter = ClaimFunction::new(here.clone(), clock.clone());
+    let args = json!({"entity": SLOT, "owner": "optimizer", "lease": "15m",
+                      "on_conflict": "wait", "wait_for": "10m"});
+    let waiting = tokio::spawn(async move { waiter.call(args, "key-optimizer").await });
+    // Until the waiter has recorded its wait (it is then subscribed and sleeping).
+    let watching_here = Claims::new(here.clone(), clock.clone());
+    claims_where(&watching_here, "the optimizer to wait", Waiting).await;
+
+    Claims::new(there.clone(), clock.clone())
+        .release(SLOT, "dispatcher", None, "dispatcher")
+        .await
+        .expect("released over there");
+    let outcome = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("woken within a second of the release")
+        .expect("the waiting call");
+    match outcome {
+        Outcome::Ok { value } => {
+            assert_eq!(value["claimed"], true, "{value}");
+            assert_eq!(
+                value["token"], 2,
+                "the next holding has the next token: {value}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -16,7 +16,7 @@ use jiff::tz::TimeZone;
 pub const ZONE: &str = "America/New_York";
 
 /// The start of a scripted day: 06:00 on a Monday, when the day's plan is made. `baton sim` and
-/// the tests that check freshness start at `now` instead (see [`real_timestamp`]).
+/// the tests that check freshness start at `now` instead (see `real_timestamp`).
 pub const DEFAULT_START: &str = "2026-11-23T06:00:00-05:00";
 
 /// The real clock, for rate windows and arrival stamps.

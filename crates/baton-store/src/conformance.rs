@@ -16,8 +16,8 @@ use baton_core::{ErrorKind, FlowRef, InstanceId, JournalEntry, Problem, Status};
 use serde_json::{Value, json};
 
 use crate::{
-    Append, Change, Collection, DocQuery, DocStore, DocWrite, Entry, Expect, InstanceQuery,
-    KeyRange, Store, StoreError,
+    Append, Change, Collection, DocQuery, DocWrite, Entry, Expect, InstanceQuery, KeyRange, Store,
+    StoreError,
 };
 
 /// How long a watch may take to see a committed change, here or from another handle. The

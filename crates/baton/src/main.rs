@@ -73,7 +73,7 @@ pub(crate) struct ProviderArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Check flows (and a provider catalogue); diagnostics on stderr as
-    /// FILE:LINE:COL: error[CODE]: message.
+    /// `FILE:LINE:COL: error[CODE]: message`.
     Validate {
         #[arg(required_unless_present = "providers")]
         flows: Vec<PathBuf>,

@@ -96,7 +96,7 @@ const EXPECTS_MAX: usize = 64;
 const EXPECT_KEEP_MS: u64 = 3_600_000;
 
 /// Largest request body `ingest` takes (a batch); single events are bounded by
-/// [`EVENT_BYTES_MAX`].
+/// `EVENT_BYTES_MAX` (the events module's bound).
 pub const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Events read from the log per processing step.
 const PASS_BATCH: usize = 256;
@@ -272,7 +272,7 @@ pub struct Quarantined {
     pub received_at_ms: u64,
     pub reason: String,
     /// The body as received: its JSON, or the text when it was not JSON (cut at
-    /// [`EVENT_BYTES_MAX`] bytes, then `truncated` is true).
+    /// `EVENT_BYTES_MAX` bytes, then `truncated` is true).
     pub raw: Value,
     pub truncated: bool,
     /// Whether the event is in the event log (it failed after being stored, e.g. published by
