@@ -280,24 +280,6 @@ fn invalid(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorKind::Configuration, "Invalid `metadata.baton`").with_detail(detail)
 }
 
-/// The short duration form (`250ms`, `30s`, `5m`, `2h`, `1d`), in milliseconds; `None` when the
-/// text is not in that form (it may be ISO 8601 or an expression).
-pub(crate) fn short_duration_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let per = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(per)
-}
-
 /// How one branch of a fan-out ended.
 #[derive(Debug, Clone)]
 pub(crate) enum BranchEnd {
@@ -536,15 +518,5 @@ do:
             ext(json!({"claims": {"x": 1}})).is_ok(),
             "other features' keys"
         );
-    }
-
-    #[test]
-    fn short_durations() {
-        assert_eq!(short_duration_ms("30s"), Some(30_000));
-        assert_eq!(short_duration_ms("5m"), Some(300_000));
-        assert_eq!(short_duration_ms("250ms"), Some(250));
-        assert_eq!(short_duration_ms("PT5M"), None);
-        assert_eq!(short_duration_ms("5"), None);
-        assert_eq!(short_duration_ms("s"), None);
     }
 }

@@ -83,17 +83,11 @@ impl EffectRequest {
     pub fn is_wait(&self) -> bool {
         match self {
             EffectRequest::Timer { .. } | EffectRequest::Listen { .. } => true,
-            EffectRequest::Function { name, .. } => WAITING_FUNCTIONS.contains(&name.as_str()),
+            EffectRequest::Function { name, .. } => crate::functions::is_waiting_function(name),
             _ => false,
         }
     }
 }
-
-/// Custom functions that wait rather than do work: for a person (`approval`, a flap `guard`'s
-/// hold), for another instance's claim to go (`claim`), for a fresh enough fact (`fact` holding
-/// on stale data). An instance whose outstanding effects are all waits is `waiting`, so inboxes
-/// and "stuck" filters can tell a flow held on purpose from one held by a slow provider.
-pub const WAITING_FUNCTIONS: &[&str] = &["approval", "guard", "claim", "fact"];
 
 /// Marks the effect keys of `listen` tasks (`…#event<n>`): a resumed runtime finds in the journal
 /// which events an instance already consumed by this mark.

@@ -113,7 +113,8 @@ fn string_pairs(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, 
         .collect())
 }
 
-fn scalar_text(v: &Value) -> String {
+/// A value as it goes into a URI or a header: a string as it is, anything else as JSON.
+pub fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -144,16 +145,18 @@ pub fn expand_uri_template(template: &str, input: &Value) -> Result<String, Prob
     Ok(out)
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// What a URI component keeps as it is: RFC 3986's unreserved characters (letters, digits and
+/// `-._~`); everything else is percent-encoded.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a value for a path segment or a query value: the one encoder of URI
+/// templates, the DSL's and the provider catalogue's alike.
+pub fn percent_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 #[cfg(test)]

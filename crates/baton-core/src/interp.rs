@@ -20,6 +20,7 @@ use baton_flow::{
 };
 use serde_json::{Value, json};
 
+use crate::backoff::{Backoff, Growth};
 use crate::complete::{BranchEnd, DEADLINE_KEY_MARK, Deadline, Extension, Rule};
 use crate::effect::{EffectCall, EffectRequest, deterministic_unit};
 use crate::http::build_http_request;
@@ -619,8 +620,10 @@ impl Ctx {
         pointer: &str,
         input: &Value,
     ) -> Result<u64, Problem> {
+        // The short form is Baton's (one grammar, in baton-flow); ISO 8601, the object and
+        // expressions are the DSL's `Duration`.
         if let Value::String(s) = value
-            && let Some(ms) = crate::complete::short_duration_ms(s)
+            && let Ok(ms) = baton_flow::duration::parse_short_duration_ms(s)
         {
             return Ok(ms);
         }
@@ -1748,12 +1751,17 @@ impl Ctx {
             None => 0,
         };
         let n = u64::from(attempt) + 1;
-        let backoff = policy.backoff.as_ref();
-        let mut delay_ms = match backoff {
-            Some(b) if b.exponential.is_some() => base_ms.saturating_mul(1u64 << (n - 1).min(40)),
-            Some(b) if b.linear.is_some() => base_ms.saturating_mul(n),
-            _ => base_ms,
+        let growth = match policy.backoff.as_ref() {
+            Some(b) if b.exponential.is_some() => Growth::Exponential { multiplier: 2.0 },
+            Some(b) if b.linear.is_some() => Growth::Linear,
+            _ => Growth::Constant,
         };
+        let mut delay_ms = Backoff {
+            initial_ms: base_ms,
+            growth,
+            max_ms: None,
+        }
+        .delay_ms(attempt.saturating_add(1));
         if let Some(j) = &policy.jitter {
             let from = self.duration_ms(
                 frame,

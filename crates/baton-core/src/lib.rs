@@ -1,8 +1,10 @@
 //! The sans-IO core: a flow's instance as a state machine that takes effect outcomes and returns
 //! journal entries and effects to perform. No IO, no clock, no threads (see ARCHITECTURE.md).
 
+pub mod backoff;
 mod complete;
 pub mod effect;
+pub mod functions;
 pub mod http;
 mod interp;
 pub mod journal;
@@ -15,6 +17,10 @@ pub mod time;
 
 pub use complete::{DEADLINE_KEY_MARK, extension_diagnostics, is_deadline_key};
 pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, idempotency_key};
+pub use functions::{
+    BUILTIN_FUNCTIONS, BuiltinFunction, builtin_function, builtin_function_names,
+    is_waiting_function,
+};
 pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
 pub use machine::{Instance, RecoverError, Step};

@@ -415,9 +415,8 @@ impl Ctx {
         for attempt in 0..spec.attempts {
             let at = format!("{}/compensate[{attempt}]", step.key);
             if attempt > 0 {
-                let wait = delay_ms
-                    .saturating_mul(1u64 << (attempt - 1).min(30))
-                    .min(max_delay_ms);
+                let wait = crate::backoff::Backoff::exponential(delay_ms, 2.0, Some(max_delay_ms))
+                    .delay_ms(attempt);
                 let fire_at_ms = self.now_ms().saturating_add(wait);
                 let timer =
                     self.effect(format!("{at}#backoff"), EffectRequest::Timer { fire_at_ms });

@@ -6,12 +6,14 @@
 //! [`model::Workflow`]. Every stage reports all it finds; the stable codes are listed in `CODES.md`.
 
 pub mod diag;
+pub mod duration;
 pub mod model;
 pub mod parse;
 pub mod schema;
 pub mod validate;
 
 pub use diag::{Diagnostic, SourceLocation};
+pub use duration::{duration_ms, parse_duration_text_ms};
 pub use model::*;
 pub use parse::SpanIndex;
 pub use validate::ValidateOptions;

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::duration::parse_iso8601_duration_ms;
+
 /// A whole workflow document.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -205,72 +207,6 @@ impl InlineDuration {
             .saturating_add(self.seconds.saturating_mul(1000))
             .saturating_add(self.milliseconds)
     }
-}
-
-/// Parses an ISO 8601 duration (`PnYnMnWnDTnHnMnS`, fractions allowed) into milliseconds.
-/// Years and months have no fixed length; they are taken as 365 and 30 days, which is what a
-/// timer needs (a wait of `P1M` is "about a month").
-pub fn parse_iso8601_duration_ms(s: &str) -> Result<u64, String> {
-    let rest = s
-        .strip_prefix('P')
-        .ok_or_else(|| format!("`{s}` is not an ISO 8601 duration: it must start with `P`"))?;
-    if rest.is_empty() {
-        return Err(format!("`{s}` is an empty ISO 8601 duration"));
-    }
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => {
-            if t.is_empty() {
-                return Err(format!("`{s}`: `T` must be followed by a time component"));
-            }
-            (d, Some(t))
-        }
-        None => (rest, None),
-    };
-    let mut total = 0f64;
-    let mut take = |part: &str, units: &[(char, f64)]| -> Result<(), String> {
-        let mut num = String::new();
-        let mut last_unit = 0usize;
-        for ch in part.chars() {
-            if ch.is_ascii_digit() || ch == '.' {
-                num.push(ch);
-                continue;
-            }
-            let idx = units
-                .iter()
-                .position(|(u, _)| *u == ch)
-                .ok_or_else(|| format!("`{s}`: unexpected `{ch}` in ISO 8601 duration"))?;
-            if idx < last_unit || num.is_empty() {
-                return Err(format!("`{s}`: misplaced `{ch}` in ISO 8601 duration"));
-            }
-            last_unit = idx + 1;
-            let n: f64 = num
-                .parse()
-                .map_err(|_| format!("`{s}`: `{num}` is not a number"))?;
-            total += n * units[idx].1;
-            num.clear();
-        }
-        if !num.is_empty() {
-            return Err(format!("`{s}`: number `{num}` has no unit"));
-        }
-        Ok(())
-    };
-    const DAY: f64 = 86_400_000.0;
-    take(
-        date,
-        &[
-            ('Y', 365.0 * DAY),
-            ('M', 30.0 * DAY),
-            ('W', 7.0 * DAY),
-            ('D', DAY),
-        ],
-    )?;
-    if let Some(t) = time {
-        take(t, &[('H', 3_600_000.0), ('M', 60_000.0), ('S', 1000.0)])?;
-    }
-    if !total.is_finite() || !(0.0..=1e15).contains(&total) {
-        return Err(format!("`{s}`: duration out of range"));
-    }
-    Ok(total.round() as u64)
 }
 
 /// Where control goes after a task.
@@ -761,19 +697,6 @@ fn parse_run(mut run: Map<String, Value>) -> Result<RunSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_durations() {
-        assert_eq!(parse_iso8601_duration_ms("PT1S").unwrap(), 1000);
-        assert_eq!(parse_iso8601_duration_ms("PT0.25S").unwrap(), 250);
-        assert_eq!(parse_iso8601_duration_ms("P1DT1H").unwrap(), 90_000_000);
-        assert_eq!(parse_iso8601_duration_ms("PT1M30S").unwrap(), 90_000);
-        assert!(parse_iso8601_duration_ms("P").is_err());
-        assert!(parse_iso8601_duration_ms("1S").is_err());
-        assert!(parse_iso8601_duration_ms("PT").is_err());
-        assert!(parse_iso8601_duration_ms("PTS").is_err());
-        assert!(parse_iso8601_duration_ms("PT1S1M").is_err());
-    }
 
     #[test]
     fn task_kinds_are_exclusive() {

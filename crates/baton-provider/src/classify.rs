@@ -259,15 +259,8 @@ fn time_value_ms(v: &Value) -> Option<u64> {
     }
 }
 
-/// RFC 3339 (`2026-11-23T00:00:00-05:00`) or an HTTP date (`Mon, 23 Nov 2026 05:00:00 GMT`).
-pub fn parse_time_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return u64::try_from(ts.as_millisecond()).ok();
-    }
-    let zoned = jiff::fmt::rfc2822::parse(s).ok()?;
-    u64::try_from(zoned.timestamp().as_millisecond()).ok()
-}
+/// Answers' timestamps are read with the core's one time parser (RFC 3339 or an HTTP date).
+pub use baton_core::time::parse_time_ms;
 
 fn human_ms(ms: u64) -> String {
     if ms >= 3_600_000 {

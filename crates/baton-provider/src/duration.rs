@@ -1,4 +1,5 @@
-//! Durations in catalogue files: `250ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds.
+//! Durations in catalogue files: Baton's one duration grammar (`250ms`, `5s`, `2m`, `1h`,
+//! `PT1H`), or a bare number of milliseconds.
 
 use serde::{Deserialize, Deserializer};
 
@@ -12,34 +13,10 @@ impl Dur {
     }
 }
 
-/// Parses `250ms`, `5s`, `1.5s`, `2m`, `1h`, `1d`.
+/// Parses a duration in Baton's one grammar (`250ms`, `5s`, `1.5s`, `2m`, `1h`, `1d`, or ISO
+/// 8601 such as `PT5S`): see [`baton_flow::duration`].
 pub fn parse_duration(text: &str) -> Result<Dur, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a duration (write e.g. `250ms`, `5s`, `2m`, `1h`)")
-    })?;
-    let factor = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        "" => {
-            return Err(format!(
-                "`{text}` has no unit (write e.g. `{text}ms` or `{text}s`)"
-            ));
-        }
-        other => return Err(format!("unknown duration unit `{other}` in `{text}`")),
-    };
-    let ms = n * factor;
-    if !ms.is_finite() || !(0.0..=1e15).contains(&ms) {
-        return Err(format!("`{text}` is out of range"));
-    }
-    Ok(Dur(ms.round() as u64))
+    baton_flow::parse_duration_text_ms(text).map(Dur)
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -70,5 +47,6 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_duration("PT2M"), Ok(Dur(120_000)), "ISO 8601 too");
     }
 }

@@ -8,8 +8,9 @@ use crate::catalog::RetrySpec;
 /// the provider's own request, honoured as a floor when the spec says so.
 pub fn backoff_ms(spec: &RetrySpec, retry: u32, key: &str, retry_after_ms: Option<u64>) -> u64 {
     let b = &spec.backoff;
-    let exp = b.multiplier.powi(retry.saturating_sub(1).min(64) as i32);
-    let base = (b.initial.ms() as f64 * exp).min(b.max.ms() as f64);
+    let base =
+        baton_core::backoff::Backoff::exponential(b.initial.ms(), b.multiplier, Some(b.max.ms()))
+            .delay_ms(retry.max(1)) as f64;
     // Between half and all of the base.
     let spread = 0.5 + 0.5 * unit_hash(key, retry);
     let delay = (base * spread).round() as u64;

@@ -176,17 +176,13 @@ fn task_key(key: &str) -> String {
         .to_string()
 }
 
-/// An RFC 3339 time in milliseconds since the epoch (also for the API's period filters).
-pub fn rfc3339_ms(s: &str) -> Option<u64> {
-    let ts: jiff::Timestamp = s.parse().ok()?;
-    u64::try_from(ts.as_millisecond()).ok()
-}
-
 /// When a provider's answer says its data was true (`as_of`, `observed_at`), if it says.
 fn stamped_at(v: &Value) -> Option<u64> {
-    ["as_of", "observed_at"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str).and_then(rfc3339_ms))
+    ["as_of", "observed_at"].iter().find_map(|k| {
+        v.get(*k)
+            .and_then(Value::as_str)
+            .and_then(baton_core::time::parse_time_ms)
+    })
 }
 
 /// A read and the answer it got (kept to find input values in).
@@ -240,7 +236,7 @@ fn read_of(
         let at = value
             .get("time")
             .and_then(Value::as_str)
-            .and_then(rfc3339_ms)
+            .and_then(baton_core::time::parse_time_ms)
             .unwrap_or(at_ms);
         let data = value.get("data").cloned().unwrap_or(value.clone());
         return mk("event", source, at, status, None, data);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use baton_core::http::scalar_text;
 use baton_core::{EffectCall, ErrorKind, HttpOutput, HttpRequest, Outcome, Problem};
 use baton_provider::catalog::{AuthSpec, RetryOn, SecretRef};
 use baton_provider::classify::{Answer, check_data, reconcile_answer};
@@ -426,13 +427,6 @@ fn changes_the_world(req: &HttpRequest) -> bool {
     )
 }
 
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Replaces each `{name}` of `path` with the percent-encoded argument `name`.
 fn fill_path(path: &str, args: &Value) -> Result<String, String> {
     let mut out = String::with_capacity(path.len());
@@ -445,10 +439,7 @@ fn fill_path(path: &str, args: &Value) -> Result<String, String> {
         };
         let name = &rest[open + 1..open + close];
         let value = args.get(name).filter(|v| !v.is_null()).ok_or(name)?;
-        out.extend(percent_encoding::utf8_percent_encode(
-            &scalar_text(value),
-            percent_encoding::NON_ALPHANUMERIC,
-        ));
+        out.push_str(&baton_core::http::percent_encode(&scalar_text(value)));
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);

@@ -33,13 +33,6 @@ use crate::{InstanceEnd, PROVIDER_FUNCTION, Runtime, RuntimeError, Shared};
 pub const SHADOW_KIND: &str = "shadow";
 /// The durable mark of a shadow instance (id = instance id).
 pub const SHADOW_RUN_KIND: &str = "shadow_run";
-/// Functions known to change nothing outside Baton: pure computation (`noop`, `decide`) and fact
-/// reads (`fact` reads Baton's fact store and, when a fact is too old, refreshes it with the
-/// catalogue's read operation).
-pub const READ_FUNCTIONS: &[&str] = &["noop", "decide", "fact"];
-/// Functions that are pure computation: replay always evaluates them again (the new version's
-/// decision table is the point of a replay), never takes their recorded answer.
-pub const PURE_FUNCTIONS: &[&str] = &["noop", "decide"];
 
 /// The document kind of a registration's cases.
 pub fn case_kind(name: &str) -> String {
@@ -117,7 +110,9 @@ pub fn classify(request: &EffectRequest, providers: Option<&ProviderLayer>) -> A
                 _ => Access::Read,
             }
         }
-        EffectRequest::Function { name, .. } if READ_FUNCTIONS.contains(&name.as_str()) => {
+        EffectRequest::Function { name, .. }
+            if baton_core::builtin_function(name).is_some_and(|b| b.reads_only) =>
+        {
             Access::Read
         }
         EffectRequest::Function { .. } => Access::Effect,
@@ -213,7 +208,7 @@ impl Policy {
                 perform_reads,
             } => {
                 if let EffectRequest::Function { name, .. } = &call.request
-                    && PURE_FUNCTIONS.contains(&name.as_str())
+                    && baton_core::builtin_function(name).is_some_and(|b| b.pure)
                 {
                     return Intercept::Perform;
                 }
@@ -1323,35 +1318,12 @@ async fn record_side<S: Store>(
     )))
 }
 
-/// A time given as RFC 3339 (`2026-11-16T00:00:00Z`, or with an offset) or as milliseconds since
-/// the epoch, for report periods.
-pub fn parse_time(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<u64>() {
-        return (ms <= TIME_MAX_MS).then_some(ms);
-    }
-    let ts: jiff::Timestamp = s.parse().ok()?;
-    u64::try_from(ts.as_millisecond()).ok()
-}
-
-/// The latest time a case may carry: 9999-12-31T23:59:59.999Z. Documents are listed by time in
-/// the store as signed 64-bit numbers; a time past `i64::MAX` would sort before every other and
-/// end a period's scan at once.
-pub const TIME_MAX_MS: u64 = 253_402_300_799_999;
+/// Report periods read times with the core's one time parser.
+pub use baton_core::time::{TIME_MAX_MS, parse_time_arg as parse_time};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339_or_milliseconds() {
-        assert_eq!(parse_time("1500"), Some(1500));
-        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(parse_time("1970-01-01T00:00:01-00:00"), Some(1000));
-        assert_eq!(parse_time("yesterday"), None);
-        assert_eq!(parse_time("1969-12-31T00:00:00Z"), None);
-        assert_eq!(parse_time("18446744073709551615"), None);
-    }
 
     #[test]
     fn leaves_name_nested_paths() {

@@ -26,6 +26,9 @@ struct Loaded {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// The name flows call it by (`call: decide`), as in the core's table of built-ins.
+pub const DECIDE_FUNCTION: &str = "decide";
+
 #[derive(Default)]
 pub struct Decide {
     models: Mutex<HashMap<String, Arc<Loaded>>>,

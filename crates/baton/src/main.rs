@@ -373,8 +373,15 @@ fn read(path: &Path) -> Result<String> {
 
 /// A runtime over the embedded store with Baton's functions registered.
 fn runtime(store: Arc<SqliteStore>) -> Runtime<SqliteStore> {
-    let rt = Runtime::new(store, RuntimeOptions::default());
-    rt.functions().register("decide", decide::Decide::default());
+    with_decide(Runtime::new(store, RuntimeOptions::default()))
+}
+
+/// Registers what the runtime cannot register itself: `decide`, whose DMN engine
+/// (`baton-decision`) the runtime does not depend on. Every runtime the CLI builds goes
+/// through here.
+pub(crate) fn with_decide<S: baton_store::Store>(rt: Runtime<S>) -> Runtime<S> {
+    rt.functions()
+        .register(decide::DECIDE_FUNCTION, decide::Decide::default());
     rt
 }
 
@@ -387,25 +394,12 @@ fn runtime_with(store: Arc<SqliteStore>, args: &ProviderArgs) -> Result<Runtime<
         options.allowed_url_prefixes = Some(layer.catalog().base_urls());
         options.providers = Some(Arc::new(layer));
     }
-    let rt = Runtime::new(store, options);
-    rt.functions().register("decide", decide::Decide::default());
-    Ok(rt)
+    Ok(with_decide(Runtime::new(store, options)))
 }
 
+/// The names a flow may call, from the one table of built-in functions.
 fn function_names(with_providers: bool) -> Vec<String> {
-    let registry = baton_runtime::FunctionRegistry::with_builtins();
-    registry.register("decide", decide::Decide::default());
-    let mut names = registry.names();
-    names.push(baton_runtime::approvals::APPROVAL_FUNCTION.to_string());
-    names.push(baton_runtime::facts::FACT_FUNCTION.to_string());
-    names.push(baton_runtime::facts::FACT_PUT_FUNCTION.to_string());
-    names.push(baton_runtime::claims::CLAIM_FUNCTION.to_string());
-    names.push(baton_runtime::claims::RELEASE_FUNCTION.to_string());
-    names.push(baton_runtime::guard::GUARD_FUNCTION.to_string());
-    if with_providers {
-        names.push(baton_runtime::PROVIDER_FUNCTION.to_string());
-    }
-    names
+    baton_core::builtin_function_names(with_providers)
 }
 
 fn validate(flows: &[PathBuf], providers: Option<&Path>) -> ExitCode {

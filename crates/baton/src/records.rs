@@ -103,10 +103,10 @@ pub enum RecordsCommand {
 async fn reader(store: &Path) -> Result<Runtime<baton_store::SqliteStore>> {
     let store = baton_store::SqliteStore::open(store, baton_store::SqliteOptions::default())
         .with_context(|| format!("cannot open the store {}", store.display()))?;
-    let rt = Runtime::new(Arc::new(store), RuntimeOptions::default());
-    rt.functions()
-        .register("decide", crate::decide::Decide::default());
-    Ok(rt)
+    Ok(crate::with_decide(Runtime::new(
+        Arc::new(store),
+        RuntimeOptions::default(),
+    )))
 }
 
 fn text(v: &Value, k: &str) -> String {

@@ -12,7 +12,7 @@ use baton_server::{AppState, ServerConfig};
 use baton_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::json;
 
-use crate::{ProviderArgs, decide, providers};
+use crate::{ProviderArgs, providers};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -238,10 +238,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         options.allowed_url_prefixes = Some(layer.catalog().base_urls());
         options.providers = Some(Arc::new(layer));
     }
-    let runtime = Runtime::new(store.clone(), options);
-    runtime
-        .functions()
-        .register("decide", decide::Decide::default());
+    let runtime = crate::with_decide(Runtime::new(store.clone(), options));
 
     // Every stored flow version is known again before instances resume.
     for rec in store.flows().await? {

@@ -13,7 +13,7 @@ use baton_store::{MemoryStore, SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 
 use crate::client::{ServerArgs, call, finish, query, time_arg};
-use crate::{ProviderArgs, StoreArg, decide, providers};
+use crate::{ProviderArgs, StoreArg, providers};
 
 #[derive(clap::Subcommand)]
 pub enum ShadowCommand {
@@ -439,10 +439,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         options.allowed_url_prefixes = Some(Vec::new());
     }
     let perform_reads = options.providers.is_some();
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), options);
-    scratch
-        .functions()
-        .register("decide", decide::Decide::default());
+    let scratch = crate::with_decide(Runtime::new(Arc::new(MemoryStore::new()), options));
     if !perform_reads {
         // Flows that call catalogue operations still load; the replay answers those calls from
         // the record, or as effects not performed (without a catalogue nobody can tell a read).

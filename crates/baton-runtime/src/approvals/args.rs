@@ -5,6 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Durations in `with:` arguments use Baton's one grammar (ISO 8601, the short forms, the
+/// object form).
+pub use baton_flow::duration_ms;
+
 use super::calendar::{Calendar, CalendarSpec};
 use super::policy::OverrideRule;
 
@@ -78,19 +82,6 @@ const KEYS: [&str; 11] = [
     "override",
     "cost",
 ];
-
-/// Parses a duration: ISO 8601 (`PT4H`), the short forms (`30m`, `4h`, `1d`, `90s`) or the DSL's
-/// object form (`{hours: 4}`).
-pub fn duration_ms(v: &Value) -> Result<u64, String> {
-    match v {
-        Value::String(s) if s.starts_with('P') => baton_flow::parse_iso8601_duration_ms(s),
-        Value::String(s) => baton_provider::duration::parse_duration(s).map(|d| d.ms()),
-        Value::Object(_) => serde_json::from_value::<baton_flow::InlineDuration>(v.clone())
-            .map(|d| d.total_ms())
-            .map_err(|e| format!("not a duration object: {e}")),
-        _ => Err("must be a duration like `PT4H`, `30m` or `{hours: 4}`".into()),
-    }
-}
 
 fn positive_duration(v: &Value) -> Result<u64, String> {
     match duration_ms(v)? {

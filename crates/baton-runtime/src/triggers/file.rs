@@ -327,8 +327,8 @@ impl Reader<'_> {
     fn duration(&mut self, obj: &Map<String, Value>, pointer: &str, key: &str) -> Option<u64> {
         let p = pointer_push(pointer, key);
         let ms = match obj.get(key)? {
-            Value::String(s) => match baton_provider::duration::parse_duration(s) {
-                Ok(d) => d.ms(),
+            Value::String(s) => match baton_flow::parse_duration_text_ms(s) {
+                Ok(ms) => ms,
                 Err(e) => {
                     self.report(CODE_VALUE, &p, e);
                     return None;

@@ -381,10 +381,7 @@ pub struct PeriodFilter {
 
 /// Reads a time given as RFC 3339 or as milliseconds since the epoch.
 pub(crate) fn parse_time(name: &str, s: &str) -> ApiResult<u64> {
-    if let Ok(ms) = s.parse::<u64>() {
-        return Ok(ms);
-    }
-    baton_runtime::decisions::rfc3339_ms(s).ok_or_else(|| {
+    baton_core::time::parse_time_arg(s).ok_or_else(|| {
             ApiError::invalid(format!(
                 "`{name}`: `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or milliseconds since the epoch)"
             ))
