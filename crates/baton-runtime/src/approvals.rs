@@ -321,8 +321,8 @@ pub enum Answer {
     },
 }
 
-/// Why an inbox operation was refused. Each variant maps to one HTTP status
-/// ([`ApprovalError::http_status`]).
+/// Why an inbox operation was refused. The server maps each variant to one HTTP status and
+/// problem code (`baton-server`'s `api/approvals.rs`), for the API and the dashboard alike.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApprovalError {
@@ -342,22 +342,6 @@ pub enum ApprovalError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl ApprovalError {
-    pub fn http_status(&self) -> u16 {
-        match self {
-            ApprovalError::NotFound(_) => 404,
-            ApprovalError::Forbidden { .. } => 403,
-            ApprovalError::Conflict { .. } => 409,
-            ApprovalError::Invalid { .. } => 422,
-            ApprovalError::Override { refusal, .. } => match refusal {
-                OverrideRefusal::NothingPending | OverrideRefusal::Pending => 409,
-                _ => 403,
-            },
-            ApprovalError::Store(_) => 503,
-        }
-    }
 }
 
 /// Which tasks to list, ordered by due time.

@@ -456,11 +456,13 @@ impl<S: Store> Driver<S> {
             let advanced = self.advance().await;
             // Control requests are answered only now: their entries are durable (or failed).
             for (reply, answer) in replies {
+                // A request that could not be made durable failed for the store's sake, not
+                // the instance's state: the caller may try again (the API answers 503).
                 let answer = match (&advanced, answer) {
-                    (Err(e), _) => Err(RuntimeError::Refused {
-                        id: self.inst.id().0.clone(),
-                        why: format!("the store failed: {e}"),
-                    }),
+                    (Err(e), _) => Err(RuntimeError::Store(baton_store::StoreError::Io(format!(
+                        "instance {}: the request could not be made durable: {e}",
+                        self.inst.id()
+                    )))),
                     (Ok(()), a) => a.map(|()| self.status),
                 };
                 let _ = reply.send(answer);

@@ -247,7 +247,6 @@ async fn only_assigned_approvers_may_answer() {
             "{}: {e}",
             actor.name
         );
-        assert_eq!(e.http_status(), 403);
     }
     assert_eq!(
         approvals.get(&task.id).await.unwrap().status,
@@ -292,7 +291,6 @@ async fn only_assigned_approvers_may_answer() {
         .await
         .expect_err("answered already");
     assert!(matches!(again, ApprovalError::Conflict { .. }), "{again}");
-    assert_eq!(again.http_status(), 409);
 }
 
 #[tokio::test]

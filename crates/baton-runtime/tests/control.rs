@@ -154,3 +154,23 @@ do:
     assert_eq!(closed.decided_by.as_deref(), Some("baton"));
     assert!(closed.reason.unwrap().contains("cancelled"));
 }
+
+/// Issue 16: a cancel the store could not make durable is a store failure (the API's 503, try
+/// again), not a refusal by the instance's state (409). It was answered as `Refused`.
+#[tokio::test]
+async fn a_cancel_the_store_cannot_keep_is_a_store_failure_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let rt = runtime(store.clone(), clock);
+    let program = rt.register_flow(WAIT_THEN_SET).await.unwrap();
+    let id = rt.start(program, json!({})).await.unwrap();
+    // The instance waits on its timer (nothing touches the store) while the store goes away.
+    store.close();
+    let answer = rt.cancel(&id, "customer called", "ops").await;
+    assert!(
+        matches!(answer, Err(RuntimeError::Store(_))),
+        "a store failure, not a refusal: {answer:?}"
+    );
+}

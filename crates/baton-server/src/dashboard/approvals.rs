@@ -261,11 +261,16 @@ async fn inbox_page(
     })
 }
 
+/// The page of a refused answer: the status is the API's for the same error (one mapping).
 fn approval_error(e: ApprovalError) -> UiError {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     match e {
         ApprovalError::Store(s) => s.into(),
-        other => UiError::page(status, "Approval", other.to_string()),
+        other => {
+            let message = other.to_string();
+            let status = StatusCode::from_u16(crate::problem::ApiError::from(other).doc().status)
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            UiError::page(status, "Approval", message)
+        }
     }
 }
 
