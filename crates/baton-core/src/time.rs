@@ -1,5 +1,6 @@
-//! Time formatting and reading (the one place times are parsed), and deterministic ids. The core never reads a clock: times come from journal
-//! entries, ids from hashes of the instance and the effect key.
+//! Time formatting and reading (the one place times are parsed), and deterministic ids. The core
+//! never reads a clock: times come from journal entries, ids from hashes of the instance and the
+//! effect key.
 
 use crate::journal::InstanceId;
 

@@ -13,7 +13,7 @@ pub mod schema;
 pub mod validate;
 
 pub use diag::{Diagnostic, SourceLocation};
-pub use duration::{duration_ms, parse_duration_text_ms};
+pub use duration::{duration_ms, parse_duration_text_ms, parse_iso8601_duration_ms};
 pub use model::*;
 pub use parse::SpanIndex;
 pub use validate::ValidateOptions;

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::duration::parse_iso8601_duration_ms;
+use crate::duration::parse_iso8601_duration_ms;
 
 /// A whole workflow document.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -284,7 +284,7 @@ fn describe(e: &ValidationError<'_>, ctx: &Ctx<'_>, out: &mut Vec<Issue>) {
             } else if schema_path.ends_with("/$defs/duration/oneOf")
                 && instance
                     .as_str()
-                    .is_some_and(|s| crate::model::parse_iso8601_duration_ms(s).is_err())
+                    .is_some_and(|s| crate::duration::parse_iso8601_duration_ms(s).is_err())
             {
                 // Semantic validation reports the malformed ISO 8601 literal with a precise
                 // message (BATON-FLOW-023); the schema's three-way failure would add nothing.

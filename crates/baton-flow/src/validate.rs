@@ -13,7 +13,7 @@ use baton_expr::{Expr, Template, loose_source, strip_strict};
 use serde_json::{Map, Value};
 
 use crate::diag::{Code, Diagnostic, pointer_push};
-use crate::model::parse_iso8601_duration_ms;
+use crate::duration::parse_iso8601_duration_ms;
 use crate::parse::SpanIndex;
 use crate::schema::{short, task_kinds_present};
 

@@ -6,6 +6,7 @@
 //! failures. A body that breaks the contract, or an answer older than `max_age`, never reaches
 //! a flow as data.
 
+use baton_core::time::parse_time_ms;
 use baton_core::{ErrorKind, Problem, baton_types};
 use baton_expr::Budget;
 use serde_json::Value;
@@ -258,9 +259,6 @@ fn time_value_ms(v: &Value) -> Option<u64> {
         _ => None,
     }
 }
-
-/// Answers' timestamps are read with the core's one time parser (RFC 3339 or an HTTP date).
-pub use baton_core::time::parse_time_ms;
 
 fn human_ms(ms: u64) -> String {
     if ms >= 3_600_000 {

@@ -5,8 +5,8 @@
 //! diagnostics), and the per-provider policies as state machines on injected time: the token
 //! bucket ([`limiter`]), the circuit breaker ([`breaker`]), backoff ([`retry`]) and the
 //! classification of an answer into data, a transient refusal, a definite failure, an accepted
-//! job or stale data ([`classify`](mod@classify)). The runtime's provider layer performs the HTTP calls and
-//! consults these.
+//! job or stale data ([`classify`](mod@classify)). The runtime's provider layer performs the HTTP
+//! calls and consults these.
 
 pub mod breaker;
 pub mod catalog;

@@ -10,7 +10,7 @@ pub fn backoff_ms(spec: &RetrySpec, retry: u32, key: &str, retry_after_ms: Optio
     let b = &spec.backoff;
     let base =
         baton_core::backoff::Backoff::exponential(b.initial.ms(), b.multiplier, Some(b.max.ms()))
-            .delay_ms(retry.max(1)) as f64;
+            .delay_ms(retry) as f64;
     // Between half and all of the base.
     let spread = 0.5 + 0.5 * unit_hash(key, retry);
     let delay = (base * spread).round() as u64;

@@ -6,8 +6,8 @@
 //! memory, so a process that restarts finds the task where it was and a task answered while the
 //! process was down is delivered as soon as the call is performed again. The waiting call wakes
 //! on an answer (the store's watch of the task document, so an answer given through another
-//! process over the same store wakes it too), on the current level's due time (escalation) and on the window's end (the default
-//! answer or a timeout), all on the injected clock.
+//! process over the same store wakes it too), on the current level's due time (escalation) and
+//! on the window's end (the default answer or a timeout), all on the injected clock.
 //!
 //! Every change of the document is a conditional write on its version, so an escalation, a
 //! window end and two people answering at once cannot overwrite each other: exactly one wins and
@@ -27,7 +27,7 @@ use baton_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use args::{ApprovalArgs, DuePolicy, WindowEnd, duration_ms};
+pub use args::{ApprovalArgs, DuePolicy, WindowEnd};
 pub use calendar::{Calendar, CalendarSpec};
 pub use policy::{
     EffectiveRule, OverridePolicy, OverrideRefusal, OverrideRule, Principal, ScopedRule,

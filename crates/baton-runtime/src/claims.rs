@@ -28,9 +28,9 @@ use baton_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::approvals::duration_ms;
 use crate::facts::{WaitDoc, human_ms, open_wait, prune_waits};
 use crate::{Clock, Function, FunctionResult, Runtime};
+use baton_flow::duration_ms;
 
 /// `call: claim`.
 pub const CLAIM_FUNCTION: &str = "claim";

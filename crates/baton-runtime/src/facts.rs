@@ -33,9 +33,9 @@ use baton_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::approvals::duration_ms;
 use crate::providers::Target;
 use crate::{Clock, Function, FunctionResult, PROVIDER_FUNCTION, ProviderLayer, Runtime};
+use baton_flow::duration_ms;
 
 /// `call: fact`: read a fact with a freshness bound.
 pub const FACT_FUNCTION: &str = "fact";
@@ -445,19 +445,13 @@ fn parse_source(v: &Value) -> Result<FactSource, String> {
     })
 }
 
-/// What the clones of one [`Facts`] handle share.
-#[derive(Default)]
-struct FactState {
-    /// Facts this handle evicted to keep the collection under its cap.
-    evicted: AtomicU64,
-}
-
 /// The fact store of a document store. Cheap to clone.
 pub struct Facts<S: DocStore> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     providers: Option<Arc<ProviderLayer>>,
-    state: Arc<FactState>,
+    /// Facts this handle (and its clones) evicted to keep the collection under its cap.
+    evicted: Arc<AtomicU64>,
     max_facts: u64,
 }
 
@@ -467,7 +461,7 @@ impl<S: DocStore> Clone for Facts<S> {
             store: self.store.clone(),
             clock: self.clock.clone(),
             providers: self.providers.clone(),
-            state: self.state.clone(),
+            evicted: self.evicted.clone(),
             max_facts: self.max_facts,
         }
     }
@@ -516,7 +510,7 @@ impl<S: DocStore> Facts<S> {
             store,
             clock,
             providers,
-            state: Arc::default(),
+            evicted: Arc::default(),
             max_facts: DEFAULT_MAX_FACTS,
         }
     }
@@ -640,7 +634,7 @@ impl<S: DocStore> Facts<S> {
             }
             if self.store.delete_doc(FACT_KIND, &d.id).await? {
                 removed += 1;
-                self.state.evicted.fetch_add(1, Ordering::Relaxed);
+                self.evicted.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(fact = %d.id, "fact evicted: the fact store is full");
             }
         }
@@ -693,9 +687,9 @@ impl<S: DocStore> Facts<S> {
         self.store.count_docs(FACT_KIND, None).await
     }
 
-    /// How many facts this process evicted to keep the store within its cap.
+    /// How many facts this handle (and its clones) evicted to keep the store within its cap.
     pub fn evicted(&self) -> u64 {
-        self.state.evicted.load(Ordering::Relaxed)
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Reads holding for a fresher observation now (their deadline not passed), soonest
@@ -988,7 +982,7 @@ fn observed_at(op: Option<&baton_provider::Operation>, value: &Value, now: u64) 
     {
         let ms = match &v {
             Value::Number(n) => n.as_u64(),
-            Value::String(s) => baton_provider::classify::parse_time_ms(s),
+            Value::String(s) => baton_core::time::parse_time_ms(s),
             _ => None,
         };
         if let Some(ms) = ms {
@@ -1129,7 +1123,7 @@ fn parse_put(v: &Value, now: u64) -> Result<Observation, String> {
         Some(Value::Number(n)) => n
             .as_u64()
             .ok_or("`observed_at` must be epoch milliseconds")?,
-        Some(Value::String(s)) => baton_provider::classify::parse_time_ms(s)
+        Some(Value::String(s)) => baton_core::time::parse_time_ms(s)
             .ok_or_else(|| format!("`observed_at`: `{s}` is not an RFC 3339 time"))?,
         Some(_) => return Err("`observed_at` must be an RFC 3339 time or epoch ms".into()),
     };

@@ -38,8 +38,9 @@ use baton_store::{Doc, DocStore, DocWrite, Expect, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::approvals::{APPROVAL_KIND, ApprovalArgs, ApprovalFunction, duration_ms};
+use crate::approvals::{APPROVAL_KIND, ApprovalArgs, ApprovalFunction};
 use crate::{Clock, Function, FunctionResult};
+use baton_flow::duration_ms;
 
 /// `call: guard`.
 pub const GUARD_FUNCTION: &str = "guard";

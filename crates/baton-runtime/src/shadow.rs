@@ -817,7 +817,7 @@ impl<S: Store> Shadows<S> {
         }
         let now = self.shared.clock.now_ms();
         let at_ms = decision.decided_at_ms.unwrap_or(now);
-        if at_ms > TIME_MAX_MS {
+        if at_ms > baton_core::time::TIME_MAX_MS {
             return Err(ShadowError::Invalid(format!(
                 "`decided_at_ms` {at_ms} is not a time (after the year 9999)"
             )));
@@ -1317,9 +1317,6 @@ async fn record_side<S: Store>(
         reg.name
     )))
 }
-
-/// Report periods read times with the core's one time parser.
-pub use baton_core::time::{TIME_MAX_MS, parse_time_arg as parse_time};
 
 #[cfg(test)]
 mod tests {

@@ -22,17 +22,23 @@ fn runtime(store: Arc<SqliteStore>, clock: Arc<ManualClock>) -> Runtime<SqliteSt
     Runtime::with_clock(store, RuntimeOptions::default(), clock)
 }
 
+/// A runtime over a fresh SQLite store in a temporary directory (kept while the guard lives),
+/// on a manual clock at 1 s.
+fn scratch() -> (tempfile::TempDir, Arc<SqliteStore>, Runtime<SqliteStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
+    let rt = runtime(store.clone(), Arc::new(ManualClock::new(1_000)));
+    (dir, store, rt)
+}
+
 async fn status_of(store: &SqliteStore, id: &InstanceId) -> Status {
     store.instance(id).await.unwrap().unwrap().status
 }
 
 #[tokio::test]
 async fn cancel_is_journaled_with_who_asked_and_refused_once_ended() {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let clock = Arc::new(ManualClock::new(1_000));
-    let rt = runtime(store.clone(), clock);
+    let (_dir, store, rt) = scratch();
     let program = rt.register_flow(WAIT_THEN_SET).await.unwrap();
     let id = rt.start(program, json!({})).await.unwrap();
 
@@ -111,11 +117,7 @@ async fn a_suspended_instance_holds_past_its_timer_and_goes_on_when_resumed_even
 #[tokio::test]
 async fn cancelling_an_instance_closes_its_open_approval_task() {
     use baton_runtime::approvals::{ApprovalQuery, ApprovalStatus};
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let clock = Arc::new(ManualClock::new(1_000));
-    let rt = runtime(store.clone(), clock);
+    let (_dir, store, rt) = scratch();
     // No `instance:` argument: the task learns its instance from the runtime.
     let program = rt
         .register_flow(
@@ -159,11 +161,7 @@ do:
 /// again), not a refusal by the instance's state (409). It was answered as `Refused`.
 #[tokio::test]
 async fn a_cancel_the_store_cannot_keep_is_a_store_failure_not_a_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let clock = Arc::new(ManualClock::new(1_000));
-    let rt = runtime(store.clone(), clock);
+    let (_dir, store, rt) = scratch();
     let program = rt.register_flow(WAIT_THEN_SET).await.unwrap();
     let id = rt.start(program, json!({})).await.unwrap();
     // The instance waits on its timer (nothing touches the store) while the store goes away.

@@ -49,6 +49,16 @@ fn note(at_ms: u64, task: &str) -> JournalEntry {
     }
 }
 
+/// A batch of `entries` for `instance`, from sequence `first_seq`.
+fn batch(instance: &str, first_seq: u64, entries: Vec<JournalEntry>, status: Status) -> Append {
+    Append {
+        instance: id(instance),
+        first_seq,
+        entries,
+        status,
+    }
+}
+
 fn id(s: &str) -> InstanceId {
     InstanceId(s.to_string())
 }
@@ -67,12 +77,7 @@ fn doc(kind: &str, id: &str, status: &str, at_ms: u64, expect: Expect) -> DocWri
 /// Starts an instance with `len` entries (started + notes).
 async fn start<S: Store>(store: &S, instance: &str, f: &FlowRef, at_ms: u64, status: Status) {
     store
-        .append(Append {
-            instance: id(instance),
-            first_seq: 0,
-            entries: vec![started(at_ms, f)],
-            status,
-        })
+        .append(batch(instance, 0, vec![started(at_ms, f)], status))
         .await
         .expect("start an instance");
 }
@@ -99,10 +104,10 @@ pub async fn journal_round_trip<S: Store>(store: Arc<S>) {
     let f = flow("j", "1");
     start(&*store, "i1", &f, 10, Status::Running).await;
     store
-        .append(Append {
-            instance: id("i1"),
-            first_seq: 1,
-            entries: vec![
+        .append(batch(
+            "i1",
+            1,
+            vec![
                 note(11, "/do/0"),
                 note(12, "/do/1"),
                 JournalEntry::Completed {
@@ -110,8 +115,8 @@ pub async fn journal_round_trip<S: Store>(store: Arc<S>) {
                     output: json!({"ok": true}),
                 },
             ],
-            status: Status::Completed,
-        })
+            Status::Completed,
+        ))
         .await
         .unwrap();
     let journal = store.journal(&id("i1")).await.unwrap();
@@ -128,15 +133,15 @@ pub async fn journal_round_trip<S: Store>(store: Arc<S>) {
     start(&*store, "i2", &f, 20, Status::Running).await;
     let problem = Problem::new(ErrorKind::Runtime, "it broke");
     store
-        .append(Append {
-            instance: id("i2"),
-            first_seq: 1,
-            entries: vec![JournalEntry::Faulted {
+        .append(batch(
+            "i2",
+            1,
+            vec![JournalEntry::Faulted {
                 at_ms: 21,
                 problem: problem.clone(),
             }],
-            status: Status::Faulted,
-        })
+            Status::Faulted,
+        ))
         .await
         .unwrap();
     let rec = store.instance(&id("i2")).await.unwrap().unwrap();
@@ -149,12 +154,7 @@ pub async fn journal_round_trip<S: Store>(store: Arc<S>) {
 pub async fn appends_are_sequenced_and_atomic<S: Store>(store: Arc<S>) {
     let f = flow("seq", "1");
     let refused = store
-        .append(Append {
-            instance: id("x"),
-            first_seq: 0,
-            entries: vec![note(1, "/do/0")],
-            status: Status::Running,
-        })
+        .append(batch("x", 0, vec![note(1, "/do/0")], Status::Running))
         .await;
     assert!(
         matches!(refused, Err(StoreError::UnknownInstance(_))),
@@ -163,12 +163,12 @@ pub async fn appends_are_sequenced_and_atomic<S: Store>(store: Arc<S>) {
     start(&*store, "x", &f, 1, Status::Running).await;
     for first_seq in [0, 2, 7] {
         let r = store
-            .append(Append {
-                instance: id("x"),
+            .append(batch(
+                "x",
                 first_seq,
-                entries: vec![note(2, "/do/0"), note(3, "/do/1")],
-                status: Status::Completed,
-            })
+                vec![note(2, "/do/0"), note(3, "/do/1")],
+                Status::Completed,
+            ))
             .await;
         match r {
             Err(StoreError::Conflict {
@@ -184,12 +184,7 @@ pub async fn appends_are_sequenced_and_atomic<S: Store>(store: Arc<S>) {
     assert_eq!((rec.status, rec.journal_len), (Status::Running, 1));
     // A second `started` for an existing id is a conflict too: one journal per id.
     let twice = store
-        .append(Append {
-            instance: id("x"),
-            first_seq: 0,
-            entries: vec![started(5, &f)],
-            status: Status::Running,
-        })
+        .append(batch("x", 0, vec![started(5, &f)], Status::Running))
         .await;
     assert!(
         matches!(twice, Err(StoreError::Conflict { .. })),
@@ -472,12 +467,12 @@ pub async fn concurrent_writers<S: Store>(store: Arc<S>) {
             start(&*store, &instance, &f, w, Status::Running).await;
             for seq in 1..=EACH {
                 store
-                    .append(Append {
-                        instance: id(&instance),
-                        first_seq: seq,
-                        entries: vec![note(seq, "/do/0")],
-                        status: Status::Running,
-                    })
+                    .append(batch(
+                        &instance,
+                        seq,
+                        vec![note(seq, "/do/0")],
+                        Status::Running,
+                    ))
                     .await
                     .expect("an append");
             }
@@ -604,21 +599,11 @@ pub async fn handles_agree<S: Store>(a: Arc<S>, b: Arc<S>) {
     );
     assert_eq!(b.doc("k", "x").await.unwrap().map(|d| d.version), Some(1));
     // The sequence check holds across handles: two drivers cannot interleave.
-    b.append(Append {
-        instance: id("h1"),
-        first_seq: 1,
-        entries: vec![note(2, "/do/0")],
-        status: Status::Running,
-    })
-    .await
-    .unwrap();
+    b.append(batch("h1", 1, vec![note(2, "/do/0")], Status::Running))
+        .await
+        .unwrap();
     let stale = a
-        .append(Append {
-            instance: id("h1"),
-            first_seq: 1,
-            entries: vec![note(3, "/do/0")],
-            status: Status::Running,
-        })
+        .append(batch("h1", 1, vec![note(3, "/do/0")], Status::Running))
         .await;
     assert!(
         matches!(stale, Err(StoreError::Conflict { .. })),
@@ -686,12 +671,7 @@ pub mod crash {
             let i = (n % INSTANCES) as usize;
             let entries = (0..BATCH).map(|k| note(n * BATCH + k, "/do/0")).collect();
             store
-                .append(Append {
-                    instance: id(&format!("c{i}")),
-                    first_seq: len[i],
-                    entries,
-                    status: Status::Running,
-                })
+                .append(batch(&format!("c{i}"), len[i], entries, Status::Running))
                 .await
                 .expect("an append");
             store
@@ -734,12 +714,12 @@ pub mod crash {
         let (instance, _) = &acked[0];
         let n = store.journal(&id(instance)).await.unwrap().len() as u64;
         store
-            .append(Append {
-                instance: id(instance),
-                first_seq: n,
-                entries: vec![note(u64::MAX / 2, "/after")],
-                status: Status::Completed,
-            })
+            .append(batch(
+                instance,
+                n,
+                vec![note(u64::MAX / 2, "/after")],
+                Status::Completed,
+            ))
             .await
             .expect("an append after the crash");
     }

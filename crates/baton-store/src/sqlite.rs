@@ -254,25 +254,18 @@ impl SqliteStore {
     /// [`StoreError::Closed`].
     pub fn close(&self) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = self
-            .writer_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            let _ = h.join();
-        }
+        join(&self.writer_thread);
         self.poke.stop.store(true, Ordering::SeqCst);
         self.poke.poke();
-        if let Some(h) = self
-            .poller_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            let _ = h.join();
-        }
+        join(&self.poller_thread);
         self.hub.close();
+    }
+}
+
+/// Waits for a thread of the store to end (once: a second close finds nothing to join).
+fn join(thread: &Mutex<Option<thread::JoinHandle<()>>>) {
+    if let Some(h) = thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = h.join();
     }
 }
 

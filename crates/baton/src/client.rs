@@ -119,7 +119,7 @@ pub(crate) fn query(pairs: &[(&str, &Option<String>)]) -> String {
 /// server reads its period filters. One helper so that every verb says the same when it is not
 /// a time.
 pub(crate) fn time_arg(name: &str, s: &str) -> Result<u64> {
-    baton_runtime::shadow::parse_time(s).with_context(|| {
+    baton_core::time::parse_time_arg(s).with_context(|| {
         format!(
             "--{name} `{s}` is not a time (RFC 3339 like 2026-11-21T00:00:00Z, or ms since the epoch)"
         )

@@ -5,9 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Durations in `with:` arguments use Baton's one grammar (ISO 8601, the short forms, the
-/// object form).
-pub use baton_flow::duration_ms;
+use baton_flow::duration_ms;
 
 use super::calendar::{Calendar, CalendarSpec};
 use super::policy::OverrideRule;

@@ -438,7 +438,7 @@ impl Announce {
             .map_err(|e| format!("`{EXPECT_TYPE}`: `data.entity` {e}"))?
             .ok_or_else(|| format!("`{EXPECT_TYPE}` needs `data.entity`: what will change"))?;
         let within_ms = match data.get("within") {
-            Some(w) => crate::approvals::duration_ms(w)
+            Some(w) => baton_flow::duration_ms(w)
                 .map_err(|e| format!("`{EXPECT_TYPE}`: `data.within` {e}"))?,
             None => {
                 return Err(format!(

@@ -310,7 +310,8 @@ pub async fn get_one(
     params(("id" = String, Path)), request_body(content = ReasonRequest, description = "optional"),
     responses((status = 200, body = StatusChange), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, description = "the instance has already ended, or is undoing its effects (compensation) and ends when they are undone", body = ProblemDoc), (status = 415, body = ProblemDoc)),
+        (status = 409, description = "the instance has already ended, or is undoing its effects (compensation) and ends when they are undone", body = ProblemDoc), (status = 415, body = ProblemDoc),
+        (status = 503, description = "the store could not make the request durable; try again", body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
@@ -338,7 +339,7 @@ pub async fn cancel(
     params(("id" = String, Path)), request_body(content = ReasonRequest, description = "optional"),
     responses((status = 200, body = StatusChange), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc),
-        (status = 415, body = ProblemDoc)),
+        (status = 415, body = ProblemDoc), (status = 503, description = "the store could not make the request durable; try again", body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn suspend(
     State(state): State<Arc<AppState>>,
@@ -370,7 +371,7 @@ pub async fn suspend(
 #[utoipa::path(post, path = "/v1/instances/{id}/resume", tag = "instances",
     params(("id" = String, Path)),
     responses((status = 200, body = StatusChange), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
-        (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc)),
+        (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc), (status = 503, description = "the store could not make the request durable; try again", body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn resume(
     State(state): State<Arc<AppState>>,

@@ -116,13 +116,7 @@ fn namespace_of(state: &AppState, v: &FlowVersion) -> ApiResult<String> {
 
 fn time_param(name: &str, s: &Option<String>) -> ApiResult<Option<u64>> {
     s.as_deref()
-        .map(|t| {
-            baton_runtime::shadow::parse_time(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "`{name}`: `{t}` is not a time (RFC 3339 like 2026-11-16T00:00:00Z, or ms since the epoch)"
-                ))
-            })
-        })
+        .map(|t| super::approvals::parse_time(name, t))
         .transpose()
 }
 
