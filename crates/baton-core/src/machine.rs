@@ -17,6 +17,9 @@ use crate::journal::{EffectKey, InstanceId, JournalEntry, Outcome, Status};
 use crate::problem::Problem;
 use crate::program::{Env, Program};
 
+mod replay;
+pub use replay::{Advance, Fit, ReplayObserver};
+
 /// What the driver must do after a step.
 #[derive(Debug, Default)]
 pub struct Step {
@@ -99,8 +102,7 @@ impl Instance {
             input: input.clone(),
         };
         let mut inst = Instance::build(id, program, env, input, now_ms);
-        inst.entries.push(entry);
-        inst.journal_len = 1;
+        inst.append(entry);
         inst.poll();
         inst
     }
@@ -165,68 +167,16 @@ impl Instance {
         env: Env,
         journal: &[JournalEntry],
     ) -> Result<Instance, RecoverError> {
-        let Some(JournalEntry::Started { at_ms, flow, input }) = journal.first() else {
-            return Err(RecoverError::NoStart);
-        };
-        if flow.hash != program.flow.hash {
-            return Err(RecoverError::WrongFlow {
-                expected: program.flow.hash.clone(),
-                found: flow.hash.clone(),
-            });
-        }
-        let mut inst = Instance::build(id, program, env, input.clone(), *at_ms);
-        inst.replaying = true;
-        inst.poll();
-        for (index, entry) in journal.iter().enumerate().skip(1) {
-            inst.set_now(entry.at_ms());
-            match entry {
-                JournalEntry::EffectCompleted { key, outcome, .. } => {
-                    if !inst.accept(key, outcome.clone()) {
-                        return Err(RecoverError::Diverged {
-                            index,
-                            kind: entry.kind(),
-                            why: format!("effect `{key}` was not outstanding"),
-                        });
-                    }
-                    if !inst.suspended {
-                        inst.poll();
-                    }
-                }
-                JournalEntry::CancelRequested { reason, .. } => {
-                    inst.begin_cancel(reason, false);
-                }
-                JournalEntry::Suspended { .. } => inst.suspended = true,
-                JournalEntry::Resumed { .. } => {
-                    inst.suspended = false;
-                    inst.poll();
-                }
-                JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
-                JournalEntry::Completed { .. }
-                | JournalEntry::Faulted { .. }
-                | JournalEntry::Cancelled { .. } => {
-                    inst.finish_from(entry);
-                }
-                JournalEntry::Started { .. } => {
-                    return Err(RecoverError::Diverged {
-                        index,
-                        kind: entry.kind(),
-                        why: "a second `started`".into(),
-                    });
-                }
-            }
-        }
-        inst.replaying = false;
+        let mut inst = Instance::replay(id, program, env, journal, Fit::Exact, &mut ())?;
         // Entries the replay produced are already in the journal when it has an end; without
         // one (the end was not yet durable at the crash) they are the missing end.
         if journal.last().is_some_and(JournalEntry::is_terminal) {
             inst.entries.clear();
         }
         // Everything outstanding now must be (re)started by the driver; what was requested and
-        // cancelled during replay already happened.
+        // cancelled during replay already happened (the replay drained it).
         {
             let mut shared = inst.ctx.lock();
-            shared.cancelled.clear();
-            shared.events.clear();
             // Notes the replay produced are in the journal already (a note is appended with the
             // outcome that led to it).
             shared.task_notes.clear();
@@ -240,7 +190,6 @@ impl Instance {
                 .collect();
             shared.new_requests = outstanding;
         }
-        inst.journal_len = journal.len();
         Ok(inst)
     }
 
@@ -299,13 +248,12 @@ impl Instance {
         if !self.accept(key, outcome.clone()) {
             return false;
         }
-        self.entries.push(JournalEntry::EffectCompleted {
+        self.append(JournalEntry::EffectCompleted {
             at_ms,
             key: key.clone(),
             outcome,
             facts: Vec::new(),
         });
-        self.journal_len += 1;
         if !self.suspended {
             self.poll();
         }
@@ -320,12 +268,11 @@ impl Instance {
         }
         self.set_now(now_ms);
         let at_ms = self.ctx.lock().now_ms;
-        self.entries.push(JournalEntry::Suspended {
+        self.append(JournalEntry::Suspended {
             at_ms,
             by: by.to_string(),
             reason: reason.map(str::to_string),
         });
-        self.journal_len += 1;
         self.suspended = true;
         true
     }
@@ -338,11 +285,10 @@ impl Instance {
         }
         self.set_now(now_ms);
         let at_ms = self.ctx.lock().now_ms;
-        self.entries.push(JournalEntry::Resumed {
+        self.append(JournalEntry::Resumed {
             at_ms,
             by: by.to_string(),
         });
-        self.journal_len += 1;
         self.suspended = false;
         self.poll();
         true
@@ -367,12 +313,11 @@ impl Instance {
             }
             s.now_ms
         };
-        self.entries.push(JournalEntry::EffectNote {
+        self.append(JournalEntry::EffectNote {
             at_ms,
             key: key.clone(),
             note,
         });
-        self.journal_len += 1;
         true
     }
 
@@ -390,12 +335,11 @@ impl Instance {
         }
         self.set_now(now_ms);
         let at_ms = self.ctx.lock().now_ms;
-        self.entries.push(JournalEntry::CancelRequested {
+        self.append(JournalEntry::CancelRequested {
             at_ms,
             reason: reason.to_string(),
             by: by.map(str::to_string),
         });
-        self.journal_len += 1;
         self.begin_cancel(reason, true);
         true
     }
@@ -421,11 +365,10 @@ impl Instance {
         }
         if journal {
             let at_ms = self.ctx.lock().now_ms;
-            self.entries.push(JournalEntry::Cancelled {
+            self.append(JournalEntry::Cancelled {
                 at_ms,
                 reason: reason.to_string(),
             });
-            self.journal_len += 1;
         }
         self.status = Status::Cancelled;
     }
@@ -454,15 +397,13 @@ impl Instance {
                 (s.now_ms, std::mem::take(&mut s.task_notes))
             };
             for (task, note) in notes {
-                self.entries
-                    .push(JournalEntry::TaskNote { at_ms, task, note });
-                self.journal_len += 1;
+                self.append(JournalEntry::TaskNote { at_ms, task, note });
             }
         }
         if let Poll::Ready(result) = ready {
             self.root = None;
             let at_ms = self.ctx.lock().now_ms;
-            let entry = match (self.ending.take(), result) {
+            let (status, entry) = match (self.ending.take(), result) {
                 (Some(Ending::Fault(mut problem)), unwound) => {
                     // The fault stays the one that started the unwinding; its detail ends with
                     // what the unwinding did.
@@ -472,34 +413,60 @@ impl Instance {
                             None => sentence,
                         });
                     }
-                    self.status = Status::Faulted;
-                    JournalEntry::Faulted { at_ms, problem }
+                    (Status::Faulted, JournalEntry::Faulted { at_ms, problem })
                 }
                 (Some(Ending::Cancel(reason)), _) => {
-                    self.status = Status::Cancelled;
-                    JournalEntry::Cancelled { at_ms, reason }
+                    (Status::Cancelled, JournalEntry::Cancelled { at_ms, reason })
                 }
                 (None, Ok(output)) => {
-                    self.status = Status::Completed;
-                    JournalEntry::Completed { at_ms, output }
+                    (Status::Completed, JournalEntry::Completed { at_ms, output })
                 }
                 (None, Err(problem)) if self.ctx.has_saga() => {
                     // Effects that happened are undone before the fault is final.
                     self.unwind(Ending::Fault(problem));
                     return;
                 }
-                (None, Err(problem)) => {
-                    self.status = Status::Faulted;
-                    JournalEntry::Faulted { at_ms, problem }
-                }
+                (None, Err(problem)) => (Status::Faulted, JournalEntry::Faulted { at_ms, problem }),
             };
-            self.entries.push(entry);
-            self.journal_len += 1;
+            self.append(entry);
+            self.status = status;
         }
+    }
+
+    /// Journals `entry`. Every entry the machine makes passes here, so the journal's invariants
+    /// are checked in one place.
+    fn append(&mut self, entry: JournalEntry) {
+        debug_assert!(
+            !self.status.is_terminal(),
+            "an ended instance journals nothing more (got `{}`)",
+            entry.kind()
+        );
+        debug_assert_eq!(
+            matches!(entry, JournalEntry::Started { .. }),
+            self.journal_len == 0,
+            "`started` comes first and only once"
+        );
+        debug_assert!(
+            self.entries
+                .last()
+                .is_none_or(|last| last.at_ms() <= entry.at_ms()),
+            "the journal's clock went back at `{}`",
+            entry.kind()
+        );
+        self.entries.push(entry);
+        self.journal_len += 1;
     }
 
     /// Runs the instance as far as it can go without the outside world, and says what to do.
     pub fn step(&mut self) -> Step {
+        debug_assert!(
+            self.root.is_none() || !self.status.is_terminal(),
+            "an ended instance has nothing left to run"
+        );
+        debug_assert!(
+            !(self.suspended && self.status.is_terminal()),
+            "an ended instance is not suspended"
+        );
         let mut shared = self.ctx.lock();
         let start = std::mem::take(&mut shared.new_requests);
         let cancel = std::mem::take(&mut shared.cancelled);

@@ -252,7 +252,12 @@ impl Ctx {
             "output": null,
             "outcome": "unknown",
         });
-        self.lock().saga.push(SagaStep {
+        let mut shared = self.lock();
+        debug_assert!(
+            !shared.saga.iter().any(|s| s.pending && s.key == key),
+            "task `{key}` is on the saga stack twice while its call runs"
+        );
+        shared.saga.push(SagaStep {
             program: frame.program.clone(),
             name: name.to_string(),
             reference: reference.to_string(),
@@ -363,6 +368,15 @@ impl Ctx {
                 .task_notes
                 .push((step.key.clone(), Value::Object(note)));
         }
+        debug_assert!(
+            self.lock().saga.is_empty(),
+            "a compensation put an effect on the saga stack it was unwinding"
+        );
+        debug_assert_eq!(
+            tally.compensated + tally.skipped + tally.unresolved,
+            steps.len(),
+            "every unwound step ends one way"
+        );
         tally
     }
 

@@ -24,8 +24,9 @@ use baton_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::rebuild::{Fit, rebuild};
+use crate::rebuild::rebuild;
 use crate::{Runtime, RuntimeError};
+use baton_core::Fit;
 use baton_store::{InstanceQuery, Store};
 
 /// The function of DMN decisions.
@@ -161,12 +162,7 @@ pub fn replay_requests(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<HashMap<EffectKey, EffectRequest>, String> {
-    if let Some(JournalEntry::Started { flow, .. }) = journal.first()
-        && flow.hash != program.flow.hash
-    {
-        return Err("the journal belongs to another version of the flow".into());
-    }
-    rebuild(id, program.clone(), env, journal, Fit::Strict).map(|r| r.requests)
+    rebuild(id, program.clone(), env, journal, Fit::Exact).map(|r| r.requests)
 }
 
 /// The task's key an effect key belongs to: the key without its effect suffix (`#call`).

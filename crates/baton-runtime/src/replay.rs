@@ -22,9 +22,10 @@ use baton_store::{InstanceQuery, InstanceRecord, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::rebuild::{Fit, Rebuilt, rebuild};
+use crate::rebuild::{Rebuilt, rebuild};
 use crate::shadow::{self, Policy, Recorded};
 use crate::{Runtime, RuntimeError};
+use baton_core::Fit;
 
 /// How a replay runs.
 #[derive(Debug, Clone)]

@@ -1,9 +1,10 @@
 //! Where each task of an instance stands, derived from its journal.
 //!
 //! The journal records effects, not tasks: a `set` or a `switch` leaves no entry of its own. So
-//! the journal is replayed through a fresh core instance (the same thing recovery does, and by
-//! the replay invariant it takes the same path), and the core's task events — started,
-//! completed, skipped, faulted, per task reference — say exactly which tasks ran. The effects
+//! the journal is folded through a fresh core instance by the core's one replayer
+//! ([`Instance::replay`], the fold recovery uses, so a cancellation during compensation means
+//! the same here as there), and the core's task events — started, completed, skipped, faulted,
+//! compensated, per task reference — say exactly which tasks ran. The effects
 //! still outstanding at the end of the replay are the ones in flight now; a task holding only
 //! timers, listeners or approvals is waiting rather than running.
 //!
@@ -15,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use baton_core::{
-    EffectKey, EffectRequest, Env, Instance, InstanceId, JournalEntry, Outcome, Program, Status,
-    TaskEvent, TaskPhase,
+    Advance, EffectKey, EffectRequest, Env, Fit, Instance, InstanceId, JournalEntry, Outcome,
+    Program, ReplayObserver, Status, TaskEvent, TaskPhase,
 };
 use serde_json::Value;
 
@@ -141,49 +142,21 @@ fn replay(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<Progress, String> {
-    let Some(JournalEntry::Started { at_ms, input, flow }) = journal.first() else {
-        return Err("the journal does not begin with `started`".into());
-    };
-    if flow.hash != program.flow.hash {
-        return Err("the journal belongs to another version of the flow".into());
-    }
-    let mut inst = Instance::start(id.clone(), program.clone(), env, input.clone(), *at_ms);
     let mut acc = Replay {
         program,
         states: HashMap::new(),
         outstanding: BTreeMap::new(),
         active_runs: Vec::new(),
     };
-    acc.absorb(&mut inst);
-    for (index, entry) in journal.iter().enumerate().skip(1) {
-        match entry {
-            JournalEntry::EffectCompleted {
-                at_ms,
-                key,
-                outcome,
-                ..
-            } => {
-                if !inst.deliver(key, outcome.clone(), *at_ms) {
-                    return Err(format!(
-                        "journal entry {index} (effect `{key}`) does not fit the flow"
-                    ));
-                }
-                acc.outstanding.remove(key);
-            }
-            JournalEntry::Suspended { at_ms, by, reason } => {
-                inst.suspend(by, reason.as_deref(), *at_ms);
-            }
-            JournalEntry::Resumed { at_ms, by } => {
-                inst.resume(by, *at_ms);
-            }
-            // Notes say how something ended (a fan-out's missing branches, a compensation);
-            // replay skips them, and the tasks after them ran.
-            JournalEntry::EffectNote { .. } | JournalEntry::TaskNote { .. } => {}
-            // The end (or the request for it) is in the journal: nothing after it ran.
-            _ => break,
-        }
-        acc.absorb(&mut inst);
-    }
+    Instance::replay(
+        id.clone(),
+        program.clone(),
+        env,
+        journal,
+        Fit::Exact,
+        &mut acc,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Progress {
         states: acc.states,
         outstanding: acc.outstanding.into_iter().collect(),
@@ -201,20 +174,27 @@ struct Replay<'a> {
     active_runs: Vec<String>,
 }
 
-impl Replay<'_> {
-    fn absorb(&mut self, inst: &mut Instance) {
-        let step = inst.step();
-        for call in step.start {
+impl ReplayObserver for Replay<'_> {
+    fn advanced(&mut self, _index: usize, advance: Advance) {
+        for call in advance.start {
             self.outstanding.insert(call.key, call.request);
         }
-        for key in &step.cancel {
+        for key in &advance.cancel {
             self.outstanding.remove(key);
         }
-        for ev in step.events {
+        for ev in advance.events {
             self.event(ev);
         }
     }
 
+    fn outcome(&mut self, _index: usize, key: &EffectKey, _outcome: &Outcome, fitted: bool) {
+        if fitted {
+            self.outstanding.remove(key);
+        }
+    }
+}
+
+impl Replay<'_> {
     fn event(&mut self, ev: TaskEvent) {
         if let Some(pos) = self.active_runs.iter().position(|r| *r == ev.reference) {
             if ev.phase != TaskPhase::Started {
@@ -439,6 +419,63 @@ do:
         let got = derive(&id, Some(&p), Env::default(), &journal, Status::Cancelled);
         assert_eq!(got.states["/do/1/ask"], TaskState::Cancelled);
         assert_eq!(got.states["/do/0/pick"], TaskState::Completed);
+    }
+
+    #[test]
+    fn a_cancellation_that_undoes_an_effect_shows_the_task_compensated() {
+        // reserve ran and is undoable; the instance is cancelled while it waits for the
+        // approval, so the undo runs after `cancel_requested`. The page must read past it.
+        let yaml = r#"
+document: {dsl: '1.0.0', namespace: test, name: c, version: '1.0.0'}
+do:
+  - reserve:
+      call: fx
+      metadata: {baton: {compensate: {call: fx, with: {undo: true}}}}
+  - ask:
+      call: approval
+      with: {title: t, assignees: ann, window: PT1H}
+"#;
+        let opts = baton_flow::ValidateOptions {
+            known_functions: vec![APPROVAL_FUNCTION.into(), "fx".into()],
+        };
+        let loaded = baton_flow::load_flow(yaml, &opts).unwrap_or_else(|d| panic!("{d:?}"));
+        let p = Arc::new(Program::new(loaded.workflow, loaded.raw, yaml));
+        let id = InstanceId("i-3".into());
+        let mut inst = Instance::start(id.clone(), p.clone(), Env::default(), Value::Null, 1_000);
+        let mut journal = inst.step().entries;
+        let reserve = EffectKey("/do/0/reserve#call".into());
+        assert!(inst.deliver(&reserve, Outcome::ok(serde_json::json!({})), 1_100));
+        journal.append(&mut inst.step().entries);
+        assert!(inst.cancel_by("no", Some("ann"), 1_200));
+        let step = inst.step();
+        journal.extend(step.entries);
+        let undo = step
+            .start
+            .first()
+            .expect("the undo is asked for")
+            .key
+            .clone();
+        let during = derive(&id, Some(&p), Env::default(), &journal, Status::Running);
+        assert_eq!(
+            during
+                .outstanding
+                .iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>(),
+            [&undo],
+            "what is in flight is the undo, not the cancelled approval"
+        );
+        assert!(inst.deliver(&undo, Outcome::ok(serde_json::json!({})), 1_300));
+        journal.append(&mut inst.step().entries);
+        assert!(matches!(
+            journal.last(),
+            Some(JournalEntry::Cancelled { .. })
+        ));
+        let got = derive(&id, Some(&p), Env::default(), &journal, Status::Cancelled);
+        assert!(got.approximate.is_none(), "{:?}", got.approximate);
+        assert_eq!(got.states["/do/0/reserve"], TaskState::Compensated);
+        assert_eq!(got.states["/do/1/ask"], TaskState::Cancelled);
+        assert!(got.outstanding.is_empty());
     }
 
     #[test]
