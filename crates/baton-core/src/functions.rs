@@ -4,6 +4,19 @@
 //! implementation for each. A function added here and not registered is refused at run time as
 //! unknown, never called by accident.
 
+/// The names of the built-in functions, for the code that registers or recognises one.
+pub mod names {
+    pub const NOOP: &str = "noop";
+    pub const DECIDE: &str = "decide";
+    pub const FACT: &str = "fact";
+    pub const FACT_PUT: &str = "fact_put";
+    pub const APPROVAL: &str = "approval";
+    pub const GUARD: &str = "guard";
+    pub const CLAIM: &str = "claim";
+    pub const RELEASE: &str = "release";
+    pub const PROVIDER: &str = "provider";
+}
+
 /// One built-in function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuiltinFunction {
@@ -53,25 +66,28 @@ const fn pure(mut b: BuiltinFunction) -> BuiltinFunction {
 /// Every function Baton ships.
 pub const BUILTIN_FUNCTIONS: &[BuiltinFunction] = &[
     pure(f(
-        "noop",
+        names::NOOP,
         "returns its arguments (the trivial durable step)",
     )),
-    pure(f("decide", "evaluates a DMN decision")),
+    pure(f(names::DECIDE, "evaluates a DMN decision")),
     waits(reads(f(
-        "fact",
+        names::FACT,
         "reads a fact with a freshness bound (refreshing or holding when stale)",
     ))),
-    f("fact_put", "records an observation of a fact"),
-    waits(f("approval", "asks people and waits for the answer")),
+    f(names::FACT_PUT, "records an observation of a fact"),
+    waits(f(names::APPROVAL, "asks people and waits for the answer")),
     waits(f(
-        "guard",
+        names::GUARD,
         "caps re-decisions per entity in a window (flap guard)",
     )),
-    waits(f("claim", "takes an exclusive, leased hold on an entity")),
-    f("release", "gives a claim back"),
+    waits(f(
+        names::CLAIM,
+        "takes an exclusive, leased hold on an entity",
+    )),
+    f(names::RELEASE, "gives a claim back"),
     BuiltinFunction {
         needs_catalogue: true,
-        ..f("provider", "calls a declared provider operation")
+        ..f(names::PROVIDER, "calls a declared provider operation")
     },
 ];
 

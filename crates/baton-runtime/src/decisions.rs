@@ -473,7 +473,7 @@ pub fn records(
         };
         let kind = match (function, value) {
             (Some((DECIDE_FUNCTION, _)), _) => Some(DecisionKind::Rules),
-            (Some((crate::approvals::APPROVAL_FUNCTION, _)), _) => Some(DecisionKind::Approval),
+            (Some((baton_core::functions::names::APPROVAL, _)), _) => Some(DecisionKind::Approval),
             (None, Some(v)) if unavailable.is_some() && is_rules_answer(v) => {
                 Some(DecisionKind::Rules)
             }

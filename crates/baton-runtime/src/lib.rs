@@ -6,18 +6,12 @@
 //! Registered *local* functions (no effect outside the process, like `noop`) run inline between
 //! two barriers; their results are journaled in order with everything else.
 
-mod actor;
-pub mod approvals;
 mod catalog;
-pub mod claims;
-mod clock;
 pub mod decisions;
 mod driver;
 mod events;
 pub mod explain;
 pub mod facts;
-mod functions;
-pub mod guard;
 mod http;
 mod providers;
 mod rebuild;
@@ -33,15 +27,16 @@ use baton_store::{Store, StoreError};
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use actor::{Actor, Role};
+pub use baton_api::{
+    Actor, Clock, EndHook, Function, FunctionRegistry, FunctionResult, InstanceEnd, ManualClock,
+    Role, SystemClock,
+};
 pub use catalog::FlowCatalog;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use functions::{Function, FunctionRegistry, FunctionResult};
 pub use providers::{ProviderLayer, Secrets};
 
 /// The function name of calls to catalogue operations: `call: provider` with
 /// `with: {provider, operation, args}`.
-pub const PROVIDER_FUNCTION: &str = "provider";
+pub const PROVIDER_FUNCTION: &str = baton_core::functions::names::PROVIDER;
 
 /// The CloudEvents extension attribute naming the one instance an event is for (a signal).
 pub const SIGNAL_TARGET: &str = "batoninstance";
@@ -110,21 +105,6 @@ pub struct RunResult {
 
 /// What hears each task event of every instance.
 pub type ProgressFn = Arc<dyn Fn(&InstanceId, &TaskEvent) + Send + Sync>;
-
-/// An instance that has ended, as end hooks see it.
-#[derive(Clone)]
-pub struct InstanceEnd {
-    pub id: InstanceId,
-    pub status: Status,
-    pub program: Arc<Program>,
-}
-
-/// What runs when an instance has ended (completed, faulted or cancelled).
-pub type EndHook = Arc<
-    dyn Fn(InstanceEnd) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync,
->;
 
 pub(crate) struct Shared<S: Store> {
     pub store: Arc<S>,
@@ -195,28 +175,12 @@ impl<S: Store> Runtime<S> {
         let http = http::HttpClients::new(options.http_timeout_ms);
         let functions = FunctionRegistry::with_builtins();
         functions.register(
-            approvals::APPROVAL_FUNCTION,
-            approvals::ApprovalFunction::new(store.clone(), clock.clone()),
-        );
-        functions.register(
-            guard::GUARD_FUNCTION,
-            guard::GuardFunction::new(store.clone(), clock.clone()),
-        );
-        functions.register(
             facts::FACT_FUNCTION,
             facts::FactFunction::new(store.clone(), clock.clone(), options.providers.clone()),
         );
         functions.register(
             facts::FACT_PUT_FUNCTION,
             facts::FactPutFunction::new(store.clone(), clock.clone()),
-        );
-        functions.register(
-            claims::CLAIM_FUNCTION,
-            claims::ClaimFunction::new(store.clone(), clock.clone()),
-        );
-        functions.register(
-            claims::RELEASE_FUNCTION,
-            claims::ReleaseFunction::new(store.clone(), clock.clone()),
         );
         let runtime = Runtime {
             shared: Arc::new(Shared {
@@ -235,39 +199,6 @@ impl<S: Store> Runtime<S> {
         };
         // A case's sides are recorded, and compared, as they end.
         shadow::install(&runtime);
-        // What an ended instance claimed is free at once (leases only bound a crash).
-        let claims = runtime.claims();
-        runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
-            let claims = claims.clone();
-            Box::pin(async move {
-                // Most flows never claim: their end costs no read.
-                if !end.program.calls(claims::CLAIM_FUNCTION) {
-                    return;
-                }
-                let id = end.id;
-                if let Err(e) = claims.release_all_of(&id.0).await {
-                    tracing::warn!(instance = %id, error = %e, "could not release the claims of an ended instance; their leases will");
-                }
-            })
-        }));
-        // An approval task whose instance has ended leaves the inbox.
-        let approvals = runtime.approvals();
-        runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
-            let approvals = approvals.clone();
-            Box::pin(async move {
-                // Only flows that can ask a person (directly, or through a flap guard) have
-                // tasks to close.
-                if !end.program.calls(approvals::APPROVAL_FUNCTION)
-                    && !end.program.calls(guard::GUARD_FUNCTION)
-                {
-                    return;
-                }
-                let id = end.id;
-                if let Err(e) = approvals.close_for_ended_instance(&id.0, end.status).await {
-                    tracing::warn!(instance = %id, error = %e, "could not close the approval tasks of an ended instance");
-                }
-            })
-        }));
         runtime
     }
 

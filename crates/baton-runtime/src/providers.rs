@@ -29,7 +29,7 @@ use baton_provider::{
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
-use crate::clock::Clock;
+use crate::Clock;
 use crate::http::{ProviderAuth, RawAnswer, Sent, send, shape_value};
 
 /// Re-sends after an unknown outcome (reconciled as not applied, or idempotent re-send).

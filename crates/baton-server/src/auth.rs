@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use baton_runtime::{Actor, Role};
+use baton_engine::{Actor, Role};
 
 use crate::AppState;
 use crate::problem::{ApiError, Code};

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use baton_engine::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
+use baton_engine::{Actor, Role};
 use baton_flow::{Diagnostic, SourceLocation};
-use baton_runtime::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
-use baton_runtime::{Actor, Role};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 

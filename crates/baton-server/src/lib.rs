@@ -18,7 +18,7 @@ mod problem;
 use std::sync::Arc;
 
 use axum::Router;
-use baton_runtime::{Actor, Runtime};
+use baton_engine::{Actor, Runtime};
 use baton_store::{DocStore, DocWrite, Expect, SqliteStore};
 use serde_json::{Value, json};
 
@@ -37,7 +37,7 @@ pub struct AppState {
     /// Serialises starts that carry an `Idempotency-Key` (see `api::instances`).
     pub(crate) start_lock: tokio::sync::Mutex<()>,
     /// The trigger engine (rules, dedupe, debounce, quarantine); installed once at start.
-    pub triggers: std::sync::OnceLock<baton_runtime::triggers::Triggers<SqliteStore>>,
+    pub triggers: std::sync::OnceLock<baton_engine::triggers::Triggers<SqliteStore>>,
 }
 
 impl AppState {
@@ -57,7 +57,7 @@ impl AppState {
     /// Inbound events go through it from then on.
     pub async fn install_triggers(
         &self,
-        set: baton_runtime::triggers::TriggerSet,
+        set: baton_engine::triggers::TriggerSet,
     ) -> Result<(), ApiError> {
         let triggers = self.runtime.triggers(set).await.map_err(|e| {
             ApiError::new(Code::Internal, "Cannot start the triggers").detail(e.to_string())

@@ -23,7 +23,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use baton_core::{InstanceId, TaskEvent, TaskPhase};
-use baton_runtime::Clock;
+use baton_engine::Clock;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};

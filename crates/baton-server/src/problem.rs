@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use baton_runtime::RuntimeError;
+use baton_engine::RuntimeError;
 use baton_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use baton_core::InstanceId;
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::RuntimeOptions;
 use baton_server::otlp::{self, OtlpExporter, OtlpOptions};
 use baton_server::{AppState, ServerRuntime, load_config};
 use baton_store::{SqliteOptions, SqliteStore};
@@ -112,7 +112,7 @@ fn runtime(dir: &tempfile::TempDir) -> ServerRuntime {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store =
         Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    Runtime::new(store, RuntimeOptions::default())
+    baton_engine::runtime(store, RuntimeOptions::default())
 }
 
 fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use baton_core::Status;
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::RuntimeOptions;
 use baton_store::{SqliteOptions, SqliteStore};
 use serde_json::json;
 
@@ -70,7 +70,7 @@ async fn measure(flow: &str, n: usize, c: usize, barrier: bool) -> Result<Figure
             fsync_every_commit: true,
         },
     )?);
-    let rt = Runtime::new(
+    let rt = baton_engine::runtime(
         store,
         RuntimeOptions {
             barrier_every_step: barrier,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use baton_core::{ErrorKind, Outcome, Problem};
 use baton_decision::DecisionModel;
-use baton_runtime::{Function, FunctionResult};
+use baton_engine::{Function, FunctionResult};
 use serde_json::Value;
 
 /// A parsed model with what decision records need to name it.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use baton_core::{InstanceId, JournalEntry, Status, TaskPhase};
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::{Runtime, RuntimeOptions};
 use baton_store::{SqliteOptions, SqliteStore, Store};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -373,7 +373,7 @@ fn read(path: &Path) -> Result<String> {
 
 /// A runtime over the embedded store with Baton's functions registered.
 fn runtime(store: Arc<SqliteStore>) -> Runtime<SqliteStore> {
-    with_decide(Runtime::new(store, RuntimeOptions::default()))
+    with_decide(baton_engine::runtime(store, RuntimeOptions::default()))
 }
 
 /// Registers what the runtime cannot register itself: `decide`, whose DMN engine
@@ -394,7 +394,7 @@ fn runtime_with(store: Arc<SqliteStore>, args: &ProviderArgs) -> Result<Runtime<
         options.allowed_url_prefixes = Some(layer.catalog().base_urls());
         options.providers = Some(Arc::new(layer));
     }
-    Ok(with_decide(Runtime::new(store, options)))
+    Ok(with_decide(baton_engine::runtime(store, options)))
 }
 
 /// The names a flow may call, from the one table of built-in functions.
@@ -526,7 +526,7 @@ async fn run(
     register_dir(&rt, &dir, flow).await?;
     let program = match rt.register_flow(&text).await {
         Ok(p) => p,
-        Err(baton_runtime::RuntimeError::InvalidFlow(_)) => {
+        Err(baton_engine::RuntimeError::InvalidFlow(_)) => {
             let opts = baton_flow::ValidateOptions {
                 known_functions: rt.function_names(),
             };
@@ -657,14 +657,14 @@ async fn show(id: &str, store: &Path, json: bool) -> Result<ExitCode> {
                     baton_core::Outcome::Unknown { reason } => reason.clone(),
                     baton_core::Outcome::Stale { reason, .. } => reason.clone(),
                 };
-                match baton_runtime::explain::explain(e) {
+                match baton_engine::explain::explain(e) {
                     Some(why) => {
                         format!("effect {key} {} {why}\n{:>31}{detail}", outcome.label(), "")
                     }
                     None => format!("effect {key} {} {detail}", outcome.label()),
                 }
             }
-            JournalEntry::TaskNote { task, note, .. } => match baton_runtime::explain::explain(e) {
+            JournalEntry::TaskNote { task, note, .. } => match baton_engine::explain::explain(e) {
                 Some(why) => format!("task {task} {why}"),
                 None => format!("task {task} {}", truncate(&note.to_string(), 160)),
             },

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use baton_engine::{Clock, ProviderLayer, Secrets, SystemClock};
 use baton_provider::Catalog;
-use baton_runtime::{Clock, ProviderLayer, Secrets, SystemClock};
 use serde_json::Value;
 
 /// Reads and checks a catalogue; the error holds every diagnostic as `FILE:LINE:COL: …`.

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use baton_core::InstanceId;
-use baton_runtime::decisions::{DecisionKind, DecisionRecord};
-use baton_runtime::explain::age_whole;
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::decisions::{DecisionKind, DecisionRecord};
+use baton_engine::explain::age_whole;
+use baton_engine::{Runtime, RuntimeOptions};
 use serde_json::{Value, json};
 
 use crate::client::{ServerArgs, approval_action, call, finish, json_arg, query, time_arg};
@@ -103,7 +103,7 @@ pub enum RecordsCommand {
 async fn reader(store: &Path) -> Result<Runtime<baton_store::SqliteStore>> {
     let store = baton_store::SqliteStore::open(store, baton_store::SqliteOptions::default())
         .with_context(|| format!("cannot open the store {}", store.display()))?;
-    Ok(crate::with_decide(Runtime::new(
+    Ok(crate::with_decide(baton_engine::runtime(
         Arc::new(store),
         RuntimeOptions::default(),
     )))
@@ -289,7 +289,7 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
             None => {
                 let until = match &until {
                     Some(u) => time_arg("until", u)?,
-                    None => baton_runtime::Clock::now_ms(&baton_runtime::SystemClock) + 1,
+                    None => baton_engine::Clock::now_ms(&baton_engine::SystemClock) + 1,
                 };
                 let since = match &since {
                     Some(s) => time_arg("since", s)?,

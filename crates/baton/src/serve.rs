@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use baton_runtime::{Actor, Role, Runtime, RuntimeOptions};
+use baton_engine::{Actor, Role, RuntimeOptions};
 use baton_server::{AppState, ServerConfig};
 use baton_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::json;
@@ -219,14 +219,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
                     .collect::<Vec<_>>()
             )
         })?;
-        let mut secrets = baton_runtime::Secrets::default();
+        let mut secrets = baton_engine::Secrets::default();
         secrets
             .file
             .insert("carrier_token".into(), DEMO_SECRETS_TOKEN.into());
-        let layer = baton_runtime::ProviderLayer::new(
+        let layer = baton_engine::ProviderLayer::new(
             catalog,
             &secrets,
-            baton_runtime::Clock::now_ms(&baton_runtime::SystemClock),
+            baton_engine::Clock::now_ms(&baton_engine::SystemClock),
         )
         .map_err(|e| anyhow::anyhow!("demo catalogue: {e}"))?;
         options.allowed_url_prefixes = Some(layer.catalog().base_urls());
@@ -238,7 +238,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         options.allowed_url_prefixes = Some(layer.catalog().base_urls());
         options.providers = Some(Arc::new(layer));
     }
-    let runtime = crate::with_decide(Runtime::new(store.clone(), options));
+    let runtime = crate::with_decide(baton_engine::runtime(store.clone(), options));
 
     // Every stored flow version is known again before instances resume.
     for rec in store.flows().await? {
@@ -265,7 +265,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            baton_runtime::triggers::load_triggers(&text).map_err(|ds| {
+            baton_engine::triggers::load_triggers(&text).map_err(|ds| {
                 let file = path.display().to_string();
                 anyhow::anyhow!(
                     "{}",
@@ -276,7 +276,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
                 )
             })?
         }
-        None => baton_runtime::triggers::TriggerSet { rules: Vec::new() },
+        None => baton_engine::triggers::TriggerSet { rules: Vec::new() },
     };
     let rules = set.rules.len();
     state

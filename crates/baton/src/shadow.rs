@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use baton_runtime::replay::{ReplayOptions, ReplayReport};
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::RuntimeOptions;
+use baton_engine::replay::{ReplayOptions, ReplayReport};
 use baton_store::{MemoryStore, SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 
@@ -332,11 +332,11 @@ pub async fn run(cmd: ShadowCommand) -> Result<ExitCode> {
 /// every such call), and refused if it ever were.
 struct NoCatalogue;
 
-impl baton_runtime::Function for NoCatalogue {
+impl baton_engine::Function for NoCatalogue {
     fn is_local(&self) -> bool {
         true
     }
-    fn call(&self, _args: Value, _key: &str) -> baton_runtime::FunctionResult {
+    fn call(&self, _args: Value, _key: &str) -> baton_engine::FunctionResult {
         Box::pin(async {
             baton_core::Outcome::failed(baton_core::Problem::new(
                 baton_core::ErrorKind::Configuration,
@@ -439,13 +439,13 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         options.allowed_url_prefixes = Some(Vec::new());
     }
     let perform_reads = options.providers.is_some();
-    let scratch = crate::with_decide(Runtime::new(Arc::new(MemoryStore::new()), options));
+    let scratch = crate::with_decide(baton_engine::runtime(Arc::new(MemoryStore::new()), options));
     if !perform_reads {
         // Flows that call catalogue operations still load; the replay answers those calls from
         // the record, or as effects not performed (without a catalogue nobody can tell a read).
         scratch
             .functions()
-            .register(baton_runtime::PROVIDER_FUNCTION, NoCatalogue);
+            .register(baton_engine::PROVIDER_FUNCTION, NoCatalogue);
     }
     let source = std::fs::read_to_string(&args.flow)
         .with_context(|| format!("cannot read {}", args.flow.display()))?;

@@ -2,13 +2,14 @@
 //! asks for one, the second approver's confirmation or refusal); the overrides report and the
 //! audit trail.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use baton_runtime::Role;
-use baton_runtime::approvals::{
+use baton_engine::Role;
+use baton_engine::approvals::{
     Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask, Approvals, OverrideRefusal,
     OverrideReport,
 };

@@ -1,7 +1,7 @@
 //! Decision records: per instance (`GET /v1/instances/{id}/decisions`), and exported over a
 //! period as JSON Lines for audit (`GET /v1/decisions`, `application/x-ndjson`, one record per
 //! line). Records are derived from the journals on every request (see
-//! `baton_runtime::decisions`); nothing is stored beside them.
+//! `baton_engine::decisions`); nothing is stored beside them.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::InstanceId;
-use baton_runtime::decisions::DecisionRecord;
+use baton_engine::decisions::DecisionRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use baton_runtime::triggers::{EventOutcome, EventReport, Quarantined, RuleAction, TriggerError};
-use baton_runtime::{Actor, Role, RuntimeError};
+use baton_engine::triggers::{EventOutcome, EventReport, Quarantined, RuleAction, TriggerError};
+use baton_engine::{Actor, Role, RuntimeError};
 use baton_store::DocQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -197,7 +197,7 @@ pub struct QuarantinePage {
 
 fn engine(
     state: &AppState,
-) -> ApiResult<&baton_runtime::triggers::Triggers<baton_store::SqliteStore>> {
+) -> ApiResult<&baton_engine::triggers::Triggers<baton_store::SqliteStore>> {
     state.triggers.get().ok_or_else(|| {
         ApiError::new(Code::NotFound, "Not found").detail("this server runs without triggers")
     })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use baton_runtime::Role;
+use baton_engine::Role;
 use baton_store::Store;
 
 use super::Path;

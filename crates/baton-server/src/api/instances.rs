@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::{FlowResolver, InstanceId, Program};
-use baton_runtime::{Actor, Role};
+use baton_engine::{Actor, Role};
 use baton_store::{DocStore, DocWrite, Expect, InstanceQuery, InstanceRecord, Store, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

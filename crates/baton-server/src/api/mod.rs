@@ -8,6 +8,7 @@ pub(crate) mod instances;
 pub mod shadows;
 pub mod views;
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Router;

@@ -2,16 +2,17 @@
 //! and how far they were escalated; approvers approve, reject (with a reason) or override (with
 //! the output to use instead and a reason). Answered tasks show who decided, when and why.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use baton_runtime::approvals::{
+use baton_engine::approvals::{
     Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask, Verdict,
 };
-use baton_runtime::{Actor, Role};
+use baton_engine::{Actor, Role};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -2,6 +2,7 @@
 //! instance, and one instance's page (the flow as a graph with task states, what it is waiting
 //! for, the timeline of its journal, decision traces, and the operator's controls).
 
+use baton_engine::Features;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use baton_core::{
     EffectRequest, Env, InstanceId, JournalEntry, Outcome, Program, Status, idempotency_key,
 };
-use baton_runtime::Role;
-use baton_runtime::approvals::ApprovalTask;
+use baton_engine::Role;
+use baton_engine::approvals::ApprovalTask;
 use baton_store::Store;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -355,7 +356,7 @@ struct Live {
     approximate: Option<String>,
     waiting: Vec<WaitView>,
     decisions: Vec<DecisionView>,
-    /// Decision records (`baton_runtime::decisions`): inputs with their sources and ages,
+    /// Decision records (`baton_engine::decisions`): inputs with their sources and ages,
     /// rules, answers and overrides.
     records: Vec<super::records::RecordView>,
     timeline: Vec<EntryView>,
@@ -438,7 +439,7 @@ async fn live_of(state: &AppState, id: &str) -> Result<(Live, Status, String), U
         flows: state.runtime.catalog().clone(),
         ..Env::default()
     };
-    let records = super::records::views(&baton_runtime::decisions::records(
+    let records = super::records::views(&baton_engine::decisions::records(
         &iid,
         program.as_ref(),
         record_env,
@@ -595,7 +596,7 @@ fn entry_view(seq: usize, e: &JournalEntry) -> EntryView {
                 Outcome::Unknown { reason } => reason.clone(),
                 Outcome::Stale { reason, .. } => reason.clone(),
             };
-            let notes = match baton_runtime::explain::explain(e) {
+            let notes = match baton_engine::explain::explain(e) {
                 Some(why) => format!("{why} — {notes}"),
                 None => notes,
             };
@@ -605,7 +606,7 @@ fn entry_view(seq: usize, e: &JournalEntry) -> EntryView {
         JournalEntry::TaskNote { task, note, .. } => (
             task.clone(),
             "",
-            baton_runtime::explain::explain(e).unwrap_or_else(|| short(note)),
+            baton_engine::explain::explain(e).unwrap_or_else(|| short(note)),
         ),
         JournalEntry::CancelRequested { reason, by, .. } => (
             String::new(),

@@ -32,7 +32,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use baton_runtime::{Actor, Role};
+use baton_engine::{Actor, Role};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -7,8 +7,8 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use baton_runtime::Role;
-use baton_runtime::triggers::{
+use baton_engine::Role;
+use baton_engine::triggers::{
     Action, EventOutcome, EventReport, Pattern, RuleAction, TriggerError,
 };
 use baton_store::{DocQuery, Store};
@@ -340,7 +340,7 @@ async fn triggers_page(
             kind: text(&e.event, "type"),
             id: text(&e.event, "id"),
             time: text(&e.event, "time"),
-            target: text(&e.event, baton_runtime::SIGNAL_TARGET),
+            target: text(&e.event, baton_engine::SIGNAL_TARGET),
         })
         .collect();
     events.reverse();

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::graph::TaskState;
 
 /// The function name of approvals (`call: approval`).
-pub const APPROVAL_FUNCTION: &str = baton_runtime::approvals::APPROVAL_FUNCTION;
+pub const APPROVAL_FUNCTION: &str = baton_engine::approvals::APPROVAL_FUNCTION;
 
 pub struct Progress {
     pub states: HashMap<String, TaskState>,

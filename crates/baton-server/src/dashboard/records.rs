@@ -6,9 +6,9 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use baton_runtime::approvals::OverrideReport;
-use baton_runtime::decisions::{DecisionKind, DecisionRecord};
-use baton_runtime::explain::age_whole;
+use baton_engine::approvals::OverrideReport;
+use baton_engine::decisions::{DecisionKind, DecisionRecord};
+use baton_engine::explain::age_whole;
 use serde_json::Value;
 
 use super::{Nav, Session, UiError, compact, pretty, render, time};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use baton_runtime::shadow::{LiveSide, Registration, Report};
+use baton_engine::shadow::{LiveSide, Registration, Report};
 
 use super::{Nav, Session, UiError, compact, render, time};
 use crate::AppState;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use baton_runtime::{Runtime, RuntimeOptions};
+use baton_engine::RuntimeOptions;
 use baton_server::{AppState, load_config};
 use baton_store::{SqliteOptions, SqliteStore};
 use serde_json::Value;
@@ -37,12 +37,12 @@ pub async fn start(config: &str, with_triggers: bool, http: reqwest::ClientBuild
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let runtime = Runtime::new(store, RuntimeOptions::default());
+    let runtime = baton_engine::runtime(store, RuntimeOptions::default());
     let config = load_config(config, &|_| None).unwrap();
     let state = AppState::new(runtime, config);
     if with_triggers {
         state
-            .install_triggers(baton_runtime::triggers::TriggerSet { rules: Vec::new() })
+            .install_triggers(baton_engine::triggers::TriggerSet { rules: Vec::new() })
             .await
             .unwrap();
     }

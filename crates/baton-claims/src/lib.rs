@@ -22,20 +22,18 @@
 use std::sync::Arc;
 
 use baton_core::{ErrorKind, Outcome, Problem};
-use baton_store::{
-    Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, Store, StoreError,
-};
+use baton_store::{Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::facts::{WaitDoc, human_ms, open_wait, prune_waits};
-use crate::{Clock, Function, FunctionResult, Runtime};
+use baton_api::wait::{WaitDoc, human_ms, open_wait, prune_waits};
+use baton_api::{Clock, Function, FunctionResult};
 use baton_flow::duration_ms;
 
 /// `call: claim`.
-pub const CLAIM_FUNCTION: &str = "claim";
+pub const CLAIM_FUNCTION: &str = baton_core::functions::names::CLAIM;
 /// `call: release`.
-pub const RELEASE_FUNCTION: &str = "release";
+pub const RELEASE_FUNCTION: &str = baton_core::functions::names::RELEASE;
 /// The document kind of claims (id: the entity).
 pub const CLAIM_KIND: &str = "claim";
 /// The document kind of claimants waiting their turn (id: the call's idempotency key), so a wait
@@ -325,13 +323,6 @@ impl<S: DocStore> Clone for Claims<S> {
             store: self.store.clone(),
             clock: self.clock.clone(),
         }
-    }
-}
-
-impl<S: Store> Runtime<S> {
-    /// The claims of this runtime's store.
-    pub fn claims(&self) -> Claims<S> {
-        Claims::new(self.shared.store.clone(), self.shared.clock.clone())
     }
 }
 
@@ -719,7 +710,7 @@ impl<S: DocStore> Function for ClaimFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        crate::functions::call_as_instance(instance, args, "Invalid claim arguments", |args| {
+        baton_api::call_as_instance(instance, args, "Invalid claim arguments", |args| {
             self.call(args, idempotency_key)
         })
     }
@@ -765,7 +756,7 @@ impl<S: DocStore> Function for ReleaseFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        crate::functions::call_as_instance(instance, args, "Invalid claim arguments", |args| {
+        baton_api::call_as_instance(instance, args, "Invalid claim arguments", |args| {
             self.call(args, idempotency_key)
         })
     }

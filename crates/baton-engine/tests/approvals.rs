@@ -7,16 +7,17 @@
 //! Nothing here sleeps: tests wait for a task to reach a state through the inbox's change
 //! notifications, and for instances through `Runtime::wait`.
 
+use baton_engine::Features;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::{ErrorKind, InstanceId, Status};
-use baton_runtime::approvals::{
+use baton_engine::approvals::{
     Answer, ApprovalError, ApprovalQuery, ApprovalStatus, ApprovalTask, Approvals, Verdict,
 };
-use baton_runtime::{Actor, ManualClock, Role, RunResult, Runtime, RuntimeOptions};
+use baton_engine::{Actor, ManualClock, Role, RunResult, Runtime, RuntimeOptions};
 use baton_store::{MemoryStore, SqliteOptions, SqliteStore, Store};
 use serde_json::{Value, json};
 
@@ -90,7 +91,7 @@ fn flow(name: &str, with: Value) -> String {
 }
 
 fn memory_runtime(clock: &Arc<ManualClock>) -> Runtime<MemoryStore> {
-    Runtime::with_clock(
+    baton_engine::runtime_with_clock(
         Arc::new(MemoryStore::new()),
         RuntimeOptions::default(),
         clock.clone(),
@@ -526,7 +527,7 @@ async fn a_late_answer_is_accepted() {
 }
 
 fn clock_now(clock: &ManualClock) -> u64 {
-    baton_runtime::Clock::now_ms(clock)
+    baton_engine::Clock::now_ms(clock)
 }
 
 #[tokio::test]
@@ -813,7 +814,8 @@ fn crash_with_an_open_approval(
             .expect("executor");
         let store = sqlite(&db);
         let out = executor.block_on(async {
-            let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock);
+            let rt =
+                baton_engine::runtime_with_clock(store.clone(), RuntimeOptions::default(), clock);
             let program = rt.register_flow(&flow).await.expect("valid flow");
             let id = rt.start(program, json!({})).await.expect("started");
             let task = open_task(&rt, &id).await;
@@ -841,7 +843,8 @@ async fn an_open_approval_survives_a_restart() {
         ),
     );
 
-    let rt = Runtime::with_clock(sqlite(&db), RuntimeOptions::default(), clock.clone());
+    let rt =
+        baton_engine::runtime_with_clock(sqlite(&db), RuntimeOptions::default(), clock.clone());
     let resumed = rt.resume_all().await.unwrap();
     assert_eq!(resumed, std::slice::from_ref(&id));
     // The resumed call found the task it had created (same id), and still escalates on time.
@@ -874,7 +877,8 @@ async fn an_answer_given_while_the_process_was_down_is_delivered_on_resume() {
     let (id, task_id) =
         crash_with_an_open_approval(&db, clock.clone(), flow("down", ask(json!({}))));
 
-    let rt = Runtime::with_clock(sqlite(&db), RuntimeOptions::default(), clock.clone());
+    let rt =
+        baton_engine::runtime_with_clock(sqlite(&db), RuntimeOptions::default(), clock.clone());
     // Answered through the inbox before the instance is resumed.
     rt.approvals()
         .decide(
@@ -895,7 +899,7 @@ async fn an_answer_given_while_the_process_was_down_is_delivered_on_resume() {
 async fn of_two_concurrent_answers_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(monday_9()));
-    let rt = Runtime::with_clock(
+    let rt = baton_engine::runtime_with_clock(
         sqlite(&dir.path().join("baton.db")),
         RuntimeOptions::default(),
         clock.clone(),
@@ -968,8 +972,8 @@ async fn the_demo_example_branches_on_the_answer() {
 }
 
 /// A policy for routes: directors override, a fleet manager (`managers`) confirms.
-fn route_policy() -> Arc<baton_runtime::approvals::OverridePolicy> {
-    use baton_runtime::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
+fn route_policy() -> Arc<baton_engine::approvals::OverridePolicy> {
+    use baton_engine::approvals::{OverridePolicy, OverrideRule, Principal, ScopedRule};
     Arc::new(OverridePolicy {
         rules: vec![ScopedRule {
             flow: "test/*".into(),
@@ -1063,7 +1067,7 @@ async fn two_second_approvers_at_once_confirm_exactly_once() {
     assert!(matches!(
         loser,
         Err(ApprovalError::Override {
-            refusal: baton_runtime::approvals::OverrideRefusal::NothingPending,
+            refusal: baton_engine::approvals::OverrideRefusal::NothingPending,
             ..
         })
     ));

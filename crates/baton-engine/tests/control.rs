@@ -2,10 +2,11 @@
 //! answered only once durable, refused when the instance's state does not allow them, and
 //! survive a restart of the runtime.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use baton_core::{InstanceId, JournalEntry, Status};
-use baton_runtime::{ManualClock, Runtime, RuntimeError, RuntimeOptions};
+use baton_engine::{ManualClock, Runtime, RuntimeError, RuntimeOptions};
 use baton_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::json;
 
@@ -19,7 +20,7 @@ do:
 "#;
 
 fn runtime(store: Arc<SqliteStore>, clock: Arc<ManualClock>) -> Runtime<SqliteStore> {
-    Runtime::with_clock(store, RuntimeOptions::default(), clock)
+    baton_engine::runtime_with_clock(store, RuntimeOptions::default(), clock)
 }
 
 /// A runtime over a fresh SQLite store in a temporary directory (kept while the guard lives),
@@ -116,7 +117,7 @@ async fn a_suspended_instance_holds_past_its_timer_and_goes_on_when_resumed_even
 
 #[tokio::test]
 async fn cancelling_an_instance_closes_its_open_approval_task() {
-    use baton_runtime::approvals::{ApprovalQuery, ApprovalStatus};
+    use baton_engine::approvals::{ApprovalQuery, ApprovalStatus};
     let (_dir, store, rt) = scratch();
     // No `instance:` argument: the task learns its instance from the runtime.
     let program = rt

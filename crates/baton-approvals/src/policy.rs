@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Actor, Role};
+use baton_api::{Actor, Role};
 
 /// Who a rule names: a user name, `group:NAME`, or `role:ROLE` (admins hold every role).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@
 
 mod args;
 mod calendar;
+pub mod guard;
 pub mod policy;
 mod report;
 
@@ -34,10 +35,10 @@ pub use policy::{
 };
 pub use report::{OverrideEntry, OverrideGroup, OverrideReport};
 
-use crate::{Actor, Clock, Function, FunctionResult, Role, Runtime};
+use baton_api::{Actor, Clock, Function, FunctionResult, Role};
 
 /// The function name flows call: `call: approval`.
-pub const APPROVAL_FUNCTION: &str = "approval";
+pub const APPROVAL_FUNCTION: &str = baton_core::functions::names::APPROVAL;
 /// The document kind of approval tasks.
 pub const APPROVAL_KIND: &str = "approval";
 /// Who records what Baton decides itself (escalations, default answers).
@@ -544,7 +545,7 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
         args: Value,
         idempotency_key: &str,
     ) -> FunctionResult {
-        crate::functions::call_as_instance(instance, args, "Invalid approval arguments", |args| {
+        baton_api::call_as_instance(instance, args, "Invalid approval arguments", |args| {
             self.call(args, idempotency_key)
         })
     }
@@ -760,13 +761,6 @@ impl<S: Store> Clone for Approvals<S> {
             clock: self.clock.clone(),
             policy: self.policy.clone(),
         }
-    }
-}
-
-impl<S: Store> Runtime<S> {
-    /// The approvals inbox of this runtime's store.
-    pub fn approvals(&self) -> Approvals<S> {
-        Approvals::new(self.shared.store.clone(), self.shared.clock.clone())
     }
 }
 

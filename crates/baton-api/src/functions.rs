@@ -1,5 +1,5 @@
-//! The registry of custom `call:` functions. Later features (decisions, approvals, providers,
-//! facts) register here; flows name them in `call:`.
+//! The registry of `call:` functions. The kernel registers `noop`; each feature registers its
+//! own (see `baton_core::BUILTIN_FUNCTIONS` for the list), and flows name them in `call:`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -51,7 +51,7 @@ impl Function for Noop {
 impl FunctionRegistry {
     pub fn with_builtins() -> FunctionRegistry {
         let r = FunctionRegistry::default();
-        r.register("noop", Noop);
+        r.register(baton_core::functions::names::NOOP, Noop);
         r
     }
 

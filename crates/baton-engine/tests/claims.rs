@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use baton_core::{InstanceId, Outcome, Status};
-use baton_runtime::claims::{
+use baton_engine::claims::{
     CLAIM_CONFLICT, ClaimArgs, ClaimError, ClaimFunction, ClaimStatus, Claims, Released,
 };
-use baton_runtime::{Clock, Function, ManualClock, RunResult, Runtime, RuntimeOptions};
+use baton_engine::{Clock, Features, Function, ManualClock, RunResult, Runtime, RuntimeOptions};
 use baton_store::{
     Doc, DocQuery, DocStore, DocWatch, DocWrite, KeyRange, MemoryStore, Store, StoreError,
 };
@@ -59,7 +59,7 @@ async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 fn runtime(clock: &Arc<ManualClock>) -> Runtime<MemoryStore> {
-    Runtime::with_clock(
+    baton_engine::runtime_with_clock(
         Arc::new(MemoryStore::new()),
         RuntimeOptions::default(),
         clock.clone(),

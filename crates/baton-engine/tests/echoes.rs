@@ -14,19 +14,20 @@
 //! Nothing sleeps: instances are awaited through `Runtime::wait`, approval tasks through the
 //! inbox's change notifications and trigger counters through their watch, each bounded.
 
+use baton_engine::Features;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::{FlowResolver, InstanceId, Status};
-use baton_runtime::approvals::{Answer, ApprovalQuery, ApprovalStatus, ApprovalTask};
-use baton_runtime::guard::{self, GUARD_FUNCTION};
-use baton_runtime::triggers::{
+use baton_engine::approvals::{Answer, ApprovalQuery, ApprovalStatus, ApprovalTask};
+use baton_engine::guard::{self, GUARD_FUNCTION};
+use baton_engine::triggers::{
     EchoBasis, EventOutcome, EventReport, IngestReport, RuleAction, TriggerCounters, Triggers,
     load_triggers,
 };
-use baton_runtime::{Actor, ManualClock, ProviderLayer, Role, Runtime, RuntimeOptions, Secrets};
+use baton_engine::{Actor, ManualClock, ProviderLayer, Role, Runtime, RuntimeOptions, Secrets};
 use baton_sim::{Sim, SimOptions};
 use baton_store::{InstanceQuery, MemoryStore, Store};
 use serde_json::{Value, json};
@@ -108,7 +109,7 @@ async fn world() -> World {
         providers: Some(Arc::new(layer)),
         ..RuntimeOptions::default()
     };
-    let rt = Runtime::new(Arc::new(MemoryStore::new()), options);
+    let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), options);
     rt.register_flow(&example("echo-reroute.yaml"))
         .await
         .expect("the example flow is valid");
@@ -518,7 +519,7 @@ async fn manual() -> (
     Arc<ManualClock>,
 ) {
     let clock = Arc::new(ManualClock::new(T0));
-    let rt = Runtime::with_clock(
+    let rt = baton_engine::runtime_with_clock(
         Arc::new(MemoryStore::new()),
         RuntimeOptions::default(),
         clock.clone(),
@@ -657,7 +658,8 @@ do:
 async fn the_flap_guard_counts_each_decision_once_under_concurrency_and_slides_its_window() {
     let clock = Arc::new(ManualClock::new(T0));
     let store = Arc::new(MemoryStore::new());
-    let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+    let rt =
+        baton_engine::runtime_with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
     let program = rt.register_flow(GUARDED).await.unwrap();
 
     // Five instances decide about one shipment at once: each is counted, none twice.

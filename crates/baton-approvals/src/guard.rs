@@ -38,12 +38,12 @@ use baton_store::{Doc, DocStore, DocWrite, Expect, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::approvals::{APPROVAL_KIND, ApprovalArgs, ApprovalFunction};
-use crate::{Clock, Function, FunctionResult};
+use crate::{APPROVAL_KIND, ApprovalArgs, ApprovalFunction};
+use baton_api::{Clock, Function, FunctionResult};
 use baton_flow::duration_ms;
 
 /// `call: guard`.
-pub const GUARD_FUNCTION: &str = "guard";
+pub const GUARD_FUNCTION: &str = baton_core::functions::names::GUARD;
 /// The document kind of the decision counts (id: the entity).
 pub const FLAP_KIND: &str = "flap";
 /// The word that starts the reason of a hold.

@@ -1,0 +1,36 @@
+//! The interface between Baton's kernel (`baton-runtime`: driver, timers, effect loop) and the
+//! features beside it (approvals, claims, and the ones still inside the kernel crate). A feature
+//! depends on this crate, the store and the core, never on the kernel: it contributes functions
+//! through [`FunctionRegistry`], reads time through [`Clock`], records who acted with [`Actor`],
+//! cleans up through an [`EndHook`] and keeps its waits as store documents ([`wait`]). The
+//! façade (`baton-engine`) assembles a kernel with its features.
+
+mod actor;
+mod clock;
+mod functions;
+pub mod wait;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use baton_core::{InstanceId, Program, Status};
+
+pub use actor::{Actor, Role};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use functions::{
+    Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
+};
+
+/// An instance that has ended, as end hooks see it.
+#[derive(Clone)]
+pub struct InstanceEnd {
+    pub id: InstanceId,
+    pub status: Status,
+    pub program: Arc<Program>,
+}
+
+/// What runs when an instance has ended (completed, faulted or cancelled), after its end is
+/// durable: the place for a feature to release what the instance held.
+pub type EndHook =
+    Arc<dyn Fn(InstanceEnd) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
