@@ -1,18 +1,25 @@
 //! Inbound CloudEvents: validation and the wake-up of listening instances. Events themselves live
-//! in the store (durable, deduplicated by `source` + `id`).
+//! in the store (durable, deduplicated by `source` + `id`); whoever stores one (the kernel's
+//! `publish_event`, the trigger engine's derived copies) tells the bus.
 
 use serde_json::Value;
 use tokio::sync::Notify;
 
+/// The CloudEvents extension attribute naming the one instance an event is for (a signal).
+pub const SIGNAL_TARGET: &str = "batoninstance";
+
+/// Wakes the listeners of one runtime when an event has been stored.
 #[derive(Default)]
-pub(crate) struct EventBus {
+pub struct EventBus {
     arrived: Notify,
 }
 
 impl EventBus {
+    /// Tells every current listener that an event is in the store.
     pub fn notify(&self) {
         self.arrived.notify_waiters();
     }
+    /// Resolves at the next [`EventBus::notify`] after it is created.
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.arrived.notified()
     }

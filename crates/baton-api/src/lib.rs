@@ -2,12 +2,15 @@
 //! features beside it (approvals, claims, and the ones still inside the kernel crate). A feature
 //! depends on this crate, the store and the core, never on the kernel: it contributes functions
 //! through [`FunctionRegistry`], reads time through [`Clock`], records who acted with [`Actor`],
-//! cleans up through an [`EndHook`] and keeps its waits as store documents ([`wait`]). The
+//! cleans up through an [`EndHook`], keeps its waits as store documents ([`wait`]) and reaches
+//! instances through [`Instances`]. The
 //! façade (`baton-engine`) assembles a kernel with its features.
 
 mod actor;
 mod clock;
+pub mod events;
 mod functions;
+mod instances;
 pub mod wait;
 
 use std::future::Future;
@@ -18,9 +21,11 @@ use baton_core::{InstanceId, Program, Status};
 
 pub use actor::{Actor, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::{EventBus, SIGNAL_TARGET};
 pub use functions::{
     Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
 };
+pub use instances::{Instances, StartError, StartResult};
 
 /// An instance that has ended, as end hooks see it.
 #[derive(Clone)]

@@ -6,16 +6,20 @@
 //! feature's handle through [`Features`]. Everything else is the kernel's, re-exported here so a
 //! caller has one crate to name.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use baton_approvals as approvals;
 pub use baton_approvals::guard;
 pub use baton_claims as claims;
 pub use baton_runtime::*;
+pub use baton_triggers as triggers;
 
 use baton_approvals::Approvals;
 use baton_claims::Claims;
 use baton_store::Store;
+use baton_triggers::{TriggerError, TriggerSet, Triggers};
 
 /// A runtime over `store` on the wall clock, with every feature installed.
 pub fn runtime<S: Store>(store: Arc<S>, options: RuntimeOptions) -> Runtime<S> {
@@ -40,7 +44,13 @@ pub trait Features<S: Store> {
     fn claims(&self) -> Claims<S>;
     /// The approvals inbox (`call: approval`, and the tasks flap guards open).
     fn approvals(&self) -> Approvals<S>;
+    /// Starts the trigger engine with `set` over this runtime (see [`Triggers::start`]).
+    fn triggers(&self, set: TriggerSet) -> TriggersStarting<S>;
 }
+
+/// A trigger engine on its way up.
+pub type TriggersStarting<S> =
+    Pin<Box<dyn Future<Output = Result<Triggers<S>, TriggerError>> + Send + 'static>>;
 
 impl<S: Store> Features<S> for Runtime<S> {
     fn claims(&self) -> Claims<S> {
@@ -49,6 +59,12 @@ impl<S: Store> Features<S> for Runtime<S> {
 
     fn approvals(&self) -> Approvals<S> {
         Approvals::new(self.store().clone(), self.clock().clone())
+    }
+
+    fn triggers(&self, set: TriggerSet) -> TriggersStarting<S> {
+        let (store, clock) = (self.store().clone(), self.clock().clone());
+        let instances: Arc<dyn Instances> = Arc::new(self.clone());
+        Box::pin(Triggers::start(store, clock, instances, set))
     }
 }
 

@@ -2,12 +2,13 @@
 //! what cannot be processed is quarantined with its reason and can be replayed; `listen`
 //! correlation and signals aimed at one instance deliver each event to its own instance only.
 
+use baton_engine::Features;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::{InstanceId, Status};
-use baton_runtime::triggers::{EventOutcome, RuleAction, TriggerCounters, Triggers, load_triggers};
-use baton_runtime::{Clock, ManualClock, Runtime, RuntimeOptions};
+use baton_engine::triggers::{EventOutcome, RuleAction, TriggerCounters, Triggers, load_triggers};
+use baton_engine::{Clock, ManualClock, Runtime, RuntimeOptions};
 use baton_store::{DocQuery, InstanceQuery, MemoryStore, SqliteOptions, SqliteStore, Store};
 use serde_json::{Value, json};
 
@@ -98,7 +99,7 @@ fn event(ty: &str, source: &str, id: &str, data: Value) -> Value {
 }
 
 async fn setup<S: Store>(store: Arc<S>, clock: Arc<ManualClock>) -> (Runtime<S>, Triggers<S>) {
-    let rt = Runtime::with_clock(store, RuntimeOptions::default(), clock);
+    let rt = baton_engine::runtime_with_clock(store, RuntimeOptions::default(), clock);
     for flow in [INTAKE, PAY, NUDGE, QUOTE] {
         rt.register_flow(flow).await.unwrap();
     }
@@ -117,7 +118,7 @@ async fn memory() -> (
     (rt, t, clock)
 }
 
-fn one(report: &baton_runtime::triggers::IngestReport) -> &EventOutcome {
+fn one(report: &baton_engine::triggers::IngestReport) -> &EventOutcome {
     assert_eq!(report.events.len(), 1, "{report:?}");
     &report.events[0].outcome
 }
@@ -563,7 +564,7 @@ async fn a_signal_aimed_at_one_instance_is_invisible_to_the_others() {
 async fn listen_correlate_takes_only_the_events_of_its_own_instance() {
     // No triggers: the flow's own `correlate`, with `expect` from the instance's input.
     let clock = Arc::new(ManualClock::new(T0));
-    let rt = Runtime::with_clock(
+    let rt = baton_engine::runtime_with_clock(
         Arc::new(MemoryStore::new()),
         RuntimeOptions::default(),
         clock,
@@ -700,5 +701,87 @@ fn trigger_file_errors_carry_line_and_column() {
     assert!(
         load_triggers("triggers: [\n").unwrap_err()[0].code == "BATON-TRIG-001",
         "YAML syntax"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_a_trigger_starts_gets_its_shadow_too() {
+    use baton_engine::shadow::LiveSide;
+    let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: intake, version: '1.0.0' }
+do:
+  - keep:
+      set: { got: '${ . }' }
+",
+    )
+    .await
+    .unwrap();
+    rt.register_flow(
+        "document: { dsl: '1.0.3', namespace: test, name: intake-next, version: '1.0.0' }
+do:
+  - keep:
+      set: { got: '${ . }', checked: true }
+",
+    )
+    .await
+    .unwrap();
+    rt.shadows()
+        .register(
+            "next",
+            ("test", "intake-next", "1.0.0"),
+            LiveSide::Flow {
+                namespace: "test".into(),
+                name: "intake".into(),
+                version: "1.0.0".into(),
+            },
+            vec!["got".into()],
+            "admin",
+        )
+        .await
+        .unwrap();
+    let rules = load_triggers(
+        "triggers:
+  - name: created
+    on: { type: test.created }
+    start: { flow: intake, namespace: test, input: '${ .data }' }
+",
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let triggers = rt.triggers(rules).await.unwrap();
+    let report = triggers
+        .ingest_value(json!({"specversion": "1.0", "type": "test.created", "source": "shop", "id": "e-1", "data": {"order": 7}}))
+        .await
+        .unwrap();
+    let EventOutcome::Accepted { actions } = &report.events[0].outcome else {
+        panic!("{report:?}");
+    };
+    let id = actions
+        .iter()
+        .find_map(|a| match a {
+            RuleAction::Started { instance, .. } => Some(instance.clone()),
+            _ => None,
+        })
+        .expect("the rule started an instance");
+    let case = compared(&rt, "next", &id.0).await;
+    // Only `.got` is compared: the candidate's extra field does not count.
+    assert_eq!(case["comparison"]["agreed"], true, "{case}");
+    assert_eq!(case["shadow"]["output"]["checked"], true);
+    assert_eq!(case["live"]["output"], json!({"got": {"order": 7}}));
+}
+
+/// The shadow case `case` of registration `name` once both sides are compared.
+async fn compared<S: Store>(rt: &Runtime<S>, name: &str, case: &str) -> Value {
+    for _ in 0..20_000 {
+        if let Ok(c) = rt.shadows().case(name, case).await
+            && c["status"] == "compared"
+        {
+            return c;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!(
+        "case {case} was never compared: {:?}",
+        rt.shadows().case(name, case).await
     );
 }

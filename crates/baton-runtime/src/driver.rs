@@ -619,7 +619,7 @@ async fn perform<S: Store>(
             )),
         },
         EffectRequest::Emit { event } => {
-            if let Err(e) = crate::events::validate_cloud_event(event) {
+            if let Err(e) = crate::validate_cloud_event(event) {
                 return Outcome::failed(
                     baton_core::Problem::new(baton_core::ErrorKind::Validation, "Invalid event")
                         .with_detail(e),

@@ -9,7 +9,6 @@
 mod catalog;
 pub mod decisions;
 mod driver;
-mod events;
 pub mod explain;
 pub mod facts;
 mod http;
@@ -17,7 +16,6 @@ mod providers;
 mod rebuild;
 pub mod replay;
 pub mod shadow;
-pub mod triggers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,9 +25,10 @@ use baton_store::{Store, StoreError};
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use baton_api::events::{EVENT_BYTES_MAX, validate_cloud_event};
 pub use baton_api::{
-    Actor, Clock, EndHook, Function, FunctionRegistry, FunctionResult, InstanceEnd, ManualClock,
-    Role, SystemClock,
+    Actor, Clock, EndHook, EventBus, Function, FunctionRegistry, FunctionResult, InstanceEnd,
+    Instances, ManualClock, Role, SIGNAL_TARGET, StartError, StartResult, SystemClock,
 };
 pub use catalog::FlowCatalog;
 pub use providers::{ProviderLayer, Secrets};
@@ -37,9 +36,6 @@ pub use providers::{ProviderLayer, Secrets};
 /// The function name of calls to catalogue operations: `call: provider` with
 /// `with: {provider, operation, args}`.
 pub const PROVIDER_FUNCTION: &str = baton_core::functions::names::PROVIDER;
-
-/// The CloudEvents extension attribute naming the one instance an event is for (a signal).
-pub const SIGNAL_TARGET: &str = "batoninstance";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -60,6 +56,10 @@ pub enum RuntimeError {
     /// that is not suspended).
     #[error("instance {id}: {why}")]
     Refused { id: String, why: String },
+    /// The instance's driver did not answer (it is starting or stopping); asking again may
+    /// succeed, unlike a refusal.
+    #[error("instance {id}: {why}")]
+    Unavailable { id: String, why: String },
 }
 
 /// Knobs of a runtime.
@@ -113,7 +113,7 @@ pub(crate) struct Shared<S: Store> {
     pub functions: FunctionRegistry,
     pub catalog: Arc<FlowCatalog>,
     pub http: http::HttpClients,
-    pub events: events::EventBus,
+    pub events: EventBus,
     pub running: Mutex<HashMap<InstanceId, driver::Running>>,
     /// Called when an instance has ended, in registration order (see [`Runtime::on_instance_end`]).
     pub end_hooks: Mutex<Vec<EndHook>>,
@@ -189,7 +189,7 @@ impl<S: Store> Runtime<S> {
                 functions,
                 catalog,
                 http,
-                events: events::EventBus::default(),
+                events: EventBus::default(),
                 running: Mutex::new(HashMap::new()),
                 progress: Mutex::new(None),
                 end_hooks: Mutex::new(Vec::new()),
@@ -459,7 +459,7 @@ impl<S: Store> Runtime<S> {
                 driver::resume(self.shared.clone(), rec.id, rec.flow).await?;
             }
         }
-        Err(RuntimeError::Refused {
+        Err(RuntimeError::Unavailable {
             id: id.0.clone(),
             why: "the instance's driver is not answering".into(),
         })
@@ -478,7 +478,7 @@ impl<S: Store> Runtime<S> {
     /// Delivers a CloudEvent (structured JSON) to the runtime: stored durably (deduplicated by
     /// `source` + `id`), then offered to listening instances. Returns false for a duplicate.
     pub async fn publish_event(&self, event: Value) -> Result<bool, RuntimeError> {
-        events::validate_cloud_event(&event).map_err(RuntimeError::InvalidEvent)?;
+        validate_cloud_event(&event).map_err(RuntimeError::InvalidEvent)?;
         let fresh = self
             .shared
             .store
@@ -486,5 +486,33 @@ impl<S: Store> Runtime<S> {
             .await?;
         self.shared.events.notify();
         Ok(fresh)
+    }
+}
+
+/// What features (the trigger engine) may ask of the kernel.
+impl<S: Store> Instances for Runtime<S> {
+    fn resolve_flow(&self, namespace: &str, name: &str, version: &str) -> Option<Arc<Program>> {
+        use baton_core::FlowResolver;
+        self.shared.catalog.resolve(namespace, name, version)
+    }
+
+    fn start_with_id(
+        &self,
+        id: InstanceId,
+        program: Arc<Program>,
+        input: Value,
+    ) -> StartResult<'_> {
+        Box::pin(async move {
+            Runtime::start_with_id(self, id, program, input)
+                .await
+                .map_err(|e| match e {
+                    RuntimeError::Store(s) => StartError::Store(s),
+                    other => StartError::Refused(other.to_string()),
+                })
+        })
+    }
+
+    fn events(&self) -> &EventBus {
+        &self.shared.events
     }
 }

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod otlp;
 mod problem;
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Router;

@@ -35,6 +35,8 @@ pub enum Code {
     NoPendingOverride,
     /// An override (or refusing one) needs a reason.
     ReasonRequired,
+    /// The instance's driver did not answer a control request; it may be retried.
+    InstanceUnavailable,
 }
 
 impl Code {
@@ -58,6 +60,7 @@ impl Code {
             Code::OverridePending => "BATON-API-016",
             Code::NoPendingOverride => "BATON-API-017",
             Code::ReasonRequired => "BATON-API-018",
+            Code::InstanceUnavailable => "BATON-API-019",
         }
     }
 
@@ -81,6 +84,7 @@ impl Code {
             Code::OverridePending => "override-pending",
             Code::NoPendingOverride => "no-pending-override",
             Code::ReasonRequired => "reason-required",
+            Code::InstanceUnavailable => "instance-unavailable",
         }
     }
 
@@ -95,7 +99,7 @@ impl Code {
             Code::InvalidFlow | Code::IdempotencyKeyReused | Code::InvalidEvent => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::StoreUnavailable | Code::InstanceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,6 +190,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.code.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Both 503s are passing states (a busy store, a driver starting or stopping).
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.code == Code::Unauthenticated {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -219,6 +228,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Refused { why, .. } => {
                 ApiError::new(Code::Conflict, "Not possible in the instance's state").detail(why)
             }
+            RuntimeError::Unavailable { why, .. } => {
+                ApiError::new(Code::InstanceUnavailable, "Instance unavailable").detail(why)
+            }
             RuntimeError::InvalidEvent(why) => {
                 ApiError::new(Code::InvalidEvent, "Invalid event").detail(why)
             }
@@ -231,3 +243,126 @@ impl From<RuntimeError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[Code] = &[
+        Code::Unauthenticated,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::InvalidRequest,
+        Code::Conflict,
+        Code::PayloadTooLarge,
+        Code::InvalidFlow,
+        Code::IdempotencyKeyReused,
+        Code::StoreUnavailable,
+        Code::InvalidEvent,
+        Code::UnsupportedMediaType,
+        Code::MethodNotAllowed,
+        Code::Internal,
+        Code::OverrideForbidden,
+        Code::SecondApproverSamePerson,
+        Code::OverridePending,
+        Code::NoPendingOverride,
+        Code::ReasonRequired,
+        Code::InstanceUnavailable,
+    ];
+
+    #[test]
+    fn every_code_has_its_own_number_and_type() {
+        let mut numbers: Vec<_> = ALL.iter().map(|c| c.as_str()).collect();
+        let mut slugs: Vec<_> = ALL.iter().map(|c| c.slug()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        slugs.sort_unstable();
+        slugs.dedup();
+        assert_eq!((numbers.len(), slugs.len()), (ALL.len(), ALL.len()));
+        // Numbered in declaration order, so a new code takes the next number.
+        for (i, c) in ALL.iter().enumerate() {
+            assert_eq!(c.as_str(), format!("BATON-API-{:03}", i + 1), "{c:?}");
+        }
+    }
+
+    fn status_of(e: impl Into<ApiError>) -> (u16, &'static str) {
+        let e = e.into();
+        (e.code.status().as_u16(), e.code.as_str())
+    }
+
+    #[test]
+    fn runtime_errors_map_to_one_status_each() {
+        let id = || "i-1".to_string();
+        let why = || "because".to_string();
+        assert_eq!(
+            status_of(RuntimeError::Refused {
+                id: id(),
+                why: why()
+            }),
+            (409, "BATON-API-005")
+        );
+        assert_eq!(
+            status_of(RuntimeError::Unavailable {
+                id: id(),
+                why: why()
+            }),
+            (503, "BATON-API-019"),
+            "a driver that does not answer is a passing state, not a conflict"
+        );
+        assert_eq!(
+            status_of(RuntimeError::Store(StoreError::Io("disk".into()))),
+            (503, "BATON-API-009")
+        );
+        assert_eq!(
+            status_of(RuntimeError::UnknownInstance(id())),
+            (404, "BATON-API-003")
+        );
+        assert_eq!(
+            status_of(RuntimeError::InvalidEvent(why())),
+            (422, "BATON-API-010")
+        );
+        assert_eq!(
+            status_of(RuntimeError::InvalidFlow(vec![why()])),
+            (422, "BATON-API-007")
+        );
+        assert_eq!(
+            status_of(RuntimeError::MissingFlow(why())),
+            (500, "BATON-API-013")
+        );
+    }
+
+    #[test]
+    fn store_errors_are_503_except_conflicts_and_unknowns() {
+        assert_eq!(status_of(StoreError::Closed), (503, "BATON-API-009"));
+        assert_eq!(
+            status_of(StoreError::Corrupt("x".into())),
+            (503, "BATON-API-009")
+        );
+        assert_eq!(
+            status_of(StoreError::UnknownInstance("i".into())),
+            (404, "BATON-API-003")
+        );
+        assert_eq!(
+            status_of(StoreError::Conflict {
+                instance: "i".into(),
+                expected: 2,
+                found: 3
+            }),
+            (409, "BATON-API-005")
+        );
+    }
+
+    #[test]
+    fn a_trigger_start_that_failed_on_the_store_is_503() {
+        use baton_engine::StartError;
+        use baton_engine::triggers::TriggerError;
+        assert_eq!(
+            status_of(TriggerError::Start(StartError::Store(StoreError::Closed))),
+            (503, "BATON-API-009")
+        );
+        assert_eq!(
+            status_of(TriggerError::Start(StartError::Refused("no".into()))),
+            (500, "BATON-API-013")
+        );
+    }
+}

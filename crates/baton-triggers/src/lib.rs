@@ -40,7 +40,7 @@ mod file;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use baton_core::{FlowResolver, InstanceId, Program};
+use baton_core::{InstanceId, Program};
 use baton_store::{Doc, DocQuery, DocWrite, Expect, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -50,8 +50,8 @@ pub use file::{
     Action, DEFAULT_DEDUPE_WINDOW_MS, Debounce, Pattern, Rule, TriggerSet, load_triggers,
 };
 
-use crate::events::{EVENT_BYTES_MAX, validate_cloud_event};
-use crate::{Runtime, RuntimeError, SIGNAL_TARGET};
+use baton_api::events::{EVENT_BYTES_MAX, validate_cloud_event};
+use baton_api::{Clock, Instances, SIGNAL_TARGET, StartError};
 
 /// Document kind of quarantined events.
 pub const QUARANTINE_KIND: &str = "quarantine";
@@ -116,7 +116,7 @@ pub enum TriggerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Start(#[from] StartError),
     #[error("no quarantined event {0}")]
     UnknownQuarantine(String),
     #[error("quarantined event {0} was already replayed")]
@@ -129,7 +129,7 @@ impl TriggerError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            TriggerError::Store(_) | TriggerError::Runtime(RuntimeError::Store(_))
+            TriggerError::Store(_) | TriggerError::Start(StartError::Store(_))
         )
     }
 }
@@ -321,7 +321,10 @@ impl Drop for AbortOnDrop {
 }
 
 struct Inner<S: Store> {
-    rt: Runtime<S>,
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    /// The kernel: flows to start, instances to start, the event bus to ring.
+    instances: Arc<dyn Instances>,
     set: TriggerSet,
     /// Serializes processing passes, firing and replays (one writer of the cursor and holds).
     work: tokio::sync::Mutex<Cursor>,
@@ -350,12 +353,18 @@ struct Cursor {
     version: u64,
 }
 
-impl<S: Store> Runtime<S> {
-    /// Starts the trigger engine with these rules: resumes the processing cursor (a first start
-    /// begins at the end of the event log, so past events do not fire new rules), then processes
-    /// what arrived since and fires due holds in a background task.
-    pub async fn triggers(&self, set: TriggerSet) -> Result<Triggers<S>, TriggerError> {
-        let cursor = load_cursor(&*self.shared.store).await?;
+impl<S: Store> Triggers<S> {
+    /// Starts the trigger engine with these rules over `store`, starting and signalling
+    /// instances through `instances`: resumes the processing cursor (a first start begins at
+    /// the end of the event log, so past events do not fire new rules), then processes what
+    /// arrived since and fires due holds in a background task.
+    pub async fn start(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        instances: Arc<dyn Instances>,
+        set: TriggerSet,
+    ) -> Result<Triggers<S>, TriggerError> {
+        let cursor = load_cursor(&*store).await?;
         let mut counters = TriggerCounters::default();
         for r in &set.rules {
             counters
@@ -363,7 +372,9 @@ impl<S: Store> Runtime<S> {
                 .insert(r.name.clone(), RuleCounters::default());
         }
         let inner = Arc::new(Inner {
-            rt: self.clone(),
+            store,
+            clock,
+            instances,
             set,
             work: tokio::sync::Mutex::new(cursor),
             counters: watch::Sender::new(counters),
@@ -815,11 +826,11 @@ fn start_id(rule: &str, source: &str, id: &str, token: &str) -> InstanceId {
 
 impl<S: Store> Inner<S> {
     fn store(&self) -> &S {
-        &self.rt.shared.store
+        &self.store
     }
 
     fn now(&self) -> u64 {
-        self.rt.shared.clock.now_ms()
+        self.clock.now_ms()
     }
 
     fn publish(&self, tally: Tally) {
@@ -912,10 +923,7 @@ impl<S: Store> Inner<S> {
                     input: expr,
                 } => {
                     let program = self
-                        .rt
-                        .shared
-                        .catalog
-                        .resolve(namespace, flow, version)
+                        .instances.resolve_flow(namespace, flow, version)
                         .ok_or_else(|| {
                             format!(
                                 "rule `{}`: no flow {namespace}/{flow} version {version} is registered",
@@ -1172,7 +1180,7 @@ impl<S: Store> Inner<S> {
         self.register(&ident);
         match self.store().put_event(&event, now).await {
             Ok(true) => {
-                self.rt.shared.events.notify();
+                self.instances.events().notify();
                 Ok(Stored::Fresh(ident))
             }
             Ok(false) => {
@@ -1526,7 +1534,7 @@ impl<S: Store> Inner<S> {
             obj.insert(DERIVED_ATTRIBUTE.into(), Value::String(RELEASE_MARK.into()));
         }
         self.store().put_event(&copy, self.now()).await?;
-        self.rt.shared.events.notify();
+        self.instances.events().notify();
         Ok(())
     }
 
@@ -1615,7 +1623,7 @@ impl<S: Store> Inner<S> {
                 // (Starting it again would fail on the journal, and would unhook the running
                 // driver's result channel.)
                 if self.store().instance(&instance).await?.is_none() {
-                    self.rt
+                    self.instances
                         .start_with_id(instance.clone(), program.clone(), input.clone())
                         .await?;
                     tally.c.started += 1;
@@ -1643,7 +1651,7 @@ impl<S: Store> Inner<S> {
                         }
                     }
                     self.store().put_event(&derived, self.now()).await?;
-                    self.rt.shared.events.notify();
+                    self.instances.events().notify();
                 }
                 tally.c.signalled += 1;
                 tally.rule(&rule.name).signalled += 1;
@@ -1788,10 +1796,8 @@ impl<S: Store> Inner<S> {
                         },
                         Some(a),
                     ) => self
-                        .rt
-                        .shared
-                        .catalog
-                        .resolve(namespace, flow, version)
+                        .instances
+                        .resolve_flow(namespace, flow, version)
                         .map(|program| Planned::Start {
                             program,
                             input: a.pointer("/start/input").cloned().unwrap_or(Value::Null),
@@ -1996,7 +2002,7 @@ enum Refused {
 /// until the next due time, an event, a new hold, or the recheck interval.
 async fn background<S: Store>(inner: Arc<Inner<S>>) {
     loop {
-        let events = inner.rt.shared.events.notified();
+        let events = inner.instances.events().notified();
         let holds = inner.holds_changed.notified();
         tokio::pin!(events);
         tokio::pin!(holds);
@@ -2015,7 +2021,7 @@ async fn background<S: Store>(inner: Arc<Inner<S>>) {
             Ok(Some(due)) => due.min(recheck),
             _ => recheck,
         };
-        let sleep = inner.rt.shared.clock.sleep_until(wake_at);
+        let sleep = inner.clock.sleep_until(wake_at);
         tokio::select! {
             _ = events => {}
             _ = holds => {}

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use baton_engine::StartError;
 use baton_engine::triggers::{EventOutcome, EventReport, Quarantined, RuleAction, TriggerError};
 use baton_engine::{Actor, Role, RuntimeError};
 use baton_store::DocQuery;
@@ -23,7 +24,8 @@ use crate::{AppState, Caller};
 impl From<TriggerError> for ApiError {
     fn from(e: TriggerError) -> ApiError {
         match e {
-            TriggerError::Store(s) => s.into(),
+            // A start that failed on the store is as transient as the store itself.
+            TriggerError::Store(s) | TriggerError::Start(StartError::Store(s)) => s.into(),
             TriggerError::UnknownQuarantine(id) => {
                 ApiError::not_found(format!("quarantined event {id}"))
             }

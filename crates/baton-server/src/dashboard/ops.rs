@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use baton_engine::Role;
+use baton_engine::StartError;
 use baton_engine::triggers::{
     Action, EventOutcome, EventReport, Pattern, RuleAction, TriggerError,
 };
@@ -474,7 +475,7 @@ async fn triggers_page(
 
 fn trigger_error(e: TriggerError) -> UiError {
     match e {
-        TriggerError::Store(s) => s.into(),
+        TriggerError::Store(s) | TriggerError::Start(StartError::Store(s)) => s.into(),
         TriggerError::UnknownQuarantine(id) => UiError::page(
             StatusCode::NOT_FOUND,
             "Not found",
