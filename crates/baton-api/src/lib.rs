@@ -1,9 +1,10 @@
 //! The interface between Baton's kernel (`baton-runtime`: driver, timers, effect loop) and the
-//! features beside it (approvals, claims, and the ones still inside the kernel crate). A feature
+//! features beside it (approvals, claims, facts, triggers, and the ones still inside the kernel
+//! crate). A feature
 //! depends on this crate, the store and the core, never on the kernel: it contributes functions
 //! through [`FunctionRegistry`], reads time through [`Clock`], records who acted with [`Actor`],
 //! cleans up through an [`EndHook`], keeps its waits as store documents ([`wait`]) and reaches
-//! instances through [`Instances`]. The
+//! instances through [`Instances`] and providers through [`ProviderReads`]. The
 //! façade (`baton-engine`) assembles a kernel with its features.
 
 mod actor;
@@ -11,6 +12,7 @@ mod clock;
 pub mod events;
 mod functions;
 mod instances;
+mod providers;
 pub mod wait;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ pub use functions::{
     Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
 };
 pub use instances::{Instances, StartError, StartResult};
+pub use providers::{Notes, ProviderReads};
 
 /// An instance that has ended, as end hooks see it.
 #[derive(Clone)]

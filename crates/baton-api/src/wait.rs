@@ -122,3 +122,19 @@ pub fn human_ms(ms: u64) -> String {
         ms => two(ms / D, "d", (ms % D) / H, "h"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_people_say_them() {
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(42_000), "42s");
+        assert_eq!(human_ms(15 * 60_000), "15m");
+        assert_eq!(human_ms(14 * 60_000 + 30_000), "14m30s");
+        assert_eq!(human_ms(6 * 3_600_000), "6h");
+        assert_eq!(human_ms(6 * 3_600_000 + 5 * 60_000), "6h05m");
+        assert_eq!(human_ms(51 * 3_600_000), "2d03h");
+    }
+}

@@ -13,11 +13,14 @@ use std::sync::Arc;
 pub use baton_approvals as approvals;
 pub use baton_approvals::guard;
 pub use baton_claims as claims;
+pub use baton_facts as facts;
 pub use baton_runtime::*;
 pub use baton_triggers as triggers;
 
+use baton_api::ProviderReads;
 use baton_approvals::Approvals;
 use baton_claims::Claims;
+use baton_facts::Facts;
 use baton_store::Store;
 use baton_triggers::{TriggerError, TriggerSet, Triggers};
 
@@ -33,6 +36,8 @@ pub fn runtime_with_clock<S: Store>(
     clock: Arc<dyn Clock>,
 ) -> Runtime<S> {
     let runtime = Runtime::with_clock(store, options, clock);
+    install_facts(&runtime);
+    // End hooks run in this order: an ended instance's claims go first, then its tasks.
     install_claims(&runtime);
     install_approvals(&runtime);
     runtime
@@ -44,6 +49,9 @@ pub trait Features<S: Store> {
     fn claims(&self) -> Claims<S>;
     /// The approvals inbox (`call: approval`, and the tasks flap guards open).
     fn approvals(&self) -> Approvals<S>;
+    /// The fact store (`call: fact`, `call: fact_put`); reads refresh through the runtime's
+    /// provider layer.
+    fn facts(&self) -> Facts<S>;
     /// Starts the trigger engine with `set` over this runtime (see [`Triggers::start`]).
     fn triggers(&self, set: TriggerSet) -> TriggersStarting<S>;
 }
@@ -61,11 +69,40 @@ impl<S: Store> Features<S> for Runtime<S> {
         Approvals::new(self.store().clone(), self.clock().clone())
     }
 
+    fn facts(&self) -> Facts<S> {
+        Facts::new(
+            self.store().clone(),
+            self.clock().clone(),
+            provider_reads(self),
+        )
+    }
+
     fn triggers(&self, set: TriggerSet) -> TriggersStarting<S> {
         let (store, clock) = (self.store().clone(), self.clock().clone());
         let instances: Arc<dyn Instances> = Arc::new(self.clone());
         Box::pin(Triggers::start(store, clock, instances, set))
     }
+}
+
+/// The runtime's provider layer, as the fact store reads through it.
+fn provider_reads<S: Store>(runtime: &Runtime<S>) -> Option<Arc<dyn ProviderReads>> {
+    runtime
+        .providers()
+        .map(|layer| layer.clone() as Arc<dyn ProviderReads>)
+}
+
+/// `fact` and `fact_put`.
+fn install_facts<S: Store>(runtime: &Runtime<S>) {
+    let (store, clock) = (runtime.store().clone(), runtime.clock().clone());
+    let functions = runtime.functions();
+    functions.register(
+        facts::FACT_FUNCTION,
+        facts::FactFunction::new(store.clone(), clock.clone(), provider_reads(runtime)),
+    );
+    functions.register(
+        facts::FACT_PUT_FUNCTION,
+        facts::FactPutFunction::new(store, clock),
+    );
 }
 
 /// `approval` and `guard`, and the closing of an ended instance's open tasks (they leave the

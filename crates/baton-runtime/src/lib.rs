@@ -10,7 +10,6 @@ mod catalog;
 pub mod decisions;
 mod driver;
 pub mod explain;
-pub mod facts;
 mod http;
 mod providers;
 mod rebuild;
@@ -174,14 +173,6 @@ impl<S: Store> Runtime<S> {
         options.env.flows = catalog.clone();
         let http = http::HttpClients::new(options.http_timeout_ms);
         let functions = FunctionRegistry::with_builtins();
-        functions.register(
-            facts::FACT_FUNCTION,
-            facts::FactFunction::new(store.clone(), clock.clone(), options.providers.clone()),
-        );
-        functions.register(
-            facts::FACT_PUT_FUNCTION,
-            facts::FactPutFunction::new(store.clone(), clock.clone()),
-        );
         let runtime = Runtime {
             shared: Arc::new(Shared {
                 store,
@@ -226,6 +217,11 @@ impl<S: Store> Runtime<S> {
     /// Names of the registered custom functions (for flow validation).
     pub fn function_names(&self) -> Vec<String> {
         self.shared.known_functions()
+    }
+
+    /// The shared provider layer, if a catalogue is loaded.
+    pub fn providers(&self) -> Option<&Arc<ProviderLayer>> {
+        self.shared.options.providers.as_ref()
     }
 
     /// The provider layer's state (breakers, tokens, counters), if a catalogue is loaded.

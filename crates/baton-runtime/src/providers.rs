@@ -169,7 +169,7 @@ impl std::fmt::Debug for ProviderLayer {
 }
 
 /// A note about the effect under way, journaled by the driver.
-pub(crate) type Notes<'a> = &'a (dyn Fn(Value) + Send + Sync);
+pub(crate) use baton_api::Notes;
 
 enum Attempted {
     /// The call ended (in any outcome); no fallback.
@@ -936,5 +936,31 @@ mod latency_tests {
         assert_eq!(l.quantile_ms(0.5), Some(5));
         assert_eq!(l.quantile_ms(0.99), Some(200));
         assert_eq!(l.quantile_ms(1.0), Some(30_000));
+    }
+}
+
+/// How features (the fact store) read through the shared gates.
+impl baton_api::ProviderReads for ProviderLayer {
+    fn catalog(&self) -> &Arc<Catalog> {
+        ProviderLayer::catalog(self)
+    }
+
+    fn read<'a>(
+        &'a self,
+        clock: &'a dyn Clock,
+        provider: &'a str,
+        operation: &'a str,
+        args: &'a Value,
+        call: &'a EffectCall,
+        notes: Notes<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(self.call(
+            clock,
+            provider,
+            Target::Operation { operation, args },
+            call,
+            notes,
+            false,
+        ))
     }
 }

@@ -7,13 +7,14 @@
 //! `ManualClock` at the same instant, so the nightly export is exactly six hours old and holds
 //! end only when a test moves time.
 
+use baton_engine::Features;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::{InstanceId, JournalEntry, Outcome, Status};
-use baton_runtime::facts::Facts;
-use baton_runtime::{
+use baton_engine::facts::Facts;
+use baton_engine::{
     Clock, ManualClock, ProviderLayer, RunResult, Runtime, RuntimeOptions, Secrets,
 };
 use baton_sim::{Faults, Sim, SimOptions};
@@ -74,7 +75,7 @@ async fn world() -> World {
         providers: Some(Arc::new(layer)),
         ..RuntimeOptions::default()
     };
-    let rt = Runtime::with_clock(Arc::new(MemoryStore::new()), options, clock.clone());
+    let rt = baton_engine::runtime_with_clock(Arc::new(MemoryStore::new()), options, clock.clone());
     World { sim, clock, rt }
 }
 

@@ -27,21 +27,19 @@ use std::sync::{Arc, Mutex};
 
 use baton_core::{EffectCall, EffectKey, EffectRequest, ErrorKind, Outcome, Problem};
 use baton_expr::{Budget, Expr};
-use baton_store::{
-    Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, Store, StoreError,
-};
+use baton_store::{Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::providers::Target;
-use crate::{Clock, Function, FunctionResult, PROVIDER_FUNCTION, ProviderLayer, Runtime};
 use baton_api::wait::{WaitDoc, human_ms, open_wait, prune_waits};
+use baton_api::{Clock, Function, FunctionResult, ProviderReads};
+use baton_core::functions::names::PROVIDER as PROVIDER_FUNCTION;
 use baton_flow::duration_ms;
 
 /// `call: fact`: read a fact with a freshness bound.
-pub const FACT_FUNCTION: &str = "fact";
+pub const FACT_FUNCTION: &str = baton_core::functions::names::FACT;
 /// `call: fact_put`: record an observation from a flow.
-pub const FACT_PUT_FUNCTION: &str = "fact_put";
+pub const FACT_PUT_FUNCTION: &str = baton_core::functions::names::FACT_PUT;
 /// The document kind of facts (id `entity/name`).
 pub const FACT_KIND: &str = "fact";
 /// The document kind of reads holding for a fresher observation (id: the call's idempotency
@@ -333,7 +331,7 @@ fn parse_source(v: &Value) -> Result<FactSource, String> {
 pub struct Facts<S: DocStore> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-    providers: Option<Arc<ProviderLayer>>,
+    providers: Option<Arc<dyn ProviderReads>>,
     /// Facts this handle (and its clones) evicted to keep the collection under its cap.
     evicted: Arc<AtomicU64>,
     max_facts: u64,
@@ -348,17 +346,6 @@ impl<S: DocStore> Clone for Facts<S> {
             evicted: self.evicted.clone(),
             max_facts: self.max_facts,
         }
-    }
-}
-
-impl<S: Store> Runtime<S> {
-    /// The fact store of this runtime's store (reads refresh through its provider layer).
-    pub fn facts(&self) -> Facts<S> {
-        Facts::new(
-            self.shared.store.clone(),
-            self.shared.clock.clone(),
-            self.shared.options.providers.clone(),
-        )
     }
 }
 
@@ -388,7 +375,7 @@ impl<S: DocStore> Facts<S> {
     pub fn new(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
-        providers: Option<Arc<ProviderLayer>>,
+        providers: Option<Arc<dyn ProviderReads>>,
     ) -> Facts<S> {
         Facts {
             store,
@@ -680,16 +667,13 @@ impl<S: DocStore> Facts<S> {
         let notes: Mutex<Vec<Value>> = Mutex::new(Vec::new());
         let sink = |n: Value| lock(&notes).push(n);
         let outcome = layer
-            .call(
+            .read(
                 &*self.clock,
                 &src.provider,
-                Target::Operation {
-                    operation: &src.operation,
-                    args: &src.args,
-                },
+                &src.operation,
+                &src.args,
                 &call,
                 &sink,
-                false,
             )
             .await;
         let notes = std::mem::take(&mut *lock(&notes));
@@ -948,7 +932,7 @@ impl<S: DocStore> FactFunction<S> {
     pub fn new(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
-        providers: Option<Arc<ProviderLayer>>,
+        providers: Option<Arc<dyn ProviderReads>>,
     ) -> FactFunction<S> {
         FactFunction {
             facts: Facts::new(store, clock, providers),
@@ -1053,17 +1037,6 @@ impl<S: DocStore> Function for FactPutFunction<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_read_like_people_say_them() {
-        assert_eq!(human_ms(850), "850ms");
-        assert_eq!(human_ms(42_000), "42s");
-        assert_eq!(human_ms(15 * 60_000), "15m");
-        assert_eq!(human_ms(14 * 60_000 + 30_000), "14m30s");
-        assert_eq!(human_ms(6 * 3_600_000), "6h");
-        assert_eq!(human_ms(6 * 3_600_000 + 5 * 60_000), "6h05m");
-        assert_eq!(human_ms(51 * 3_600_000), "2d03h");
-    }
 
     #[test]
     fn each_policy_needs_what_it_acts_on() {
