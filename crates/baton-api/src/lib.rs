@@ -10,6 +10,7 @@
 mod actor;
 mod clock;
 pub mod events;
+pub mod explain;
 mod functions;
 mod instances;
 mod providers;
@@ -27,7 +28,7 @@ pub use events::{EventBus, SIGNAL_TARGET};
 pub use functions::{
     Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
 };
-pub use instances::{Instances, StartError, StartResult};
+pub use instances::{Instances, IsShadow, StartError, StartResult};
 pub use providers::{Notes, ProviderReads};
 
 /// An instance that has ended, as end hooks see it.

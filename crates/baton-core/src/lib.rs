@@ -23,6 +23,6 @@ pub use functions::{
 };
 pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
-pub use machine::{Advance, Fit, Instance, RecoverError, ReplayObserver, Step};
+pub use machine::{Advance, Fit, Instance, Rebuilt, RecoverError, ReplayObserver, Step};
 pub use problem::{ErrorKind, Problem, baton_types};
 pub use program::{BASE_VARS, Env, FlowResolver, Limits, NoFlows, Program, flow_hash};

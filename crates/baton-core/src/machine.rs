@@ -18,7 +18,7 @@ use crate::problem::Problem;
 use crate::program::{Env, Program};
 
 mod replay;
-pub use replay::{Advance, Fit, ReplayObserver};
+pub use replay::{Advance, Fit, Rebuilt, ReplayObserver};
 
 /// What the driver must do after a step.
 #[derive(Debug, Default)]

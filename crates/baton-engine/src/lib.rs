@@ -14,6 +14,7 @@ pub use baton_approvals as approvals;
 pub use baton_approvals::guard;
 pub use baton_claims as claims;
 pub use baton_facts as facts;
+pub use baton_records as decisions;
 pub use baton_runtime::*;
 pub use baton_triggers as triggers;
 
@@ -21,6 +22,7 @@ use baton_api::ProviderReads;
 use baton_approvals::Approvals;
 use baton_claims::Claims;
 use baton_facts::Facts;
+use baton_records::DecisionRecords;
 use baton_store::Store;
 use baton_triggers::{TriggerError, TriggerSet, Triggers};
 
@@ -52,6 +54,8 @@ pub trait Features<S: Store> {
     /// The fact store (`call: fact`, `call: fact_put`); reads refresh through the runtime's
     /// provider layer.
     fn facts(&self) -> Facts<S>;
+    /// The decision records of this runtime's instances, read from their journals.
+    fn decisions(&self) -> DecisionRecords<S>;
     /// Starts the trigger engine with `set` over this runtime (see [`Triggers::start`]).
     fn triggers(&self, set: TriggerSet) -> TriggersStarting<S>;
 }
@@ -75,6 +79,10 @@ impl<S: Store> Features<S> for Runtime<S> {
             self.clock().clone(),
             provider_reads(self),
         )
+    }
+
+    fn decisions(&self) -> DecisionRecords<S> {
+        DecisionRecords::new(self.store().clone(), Arc::new(self.clone()))
     }
 
     fn triggers(&self, set: TriggerSet) -> TriggersStarting<S> {

@@ -2,6 +2,8 @@
 //! what cannot be processed is quarantined with its reason and can be replayed; `listen`
 //! correlation and signals aimed at one instance deliver each event to its own instance only.
 
+mod support;
+
 use baton_engine::Features;
 use std::sync::Arc;
 use std::time::Duration;
@@ -707,6 +709,7 @@ fn trigger_file_errors_carry_line_and_column() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_a_trigger_starts_gets_its_shadow_too() {
     use baton_engine::shadow::LiveSide;
+    use support::compared;
     let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     rt.register_flow(
         "document: { dsl: '1.0.3', namespace: test, name: intake, version: '1.0.0' }
@@ -768,20 +771,4 @@ do:
     assert_eq!(case["comparison"]["agreed"], true, "{case}");
     assert_eq!(case["shadow"]["output"]["checked"], true);
     assert_eq!(case["live"]["output"], json!({"got": {"order": 7}}));
-}
-
-/// The shadow case `case` of registration `name` once both sides are compared.
-async fn compared<S: Store>(rt: &Runtime<S>, name: &str, case: &str) -> Value {
-    for _ in 0..20_000 {
-        if let Ok(c) = rt.shadows().case(name, case).await
-            && c["status"] == "compared"
-        {
-            return c;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!(
-        "case {case} was never compared: {:?}",
-        rt.shadows().case(name, case).await
-    );
 }

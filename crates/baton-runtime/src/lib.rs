@@ -7,12 +7,9 @@
 //! two barriers; their results are journaled in order with everything else.
 
 mod catalog;
-pub mod decisions;
 mod driver;
-pub mod explain;
 mod http;
 mod providers;
-mod rebuild;
 pub mod replay;
 pub mod shadow;
 
@@ -25,6 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use baton_api::events::{EVENT_BYTES_MAX, validate_cloud_event};
+pub use baton_api::explain;
 pub use baton_api::{
     Actor, Clock, EndHook, EventBus, Function, FunctionRegistry, FunctionResult, InstanceEnd,
     Instances, ManualClock, Role, SIGNAL_TARGET, StartError, StartResult, SystemClock,
@@ -510,5 +508,21 @@ impl<S: Store> Instances for Runtime<S> {
 
     fn events(&self) -> &EventBus {
         &self.shared.events
+    }
+
+    fn program_by_hash(&self, hash: &str) -> Option<Arc<Program>> {
+        self.shared.catalog.by_hash(hash)
+    }
+
+    fn function_names(&self) -> Vec<String> {
+        self.shared.known_functions()
+    }
+
+    fn env(&self) -> Env {
+        self.shared.options.env.clone()
+    }
+
+    fn is_shadow<'a>(&'a self, id: &'a InstanceId) -> baton_api::IsShadow<'a> {
+        Box::pin(shadow::is_shadow(&self.shared, id))
     }
 }

@@ -22,10 +22,9 @@ use baton_store::{InstanceQuery, InstanceRecord, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::rebuild::{Rebuilt, rebuild};
 use crate::shadow::{self, Policy, Recorded};
 use crate::{Runtime, RuntimeError};
-use baton_core::Fit;
+use baton_core::{Fit, Rebuilt};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -123,7 +122,8 @@ pub fn recorded_calls(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<Recorded, String> {
-    let Rebuilt { requests, outcomes } = rebuild(id, program, env, journal, Fit::Lenient)?;
+    let Rebuilt { requests, outcomes } =
+        Rebuilt::of(id, program, env, journal, Fit::Lenient).map_err(|e| e.to_string())?;
     let mut recorded = Recorded::default();
     for (key, outcome) in outcomes {
         if let Some(request) = requests.get(&key) {

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_engine::RuntimeError;
+use baton_engine::decisions::RecordsError;
 use baton_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -242,6 +243,16 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
+impl From<RecordsError> for ApiError {
+    fn from(e: RecordsError) -> ApiError {
+        match e {
+            RecordsError::Store(s) => s.into(),
+            RecordsError::UnknownInstance(id) => ApiError::not_found(format!("instance {id}")),
+            other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
@@ -349,6 +360,18 @@ mod tests {
                 found: 3
             }),
             (409, "BATON-API-005")
+        );
+    }
+
+    #[test]
+    fn records_errors_map_like_the_runtime_s() {
+        assert_eq!(
+            status_of(RecordsError::UnknownInstance("i".into())),
+            (404, "BATON-API-003")
+        );
+        assert_eq!(
+            status_of(RecordsError::Store(StoreError::Closed)),
+            (503, "BATON-API-009")
         );
     }
 

@@ -9,6 +9,7 @@
 //!
 //! Data goes to stdout, problems to stderr with their code (exit 1).
 
+use baton_engine::Features;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -247,7 +248,7 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
             }
             None => {
                 let rt = reader(&source.store).await?;
-                let records = rt.decision_records(&InstanceId(id.clone())).await?;
+                let records = rt.decisions().of(&InstanceId(id.clone())).await?;
                 if source.json {
                     out!(
                         "{}",
@@ -300,7 +301,8 @@ pub async fn run(cmd: RecordsCommand) -> Result<ExitCode> {
                 // Line by line as the records are derived: the export never holds more than
                 // one instance's records.
                 let (_, truncated) = rt
-                    .export_decisions(since, until, flow.as_deref(), 100_000, |recs| {
+                    .decisions()
+                    .export(since, until, flow.as_deref(), 100_000, |recs| {
                         let mut go_on = true;
                         for r in recs {
                             match serde_json::to_string(&r) {

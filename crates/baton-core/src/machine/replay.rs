@@ -8,7 +8,9 @@
 //! live run received it (same clock, same suspensions, same cancellation) and tells an
 //! [`ReplayObserver`] what the instance did after each one.
 
-use crate::effect::EffectCall;
+use std::collections::HashMap;
+
+use crate::effect::{EffectCall, EffectRequest};
 use crate::interp::TaskEvent;
 use crate::journal::{EffectKey, InstanceId, JournalEntry, Outcome};
 use crate::machine::{Instance, RecoverError};
@@ -55,6 +57,47 @@ pub trait ReplayObserver {
 }
 
 impl ReplayObserver for () {}
+
+/// What a recorded run asked for, rebuilt by a fold. The journal keeps each effect's outcome but
+/// not its request, because a request is a pure function of the entries before it; decision
+/// records and replays of recorded runs need the requests, and this observer collects them
+/// (see [`Rebuilt::of`]).
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    /// Every request the core made, by effect key.
+    pub requests: HashMap<EffectKey, EffectRequest>,
+    /// The journal's outcomes in order (under [`Fit::Exact`] all of them fitted).
+    pub outcomes: Vec<(EffectKey, Outcome)>,
+}
+
+impl ReplayObserver for Rebuilt {
+    fn advanced(&mut self, _index: usize, advance: Advance) {
+        for call in advance.start {
+            self.requests.insert(call.key, call.request);
+        }
+    }
+
+    fn outcome(&mut self, _index: usize, key: &EffectKey, outcome: &Outcome, _fitted: bool) {
+        self.outcomes.push((key.clone(), outcome.clone()));
+    }
+}
+
+impl Rebuilt {
+    /// Folds `journal` through a fresh instance of `program` and keeps every request the core
+    /// makes on the way. `Err` when the journal does not begin with `started`, or (under
+    /// [`Fit::Exact`]) when it is another flow's or an outcome does not fit the program.
+    pub fn of(
+        id: &InstanceId,
+        program: Arc<Program>,
+        env: Env,
+        journal: &[JournalEntry],
+        fit: Fit,
+    ) -> Result<Rebuilt, RecoverError> {
+        let mut rebuilt = Rebuilt::default();
+        Instance::replay(id.clone(), program, env, journal, fit, &mut rebuilt)?;
+        Ok(rebuilt)
+    }
+}
 
 impl Instance {
     /// Folds `journal` into a fresh instance of `program`, telling `observer` what happens on

@@ -3,6 +3,7 @@
 //! line). Records are derived from the journals on every request (see
 //! `baton_engine::decisions`); nothing is stored beside them.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Json;
@@ -42,7 +43,8 @@ pub struct DecisionList {
 pub async fn of_instance(state: &AppState, id: &str) -> ApiResult<Vec<DecisionRecord>> {
     Ok(state
         .runtime
-        .decision_records(&InstanceId(id.to_string()))
+        .decisions()
+        .of(&InstanceId(id.to_string()))
         .await?)
 }
 
@@ -99,7 +101,8 @@ pub async fn export(
     let flow = f.flow.clone();
     tokio::spawn(async move {
         let ended = runtime
-            .export_decisions(
+            .decisions()
+            .export(
                 since,
                 until,
                 flow.as_deref(),

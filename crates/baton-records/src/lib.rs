@@ -24,13 +24,13 @@ use baton_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::rebuild::rebuild;
-use crate::{Runtime, RuntimeError};
-use baton_core::Fit;
-use baton_store::{InstanceQuery, Store};
+use baton_api::Instances;
+use baton_core::functions::names::{APPROVAL, PROVIDER as PROVIDER_FUNCTION};
+use baton_core::{Fit, Rebuilt};
+use baton_store::{InstanceQuery, Store, StoreError};
 
 /// The function of DMN decisions.
-pub const DECIDE_FUNCTION: &str = "decide";
+pub const DECIDE_FUNCTION: &str = baton_core::functions::names::DECIDE;
 
 /// What made the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +162,9 @@ pub fn replay_requests(
     env: Env,
     journal: &[JournalEntry],
 ) -> Result<HashMap<EffectKey, EffectRequest>, String> {
-    rebuild(id, program.clone(), env, journal, Fit::Exact).map(|r| r.requests)
+    Rebuilt::of(id, program.clone(), env, journal, Fit::Exact)
+        .map(|r| r.requests)
+        .map_err(|e| e.to_string())
 }
 
 /// The task's key an effect key belongs to: the key without its effect suffix (`#call`).
@@ -271,7 +273,7 @@ fn read_of(
                 .unwrap_or(status);
             mk("fact", source, observed, st, fact, value)
         }
-        EffectRequest::Function { name, args } if name == crate::PROVIDER_FUNCTION => {
+        EffectRequest::Function { name, args } if name == PROVIDER_FUNCTION => {
             let source = format!(
                 "{}/{}",
                 args.get("provider").and_then(Value::as_str).unwrap_or("?"),
@@ -473,7 +475,7 @@ pub fn records(
         };
         let kind = match (function, value) {
             (Some((DECIDE_FUNCTION, _)), _) => Some(DecisionKind::Rules),
-            (Some((baton_core::functions::names::APPROVAL, _)), _) => Some(DecisionKind::Approval),
+            (Some((APPROVAL, _)), _) => Some(DecisionKind::Approval),
             (None, Some(v)) if unavailable.is_some() && is_rules_answer(v) => {
                 Some(DecisionKind::Rules)
             }
@@ -627,17 +629,47 @@ pub fn records(
     out
 }
 
-impl<S: Store> Runtime<S> {
-    /// The program of a flow version for replaying its journals: from the catalog, or loaded
+/// Why decision records could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unknown instance {0}")]
+    UnknownInstance(String),
+}
+
+/// The decision records of a store's instances, read from their journals. Cheap to clone.
+pub struct DecisionRecords<S: Store> {
+    store: Arc<S>,
+    /// The kernel: programs by hash, the functions flows may call, the environment, shadows.
+    instances: Arc<dyn Instances>,
+}
+
+impl<S: Store> Clone for DecisionRecords<S> {
+    fn clone(&self) -> Self {
+        DecisionRecords {
+            store: self.store.clone(),
+            instances: self.instances.clone(),
+        }
+    }
+}
+
+impl<S: Store> DecisionRecords<S> {
+    pub fn new(store: Arc<S>, instances: Arc<dyn Instances>) -> DecisionRecords<S> {
+        DecisionRecords { store, instances }
+    }
+
+    /// The program of a flow version for replaying its journals: the registered one, or loaded
     /// from the store's copy. Only replayed, never run, so a flow that calls `provider` loads
     /// even where no provider catalogue is bound (a CLI reading the store).
     async fn program_for_records(&self, flow: &FlowRef) -> Option<Arc<Program>> {
-        if let Some(p) = self.shared.catalog.by_hash(&flow.hash) {
+        if let Some(p) = self.instances.program_by_hash(&flow.hash) {
             return Some(p);
         }
-        let source = self.shared.store.flow_source(&flow.hash).await.ok()??;
-        let mut known = self.shared.known_functions();
-        known.push(crate::PROVIDER_FUNCTION.to_string());
+        let source = self.store.flow_source(&flow.hash).await.ok()??;
+        let mut known = self.instances.function_names();
+        known.push(PROVIDER_FUNCTION.to_string());
         let opts = baton_flow::ValidateOptions {
             known_functions: known,
         };
@@ -646,21 +678,17 @@ impl<S: Store> Runtime<S> {
     }
 
     /// The decision records of one instance (see [`records`]).
-    pub async fn decision_records(
-        &self,
-        id: &InstanceId,
-    ) -> Result<Vec<DecisionRecord>, RuntimeError> {
+    pub async fn of(&self, id: &InstanceId) -> Result<Vec<DecisionRecord>, RecordsError> {
         let rec = self
-            .shared
             .store
             .instance(id)
             .await?
-            .ok_or_else(|| RuntimeError::UnknownInstance(id.0.clone()))?;
-        let journal = self.shared.store.journal(id).await?;
+            .ok_or_else(|| RecordsError::UnknownInstance(id.0.clone()))?;
+        let journal = self.store.journal(id).await?;
         let program = self.program_for_records(&rec.flow).await;
         let env = Env {
             secrets: Value::Object(Default::default()),
-            ..self.shared.options.env.clone()
+            ..self.instances.env()
         };
         Ok(records(id, program.as_ref(), env, &journal))
     }
@@ -671,21 +699,20 @@ impl<S: Store> Runtime<S> {
     /// of its reader and holds one instance's records at a time. Scans at most `max_instances`
     /// instance summaries; returns how many instances had records and whether the scan stopped
     /// at the bound.
-    pub async fn export_decisions<F: std::future::Future<Output = bool>>(
+    pub async fn export<F: std::future::Future<Output = bool>>(
         &self,
         since_ms: u64,
         until_ms: u64,
         flow: Option<&str>,
         max_instances: usize,
         mut each: impl FnMut(Vec<DecisionRecord>) -> F,
-    ) -> Result<(usize, bool), RuntimeError> {
+    ) -> Result<(usize, bool), RecordsError> {
         const PAGE: usize = 200;
         let mut before = None;
         let mut scanned = 0;
         let mut with_records = 0;
         loop {
             let page = self
-                .shared
                 .store
                 .instances(&InstanceQuery {
                     flow: flow.map(str::to_string),
@@ -707,11 +734,11 @@ impl<S: Store> Runtime<S> {
                 }
                 // A shadow's decisions were never acted on (its effects were stand-ins): they
                 // are in its shadow's report, not in the audit export of decisions made.
-                if crate::shadow::is_shadow(&self.shared, &inst.id).await? {
+                if self.instances.is_shadow(&inst.id).await? {
                     continue;
                 }
                 let recs: Vec<DecisionRecord> = self
-                    .decision_records(&inst.id)
+                    .of(&inst.id)
                     .await?
                     .into_iter()
                     .filter(|r| r.at_ms >= since_ms && r.at_ms < until_ms)

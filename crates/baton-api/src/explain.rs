@@ -58,7 +58,7 @@ fn explain_compensation(note: &Value) -> String {
 fn explain_request(r: &Value) -> String {
     match s(r, "effect") {
         "http" => format!("{} {}", s(r, "method"), s(r, "uri")),
-        "function" if s(r, "function") == crate::PROVIDER_FUNCTION => format!(
+        "function" if s(r, "function") == baton_core::functions::names::PROVIDER => format!(
             "{} {}",
             s(&r["args"], "provider"),
             s(&r["args"], "operation")
