@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::effect::EffectRequest;
 use crate::interp::{
-    Ctx, EvalSite, Frame, Locals, TaskInfo, TaskPhase, expect_ok, workflow_descriptor,
+    At, Ctx, EvalSite, Frame, InTask, Locals, TaskInfo, TaskPhase, expect_ok, workflow_descriptor,
 };
 use crate::journal::EffectKey;
 use crate::problem::{ErrorKind, Problem};
@@ -469,14 +469,18 @@ impl Ctx {
                     };
                     match self
                         .run_call(
-                            &frame,
-                            &format!("{base}/guard"),
-                            &format!("{at}/guard"),
+                            InTask {
+                                at: At {
+                                    frame: &frame,
+                                    reference: &format!("{base}/guard"),
+                                    key: &format!("{at}/guard"),
+                                    locals: &locals,
+                                },
+                                input: &output,
+                                info: &info,
+                            },
                             &g.call,
                             &g.with,
-                            &output,
-                            &locals,
-                            &info,
                         )
                         .await
                     {
@@ -540,14 +544,18 @@ impl Ctx {
             let undo_locals = locals.with("guard", guard_answer);
             match self
                 .run_call(
-                    &frame,
-                    &base,
-                    &at,
+                    InTask {
+                        at: At {
+                            frame: &frame,
+                            reference: &base,
+                            key: &at,
+                            locals: &undo_locals,
+                        },
+                        input: &output,
+                        info: &info,
+                    },
                     &spec.call,
                     &spec.with,
-                    &output,
-                    &undo_locals,
-                    &info,
                 )
                 .await
             {

@@ -1569,10 +1569,7 @@ impl<S: Store> Inner<S> {
                     ..
                 } => {
                     let r = &self.set.rules[rule];
-                    let window = r.debounce.as_ref().map_or(0, |d| d.window_ms);
-                    let due = self
-                        .hold(r, &key, event, token, &action, window, now)
-                        .await?;
+                    let due = self.hold(r, &key, event, token, &action, now).await?;
                     tally.c.debounced += 1;
                     tally.rule(&r.name).debounced += 1;
                     actions.push(RuleAction::Debounced {
@@ -1665,8 +1662,8 @@ impl<S: Store> Inner<S> {
     }
 
     /// Holds an event for a debounced rule, replacing the one held for the same key and moving
-    /// the due time to the end of a new quiet window. Returns the due time.
-    #[allow(clippy::too_many_arguments)]
+    /// the due time to the end of a new quiet window (the rule's `debounce.window`). Returns
+    /// the due time.
     async fn hold(
         &self,
         rule: &Rule,
@@ -1674,9 +1671,9 @@ impl<S: Store> Inner<S> {
         event: &Value,
         token: &str,
         action: &Planned,
-        window_ms: u64,
         now: u64,
     ) -> Result<u64, TriggerError> {
+        let window_ms = rule.debounce.as_ref().map_or(0, |d| d.window_ms);
         let doc_id = hold_id(&rule.name, key);
         let previous = self.store().doc(HOLD_KIND, &doc_id).await?;
         let count = previous
