@@ -4,7 +4,8 @@
 //! depends on this crate, the store and the core, never on the kernel: it contributes functions
 //! through [`FunctionRegistry`], reads time through [`Clock`], records who acted with [`Actor`],
 //! cleans up through an [`EndHook`], keeps its waits as store documents ([`wait`]) and reaches
-//! instances through [`Instances`] and providers through [`ProviderReads`]. The
+//! instances through [`Instances`] and providers through [`ProviderReads`], and holds back the
+//! effects of instances that must not touch the world with an [`EffectPolicy`]. The
 //! façade (`baton-engine`) assembles a kernel with its features.
 
 mod actor;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod explain;
 mod functions;
 mod instances;
+mod policy;
 mod providers;
 pub mod wait;
 
@@ -28,7 +30,8 @@ pub use events::{EventBus, SIGNAL_TARGET};
 pub use functions::{
     Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
 };
-pub use instances::{Instances, IsShadow, StartError, StartResult};
+pub use instances::{Ended, Instances, IsShadow, StartError, StartResult};
+pub use policy::{BoxFuture, EffectPolicy, Intercept, StartHooks};
 pub use providers::{Notes, ProviderReads};
 
 /// An instance that has ended, as end hooks see it.

@@ -16,6 +16,8 @@ pub use baton_claims as claims;
 pub use baton_facts as facts;
 pub use baton_records as decisions;
 pub use baton_runtime::*;
+pub use baton_shadow as shadow;
+pub use baton_shadow::replay;
 pub use baton_triggers as triggers;
 
 use baton_api::ProviderReads;
@@ -23,6 +25,7 @@ use baton_approvals::Approvals;
 use baton_claims::Claims;
 use baton_facts::Facts;
 use baton_records::DecisionRecords;
+use baton_shadow::Shadows;
 use baton_store::Store;
 use baton_triggers::{TriggerError, TriggerSet, Triggers};
 
@@ -38,6 +41,7 @@ pub fn runtime_with_clock<S: Store>(
     clock: Arc<dyn Clock>,
 ) -> Runtime<S> {
     let runtime = Runtime::with_clock(store, options, clock);
+    install_shadows(&runtime);
     install_facts(&runtime);
     // End hooks run in this order: an ended instance's claims go first, then its tasks.
     install_claims(&runtime);
@@ -54,6 +58,8 @@ pub trait Features<S: Store> {
     /// The fact store (`call: fact`, `call: fact_put`); reads refresh through the runtime's
     /// provider layer.
     fn facts(&self) -> Facts<S>;
+    /// Shadow registrations, legacy decisions, reports and replays.
+    fn shadows(&self) -> Shadows<S>;
     /// The decision records of this runtime's instances, read from their journals.
     fn decisions(&self) -> DecisionRecords<S>;
     /// Starts the trigger engine with `set` over this runtime (see [`Triggers::start`]).
@@ -81,6 +87,18 @@ impl<S: Store> Features<S> for Runtime<S> {
         )
     }
 
+    fn shadows(&self) -> Shadows<S> {
+        let state = self.extension(|| {
+            baton_shadow::Shared::new(
+                self.store().clone(),
+                self.clock().clone(),
+                Arc::new(self.clone()),
+                self.providers().map(|layer| layer.catalog().clone()),
+            )
+        });
+        Shadows::new(state)
+    }
+
     fn decisions(&self) -> DecisionRecords<S> {
         DecisionRecords::new(self.store().clone(), Arc::new(self.clone()))
     }
@@ -90,6 +108,15 @@ impl<S: Store> Features<S> for Runtime<S> {
         let instances: Arc<dyn Instances> = Arc::new(self.clone());
         Box::pin(Triggers::start(store, clock, instances, set))
     }
+}
+
+/// Shadows: the start hooks that start a live instance's shadows and keep a resumed shadow a
+/// shadow, and the end hook that records and compares each side of a case. First, so a case's
+/// sides are recorded before anything else hears of an end.
+fn install_shadows<S: Store>(runtime: &Runtime<S>) {
+    let shadows = runtime.shadows();
+    runtime.set_start_hooks(shadows.hooks());
+    runtime.on_instance_end(shadows.end_hook());
 }
 
 /// The runtime's provider layer, as the fact store reads through it.

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::providers::{Notes, Target};
-use crate::shadow::{Intercept, Policy};
 use crate::{PROVIDER_FUNCTION, RunResult, RuntimeError, Shared, http};
+use baton_api::{EffectPolicy, Intercept};
 
 /// How often a listener re-reads the store for events stored by another process.
 const EVENT_RECHECK_MS: u64 = 500;
@@ -34,19 +34,23 @@ pub(crate) async fn start<S: Store>(
 }
 
 /// Starts an instance whose effects a policy may hold back (a shadow, a replay); `None` is an
-/// ordinary instance, whose start also starts the shadows registered for its flow version.
+/// ordinary (live) instance, whose start the start hooks hear of (a shadow feature starts the
+/// shadows registered for its flow version).
 pub(crate) async fn start_with_policy<S: Store>(
     shared: Arc<Shared<S>>,
     program: Arc<Program>,
     input: Value,
     id: Option<InstanceId>,
-    policy: Option<Arc<Policy>>,
+    policy: Option<Arc<dyn EffectPolicy>>,
 ) -> Result<(InstanceId, watch::Receiver<Option<RunResult>>), RuntimeError> {
     let id = id.unwrap_or_else(new_instance_id);
     let now = shared.clock.now_ms();
-    // Kept only when a shadow may want it: most runtimes have no registration.
-    let shadow_start = (policy.is_none() && shared.shadows.may_shadow_starts())
-        .then(|| (program.flow.clone(), input.clone()));
+    let hooks = shared.start_hooks();
+    // The input is kept only when a hook may want it: most runtimes have no shadow.
+    let live_start = hooks
+        .as_ref()
+        .filter(|h| policy.is_none() && h.wants_live_starts())
+        .map(|h| (h.clone(), program.flow.clone(), input.clone()));
     let inst = Instance::start(id.clone(), program, shared.options.env.clone(), input, now);
     let (tx, rx) = watch::channel(None);
     let channel = mpsc::unbounded_channel();
@@ -76,9 +80,10 @@ pub(crate) async fn start_with_policy<S: Store>(
     let first = driver.advance().await;
     match first {
         Ok(()) => {
-            // Before the live driver runs, so that its end finds the shadow's case.
-            if let Some((flow, input)) = shadow_start {
-                crate::shadow::after_live_start(&shared, &flow, &id, input).await;
+            // Before the live driver runs, so that its end finds what the hook made of its
+            // start (a shadow's case).
+            if let Some((hooks, flow, input)) = live_start {
+                hooks.live_started(&flow, &id, input).await;
             }
             tokio::spawn(driver.run());
             Ok((id, rx))
@@ -108,17 +113,22 @@ pub(crate) async fn resume<S: Store>(
         return Ok(());
     }
     let program = program_for(&shared, &flow).await?;
-    // A shadow stays a shadow across restarts: its mark was made durable before it started.
-    let policy = crate::shadow::is_shadow(&shared, &id)
-        .await?
-        .then(|| Arc::new(Policy::Shadow));
+    let hooks = shared.start_hooks();
+    // A policy that outlives a restart is kept (a shadow stays a shadow: its mark was made
+    // durable before it started).
+    let policy = match &hooks {
+        Some(h) => h.resume_policy(&id).await?,
+        None => None,
+    };
     let journal = shared.store.journal(&id).await?;
-    // A live instance whose shadows did not start before the process died gets them now.
-    if policy.is_none()
-        && shared.shadows.may_shadow_starts()
+    // A live instance whose hooks did not hear of its start before the process died (its
+    // shadows did not start) is told of its resume.
+    if let Some(h) = &hooks
+        && policy.is_none()
+        && h.wants_live_starts()
         && let Some(JournalEntry::Started { at_ms, input, .. }) = journal.first()
     {
-        crate::shadow::after_live_resume(&shared, &flow, &id, *at_ms, input).await;
+        h.live_resumed(&flow, &id, *at_ms, input).await;
     }
     let consumed = consumed_events(&journal);
     let len = journal.len() as u64;
@@ -244,7 +254,7 @@ struct Driver<S: Store> {
     /// their requests may have reached the provider before the crash.
     recovering: bool,
     /// Set for shadows and replays: which effects are performed and which answered in place.
-    policy: Option<Arc<Policy>>,
+    policy: Option<Arc<dyn EffectPolicy>>,
 }
 
 impl<S: Store> Driver<S> {
@@ -307,8 +317,7 @@ impl<S: Store> Driver<S> {
                 // A shadow or a replay answers the effects it must not perform here, with a
                 // note of what would have been done (journaled before the answer).
                 if let Some(policy) = &self.policy
-                    && let Intercept::Answer { outcome, note } =
-                        policy.intercept(&call, self.shared.options.providers.as_deref())
+                    && let Intercept::Answer { outcome, note } = policy.intercept(&call)
                 {
                     let now = self.shared.clock.now_ms();
                     self.inst.note(&call.key, note, now);

@@ -10,8 +10,6 @@ mod catalog;
 mod driver;
 mod http;
 mod providers;
-pub mod replay;
-pub mod shadow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,8 +22,9 @@ use tokio::sync::watch;
 pub use baton_api::events::{EVENT_BYTES_MAX, validate_cloud_event};
 pub use baton_api::explain;
 pub use baton_api::{
-    Actor, Clock, EndHook, EventBus, Function, FunctionRegistry, FunctionResult, InstanceEnd,
-    Instances, ManualClock, Role, SIGNAL_TARGET, StartError, StartResult, SystemClock,
+    Actor, Clock, EffectPolicy, EndHook, Ended, EventBus, Function, FunctionRegistry,
+    FunctionResult, InstanceEnd, Instances, Intercept, ManualClock, Role, SIGNAL_TARGET,
+    StartError, StartHooks, StartResult, SystemClock,
 };
 pub use catalog::FlowCatalog;
 pub use providers::{ProviderLayer, Secrets};
@@ -116,8 +115,11 @@ pub(crate) struct Shared<S: Store> {
     pub end_hooks: Mutex<Vec<EndHook>>,
     /// Called with each task event of every instance (progress display).
     pub progress: Mutex<Option<ProgressFn>>,
-    /// Shadow registrations, cached for the start of every instance (see `shadow.rs`).
-    pub shadows: shadow::Registrations,
+    /// What hears of live starts and resumes, and gives a resumed instance its policy (the
+    /// shadow feature); see [`Runtime::set_start_hooks`].
+    pub start_hooks: std::sync::RwLock<Option<Arc<dyn StartHooks>>>,
+    /// Per-runtime state of features, by type (see [`Runtime::extension`]).
+    pub extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl<S: Store> Shared<S> {
@@ -129,6 +131,13 @@ impl<S: Store> Shared<S> {
             names.push(PROVIDER_FUNCTION.to_string());
         }
         names
+    }
+
+    pub fn start_hooks(&self) -> Option<Arc<dyn StartHooks>> {
+        self.start_hooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -171,7 +180,7 @@ impl<S: Store> Runtime<S> {
         options.env.flows = catalog.clone();
         let http = http::HttpClients::new(options.http_timeout_ms);
         let functions = FunctionRegistry::with_builtins();
-        let runtime = Runtime {
+        Runtime {
             shared: Arc::new(Shared {
                 store,
                 clock,
@@ -182,13 +191,11 @@ impl<S: Store> Runtime<S> {
                 running: Mutex::new(HashMap::new()),
                 progress: Mutex::new(None),
                 end_hooks: Mutex::new(Vec::new()),
-                shadows: shadow::Registrations::default(),
+                start_hooks: std::sync::RwLock::new(None),
+                extensions: Mutex::new(HashMap::new()),
                 options,
             }),
-        };
-        // A case's sides are recorded, and compared, as they end.
-        shadow::install(&runtime);
-        runtime
+        }
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -230,6 +237,62 @@ impl<S: Store> Runtime<S> {
             .providers
             .as_ref()
             .map(|l| l.snapshot(now))
+    }
+
+    /// Sets what hears of live starts and resumes and gives a resumed instance its policy (one
+    /// per runtime: the shadow feature). Set before instances start or resume.
+    pub fn set_start_hooks(&self, hooks: Arc<dyn StartHooks>) {
+        *self
+            .shared
+            .start_hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hooks);
+    }
+
+    /// The feature state of type `T` kept with this runtime, made by `make` the first time:
+    /// one per runtime, shared by every handle a feature hands out over it (a cache that every
+    /// start consults, say).
+    pub fn extension<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self
+            .shared
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let any = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(make()))
+            .clone();
+        // The entry under T's TypeId was made as a T.
+        any.downcast::<T>().unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Starts an instance whose effects `policy` holds back (a shadow, a replay); returns once
+    /// its start is durable, with its result channel held (see [`Runtime::run`]).
+    pub async fn run_under(
+        &self,
+        id: Option<InstanceId>,
+        program: Arc<Program>,
+        input: Value,
+        policy: Arc<dyn EffectPolicy>,
+    ) -> Result<
+        (
+            InstanceId,
+            impl std::future::Future<Output = Option<RunResult>> + use<S>,
+        ),
+        RuntimeError,
+    > {
+        let (id, rx) =
+            driver::start_with_policy(self.shared.clone(), program, input, id, Some(policy))
+                .await?;
+        Ok((id, await_result(rx)))
+    }
+
+    /// The program of a flow version: the registered one, or loaded from the store's copy.
+    pub async fn program_for(
+        &self,
+        flow: &baton_core::FlowRef,
+    ) -> Result<Arc<Program>, RuntimeError> {
+        driver::program_for(&self.shared, flow).await
     }
 
     /// Runs `hook` whenever an instance driven by this runtime ends (after its end is durable):
@@ -499,10 +562,7 @@ impl<S: Store> Instances for Runtime<S> {
         Box::pin(async move {
             Runtime::start_with_id(self, id, program, input)
                 .await
-                .map_err(|e| match e {
-                    RuntimeError::Store(s) => StartError::Store(s),
-                    other => StartError::Refused(other.to_string()),
-                })
+                .map_err(start_error)
         })
     }
 
@@ -523,6 +583,82 @@ impl<S: Store> Instances for Runtime<S> {
     }
 
     fn is_shadow<'a>(&'a self, id: &'a InstanceId) -> baton_api::IsShadow<'a> {
-        Box::pin(shadow::is_shadow(&self.shared, id))
+        Box::pin(async move {
+            match self.shared.start_hooks() {
+                Some(h) => Ok(h.resume_policy(id).await?.is_some()),
+                None => Ok(false),
+            }
+        })
+    }
+
+    fn start_under(
+        &self,
+        id: Option<InstanceId>,
+        program: Arc<Program>,
+        input: Value,
+        policy: Arc<dyn EffectPolicy>,
+    ) -> StartResult<'_> {
+        Box::pin(async move {
+            driver::start_with_policy(self.shared.clone(), program, input, id, Some(policy))
+                .await
+                .map(|(id, _)| id)
+                .map_err(start_error)
+        })
+    }
+
+    fn is_running(&self, id: &InstanceId) -> bool {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        id: &'a InstanceId,
+        reason: &'a str,
+        by: &'a str,
+    ) -> baton_api::BoxFuture<'a, Result<Status, StartError>> {
+        Box::pin(async move {
+            Runtime::cancel(self, id, reason, by)
+                .await
+                .map_err(start_error)
+        })
+    }
+
+    fn wait_end<'a>(
+        &'a self,
+        id: &'a InstanceId,
+    ) -> baton_api::BoxFuture<'a, Result<Ended, StartError>> {
+        Box::pin(async move {
+            let r = self.wait(id).await.map_err(start_error)?;
+            Ok(Ended {
+                status: r.status,
+                output: r.output,
+                error: r.error,
+            })
+        })
+    }
+
+    fn program_for<'a>(
+        &'a self,
+        flow: &'a baton_core::FlowRef,
+    ) -> baton_api::BoxFuture<'a, Result<Arc<Program>, StartError>> {
+        Box::pin(async move {
+            driver::program_for(&self.shared, flow)
+                .await
+                .map_err(start_error)
+        })
+    }
+}
+
+/// A kernel error as features hear it: a store failure, a refusal by the instance's state, or
+/// another failure.
+fn start_error(e: RuntimeError) -> StartError {
+    match e {
+        RuntimeError::Store(s) => StartError::Store(s),
+        RuntimeError::Refused { id, why } => StartError::Refused(format!("instance {id}: {why}")),
+        other => StartError::Failed(other.to_string()),
     }
 }

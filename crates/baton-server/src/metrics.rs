@@ -2,6 +2,7 @@
 //! recorded as they happen; figures that other parts already keep (instances by status, the
 //! provider layer's counters, breaker and limiter state, approvals) are read at scrape time.
 
+use baton_engine::Features;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

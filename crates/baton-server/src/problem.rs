@@ -3,8 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use baton_engine::RuntimeError;
 use baton_engine::decisions::RecordsError;
+use baton_engine::{RuntimeError, StartError};
 use baton_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -243,6 +243,18 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> ApiError {
+        match e {
+            StartError::Store(s) => s.into(),
+            StartError::Refused(why) => {
+                ApiError::new(Code::Conflict, "Not possible in the instance's state").detail(why)
+            }
+            other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
+        }
+    }
+}
+
 impl From<RecordsError> for ApiError {
     fn from(e: RecordsError) -> ApiError {
         match e {
@@ -377,7 +389,6 @@ mod tests {
 
     #[test]
     fn a_trigger_start_that_failed_on_the_store_is_503() {
-        use baton_engine::StartError;
         use baton_engine::triggers::TriggerError;
         assert_eq!(
             status_of(TriggerError::Start(StartError::Store(StoreError::Closed))),
@@ -385,6 +396,22 @@ mod tests {
         );
         assert_eq!(
             status_of(TriggerError::Start(StartError::Refused("no".into()))),
+            (500, "BATON-API-013")
+        );
+    }
+
+    #[test]
+    fn a_start_a_feature_asked_for_maps_by_its_cause() {
+        assert_eq!(
+            status_of(StartError::Store(StoreError::Closed)),
+            (503, "BATON-API-009")
+        );
+        assert_eq!(
+            status_of(StartError::Refused("already running".into())),
+            (409, "BATON-API-005")
+        );
+        assert_eq!(
+            status_of(StartError::Failed("flow not loadable".into())),
             (500, "BATON-API-013")
         );
     }

@@ -1,6 +1,7 @@
 //! `baton shadow …` (client verbs against a server: register, post, report, list) and
 //! `baton replay` (against a store, without a server).
 
+use baton_engine::Features;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -457,6 +458,7 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         }
     };
     let report = scratch
+        .shadows()
         .replay_recorded(
             &production,
             program,

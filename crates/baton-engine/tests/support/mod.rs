@@ -1,6 +1,6 @@
 //! Helpers shared by the engine's integration tests.
 
-use baton_engine::Runtime;
+use baton_engine::{Features, Runtime};
 use baton_store::Store;
 use serde_json::Value;
 

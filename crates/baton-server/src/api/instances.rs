@@ -1,6 +1,7 @@
 //! Instances: start (idempotent with `Idempotency-Key`), list with filters and a cursor, get with
 //! the journal, cancel, suspend, resume and signal.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Json;

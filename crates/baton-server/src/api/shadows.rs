@@ -2,6 +2,7 @@
 //! system (admin), post the legacy system's decisions (operator), read cases and the agreement
 //! report (viewer).
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use axum::Json;
@@ -25,7 +26,7 @@ impl From<ShadowError> for ApiError {
             ShadowError::Invalid(why) => ApiError::invalid(why),
             ShadowError::Conflict(why) => ApiError::new(Code::Conflict, "Conflict").detail(why),
             ShadowError::Store(s) => s.into(),
-            ShadowError::Runtime(r) => r.into(),
+            ShadowError::Start(r) => r.into(),
             other => ApiError::new(Code::Internal, "Internal error").detail(other.to_string()),
         }
     }

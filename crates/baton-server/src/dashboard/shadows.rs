@@ -2,6 +2,7 @@
 //! shadow's report over a period: differences per field and each differing case with the rules
 //! that fired. The same report as `GET /v1/shadows/{name}/report`.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use askama::Template;

@@ -2,12 +2,13 @@
 //! perform) effects, stays a shadow across a restart, and is compared with the live side; a
 //! replay answers recorded effects from the journal and writes nothing to the recorded store.
 
+use baton_engine::Features;
 use std::sync::Arc;
 
 use baton_core::{InstanceId, JournalEntry, Status};
-use baton_runtime::replay::ReplayOptions;
-use baton_runtime::shadow::{LegacyDecision, LiveSide};
-use baton_runtime::{ManualClock, Runtime, RuntimeOptions};
+use baton_engine::replay::ReplayOptions;
+use baton_engine::shadow::{LegacyDecision, LiveSide};
+use baton_engine::{ManualClock, Runtime, RuntimeOptions};
 use baton_store::{MemoryStore, SqliteOptions, SqliteStore, Store};
 use baton_testkit::FakeServer;
 use serde_json::{Value, json};
@@ -65,7 +66,7 @@ async fn a_shadow_of_a_live_version_reads_records_effects_and_is_compared() {
     let fake = FakeServer::start().await;
     let base = fake.base_url();
     let store = Arc::new(MemoryStore::new());
-    let rt = Runtime::new(store.clone(), RuntimeOptions::default());
+    let rt = baton_engine::runtime(store.clone(), RuntimeOptions::default());
     rt.register_flow(&flow(&base, "1.0.0", 30)).await.unwrap();
     rt.register_flow(&flow(&base, "2.0.0", 10)).await.unwrap();
     let (reg, created) = rt
@@ -152,12 +153,13 @@ async fn a_shadow_of_a_live_version_reads_records_effects_and_is_compared() {
     let after = rt.shadows().report("reroute-v2", None, None).await.unwrap();
     assert_eq!(after.cases, 2);
     // A replay over this store leaves the shadow instances out: their effects were stand-ins.
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let scratch = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let v3 = scratch
         .register_flow(&flow(&base, "3.0.0", 30))
         .await
         .unwrap();
     let replayed = scratch
+        .shadows()
         .replay_recorded(&*store, v3, &ReplayOptions::default())
         .await
         .unwrap();
@@ -180,7 +182,7 @@ async fn a_shadow_of_a_live_version_reads_records_effects_and_is_compared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_checked_and_idempotent() {
     let store = Arc::new(MemoryStore::new());
-    let rt = Runtime::new(store, RuntimeOptions::default());
+    let rt = baton_engine::runtime(store, RuntimeOptions::default());
     rt.register_flow(&flow("http://127.0.0.1:1", "1.0.0", 30))
         .await
         .unwrap();
@@ -240,12 +242,12 @@ async fn registrations_are_checked_and_idempotent() {
         .register("x", ("test", "reroute", "1.0.0"), legacy(), vec![], "a")
         .await;
     assert!(
-        matches!(other, Err(baton_runtime::shadow::ShadowError::Conflict(_))),
+        matches!(other, Err(baton_engine::shadow::ShadowError::Conflict(_))),
         "{other:?}"
     );
     assert!(matches!(
         s.report("nope", None, None).await,
-        Err(baton_runtime::shadow::ShadowError::NotFound(_))
+        Err(baton_engine::shadow::ShadowError::NotFound(_))
     ));
 }
 
@@ -278,7 +280,11 @@ async fn a_shadow_stays_a_shadow_after_a_restart() {
     let case;
     {
         let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-        let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+        let rt = baton_engine::runtime_with_clock(
+            store.clone(),
+            RuntimeOptions::default(),
+            clock.clone(),
+        );
         rt.register_flow(&waiting_flow(&fake.base_url()))
             .await
             .unwrap();
@@ -327,7 +333,7 @@ async fn a_shadow_stays_a_shadow_after_a_restart() {
     }
     let sid = InstanceId(case["shadow"]["instance"].as_str().unwrap().to_string());
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock);
+    let rt = baton_engine::runtime_with_clock(store.clone(), RuntimeOptions::default(), clock);
     let resumed = rt.resume_all().await.unwrap();
     assert!(resumed.contains(&sid), "{resumed:?}");
     rt.publish_event(
@@ -354,7 +360,7 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(SqliteStore::open(dir.path().join("b.db"), SqliteOptions::default()).unwrap());
-    let rt = Runtime::new(store.clone(), RuntimeOptions::default());
+    let rt = baton_engine::runtime(store.clone(), RuntimeOptions::default());
     let v1 = rt.register_flow(&flow(&base, "1.0.0", 30)).await.unwrap();
     let a = rt
         .run(v1.clone(), json!({"order": "o-1", "delay": 45}))
@@ -371,12 +377,13 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
         store.journal(&b.id).await.unwrap().len(),
     );
 
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let scratch = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let v2 = scratch
         .register_flow(&flow(&base, "2.0.0", 10))
         .await
         .unwrap();
     let report = scratch
+        .shadows()
         .replay_recorded(&*store, v2.clone(), &ReplayOptions::default())
         .await
         .unwrap();
@@ -414,9 +421,10 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
     // A version whose POST differs (another body) is not answered from the record, and not
     // performed: its output is still the recorded one.
     let v3 = flow(&base, "3.0.0", 30).replace("order: '${ .order }'", "order: '${ .order }', v: 3");
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let scratch = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let v3 = scratch.register_flow(&v3).await.unwrap();
     let report = scratch
+        .shadows()
         .replay_recorded(&*store, v3, &ReplayOptions::default())
         .await
         .unwrap();
@@ -426,9 +434,10 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
     // A version with another read, without providers to perform it: the read is missing, the
     // flow faults on it, and the report says so.
     let v4 = flow(&base, "4.0.0", 30).replace("/ledger/ok", "/ledger/ok?fresh=1");
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let scratch = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let v4 = scratch.register_flow(&v4).await.unwrap();
     let report = scratch
+        .shadows()
         .replay_recorded(&*store, v4, &ReplayOptions::default())
         .await
         .unwrap();
@@ -443,9 +452,10 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
     // Allowed to read, the replay performs that read itself: nothing is missing and the outputs
     // are the recorded ones; the POST still is answered from the record.
     let v4 = flow(&base, "4.0.0", 30).replace("/ledger/ok", "/ledger/ok?fresh=1");
-    let scratch = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let scratch = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let v4 = scratch.register_flow(&v4).await.unwrap();
     let report = scratch
+        .shadows()
         .replay_recorded(
             &*store,
             v4,
@@ -468,7 +478,7 @@ async fn replay_answers_recorded_effects_and_reports_differences() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_start_of_a_running_id_leaves_the_running_instance_its_controls() {
-    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     let program = rt
         .register_flow(
             "document: { dsl: '1.0.3', namespace: test, name: slow, version: '1.0.0' }
@@ -506,7 +516,7 @@ do:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_posts_of_one_legacy_case_at_once_both_answer() {
-    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     rt.register_flow(
         "document: { dsl: '1.0.3', namespace: test, name: slowly, version: '1.0.0' }
 do:
@@ -551,7 +561,7 @@ do:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faulted_shadow_does_not_agree_with_a_completed_decision() {
-    let rt = Runtime::new(Arc::new(MemoryStore::new()), RuntimeOptions::default());
+    let rt = baton_engine::runtime(Arc::new(MemoryStore::new()), RuntimeOptions::default());
     rt.register_flow(
         "document: { dsl: '1.0.3', namespace: test, name: broken, version: '1.0.0' }
 do:
@@ -609,7 +619,7 @@ async fn a_legacy_time_past_the_store_range_is_refused_and_reports_stay_whole() 
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(SqliteStore::open(dir.path().join("t.db"), SqliteOptions::default()).unwrap());
-    let rt = Runtime::new(store, RuntimeOptions::default());
+    let rt = baton_engine::runtime(store, RuntimeOptions::default());
     rt.register_flow(
         "document: { dsl: '1.0.3', namespace: test, name: same, version: '1.0.0' }
 do:
@@ -650,7 +660,7 @@ do:
     // scan at once.
     let far = post("far", u64::MAX).await;
     assert!(
-        matches!(far, Err(baton_runtime::shadow::ShadowError::Invalid(_))),
+        matches!(far, Err(baton_engine::shadow::ShadowError::Invalid(_))),
         "{far:?}"
     );
     compared(&rt, "times", "ok").await;
@@ -690,11 +700,19 @@ async fn a_live_instance_whose_shadow_never_started_gets_it_when_resumed() {
         // Process A has read the (empty) registrations before process B registers the shadow,
         // so A's live start begins no shadow: the same state as a crash between the live start
         // and its shadow's.
-        let a = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+        let a = baton_engine::runtime_with_clock(
+            store.clone(),
+            RuntimeOptions::default(),
+            clock.clone(),
+        );
         a.register_flow(&listening_flow("1.0.0", 30)).await.unwrap();
         a.register_flow(&listening_flow("2.0.0", 10)).await.unwrap();
         assert!(a.shadows().list().await.unwrap().is_empty());
-        let b = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock.clone());
+        let b = baton_engine::runtime_with_clock(
+            store.clone(),
+            RuntimeOptions::default(),
+            clock.clone(),
+        );
         b.register_flow(&listening_flow("1.0.0", 30)).await.unwrap();
         b.register_flow(&listening_flow("2.0.0", 10)).await.unwrap();
         b.shadows()
@@ -726,7 +744,7 @@ async fn a_live_instance_whose_shadow_never_started_gets_it_when_resumed() {
     }
     // The restart: resuming the live instance begins its missing case and shadow.
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let rt = Runtime::with_clock(store.clone(), RuntimeOptions::default(), clock);
+    let rt = baton_engine::runtime_with_clock(store.clone(), RuntimeOptions::default(), clock);
     let resumed = rt.resume_all().await.unwrap();
     assert!(resumed.contains(&live_id), "{resumed:?}");
     let shadow = InstanceId(format!("{}.shadow.gated-v2", live_id.0));
@@ -747,7 +765,7 @@ async fn a_live_instance_whose_shadow_never_started_gets_it_when_resumed() {
         json!([{"field": ".action", "live": "keep", "shadow": "reroute"}])
     );
     // A second restart starts nothing twice.
-    let again = Runtime::with_clock(
+    let again = baton_engine::runtime_with_clock(
         store.clone(),
         RuntimeOptions::default(),
         Arc::new(ManualClock::new(5_000)),

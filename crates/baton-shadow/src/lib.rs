@@ -12,6 +12,11 @@
 //!
 //! The read/effect classification ([`classify`]) is shared with `baton replay`
 //! ([`crate::replay`]).
+//!
+//! The kernel knows none of this: the driver consults an instance's [`EffectPolicy`] before it
+//! performs each effect, and the hooks of [`Shadows::hooks`] (installed by the façade as the
+//! runtime's [`StartHooks`]) hear of live starts and resumes and give a resumed shadow its
+//! policy back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -19,15 +24,20 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use baton_core::{
-    EffectCall, EffectKey, EffectRequest, ErrorKind, FlowRef, FlowResolver, InstanceId,
-    JournalEntry, Outcome, Problem,
+    EffectCall, EffectKey, EffectRequest, ErrorKind, FlowRef, InstanceId, JournalEntry, Outcome,
+    Problem,
 };
 use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::providers::ProviderLayer;
-use crate::{InstanceEnd, PROVIDER_FUNCTION, Runtime, RuntimeError, Shared};
+pub mod replay;
+
+use baton_api::{
+    BoxFuture, Clock, EffectPolicy, InstanceEnd, Instances, Intercept, StartError, StartHooks,
+};
+use baton_core::functions::names::PROVIDER as PROVIDER_FUNCTION;
+use baton_provider::Catalog;
 
 /// Registrations (id = name).
 pub const SHADOW_KIND: &str = "shadow";
@@ -58,11 +68,10 @@ fn is_read_method(method: &str) -> bool {
 /// Whether a catalogue operation named by `{provider, operation}` only reads: its method, and
 /// that of the same operation of every fallback the provider layer may send it to instead, is
 /// GET or HEAD. Unknown providers or operations are not known to only read.
-fn operation_only_reads(args: &Value, providers: Option<&ProviderLayer>) -> bool {
-    let Some(layer) = providers else {
+fn operation_only_reads(args: &Value, providers: Option<&Catalog>) -> bool {
+    let Some(catalog) = providers else {
         return false;
     };
-    let catalog = layer.catalog();
     let (Some(provider), Some(operation)) = (
         args.get("provider").and_then(Value::as_str),
         args.get("operation").and_then(Value::as_str),
@@ -87,7 +96,7 @@ fn operation_only_reads(args: &Value, providers: Option<&ProviderLayer>) -> bool
 
 /// Classifies an effect request. Anything not known to be a read or a wait is an effect: a
 /// shadow errs on the side of not touching the world.
-pub fn classify(request: &EffectRequest, providers: Option<&ProviderLayer>) -> Access {
+pub fn classify(request: &EffectRequest, providers: Option<&Catalog>) -> Access {
     match request {
         EffectRequest::Timer { .. } | EffectRequest::Listen { .. } => Access::Wait,
         EffectRequest::Http(req) if is_read_method(&req.method) => Access::Read,
@@ -178,22 +187,20 @@ pub(crate) enum Policy {
     },
 }
 
-/// What the driver does with one effect under a policy.
-pub(crate) enum Intercept {
-    Perform,
-    /// Answer at once with this outcome, journaling the note first.
-    Answer {
-        outcome: Outcome,
-        note: Value,
-    },
+/// A [`Policy`] with the catalogue its classification reads: what the driver consults.
+pub(crate) struct Held {
+    pub policy: Policy,
+    pub catalog: Option<Arc<Catalog>>,
+}
+
+impl EffectPolicy for Held {
+    fn intercept(&self, call: &EffectCall) -> Intercept {
+        self.policy.intercept(call, self.catalog.as_deref())
+    }
 }
 
 impl Policy {
-    pub(crate) fn intercept(
-        &self,
-        call: &EffectCall,
-        providers: Option<&ProviderLayer>,
-    ) -> Intercept {
+    pub(crate) fn intercept(&self, call: &EffectCall, providers: Option<&Catalog>) -> Intercept {
         let access = classify(&call.request, providers);
         match self {
             Policy::Shadow => match access {
@@ -305,7 +312,7 @@ pub enum ShadowError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Start(#[from] StartError),
 }
 
 /// The registrations, cached: every start asks whether it has a shadow, and must not pay a
@@ -574,17 +581,127 @@ pub struct CaseDiff {
     pub why: Value,
 }
 
-/// The public face of shadow runs over a runtime.
+/// The shadow feature's state over one runtime: one per runtime (the façade keeps it with the
+/// runtime), shared by every [`Shadows`] handle and by its hooks.
+pub struct Shared<S: Store> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    /// The kernel: starts instances under a policy, resolves flow versions.
+    instances: Arc<dyn Instances>,
+    /// The provider catalogue, for telling a provider read from an effect.
+    providers: Option<Arc<Catalog>>,
+    /// Registrations, cached for the start of every instance.
+    shadows: Registrations,
+}
+
+impl<S: Store> Shared<S> {
+    pub fn new(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        instances: Arc<dyn Instances>,
+        providers: Option<Arc<Catalog>>,
+    ) -> Shared<S> {
+        Shared {
+            store,
+            clock,
+            instances,
+            providers,
+            shadows: Registrations::default(),
+        }
+    }
+
+    fn policy(&self, policy: Policy) -> Arc<dyn EffectPolicy> {
+        Arc::new(Held {
+            policy,
+            catalog: self.providers.clone(),
+        })
+    }
+}
+
+/// The public face of shadow runs over a runtime: registrations, legacy decisions and reports.
 pub struct Shadows<S: Store> {
     shared: Arc<Shared<S>>,
 }
 
-impl<S: Store> Runtime<S> {
-    /// Shadow registrations, legacy decisions and reports.
-    pub fn shadows(&self) -> Shadows<S> {
+impl<S: Store> Clone for Shadows<S> {
+    fn clone(&self) -> Self {
         Shadows {
             shared: self.shared.clone(),
         }
+    }
+}
+
+impl<S: Store> Shadows<S> {
+    /// The handle over the feature's state of one runtime.
+    pub fn new(shared: Arc<Shared<S>>) -> Shadows<S> {
+        Shadows { shared }
+    }
+
+    /// The hooks the runtime must call on live starts and resumes.
+    pub fn hooks(&self) -> Arc<dyn StartHooks> {
+        Arc::new(ShadowHooks {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The end hook that records each side of a case as it ends and compares them.
+    pub fn end_hook(&self) -> baton_api::EndHook {
+        let shared = self.shared.clone();
+        Arc::new(move |end: InstanceEnd| {
+            let shared = shared.clone();
+            Box::pin(async move {
+                if let Err(e) = on_end(&shared, &end).await {
+                    tracing::warn!(instance = %end.id, error = %e, "could not record a shadow comparison");
+                }
+            })
+        })
+    }
+}
+
+/// What the kernel calls on live starts and resumes (see [`StartHooks`]).
+struct ShadowHooks<S: Store> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Store> StartHooks for ShadowHooks<S> {
+    fn wants_live_starts(&self) -> bool {
+        self.shared.shadows.may_shadow_starts()
+    }
+
+    fn live_started<'a>(
+        &'a self,
+        flow: &'a FlowRef,
+        id: &'a InstanceId,
+        input: Value,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(after_live_start(&self.shared, flow, id, input))
+    }
+
+    fn resume_policy<'a>(
+        &'a self,
+        id: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn EffectPolicy>>, StoreError>> {
+        Box::pin(async move {
+            Ok(is_shadow(&self.shared, id)
+                .await?
+                .then(|| self.shared.policy(Policy::Shadow)))
+        })
+    }
+
+    fn live_resumed<'a>(
+        &'a self,
+        flow: &'a FlowRef,
+        id: &'a InstanceId,
+        started_at_ms: u64,
+        input: &'a Value,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(after_live_resume(
+            &self.shared,
+            flow,
+            id,
+            started_at_ms,
+            input,
+        ))
     }
 }
 
@@ -619,8 +736,8 @@ impl<S: Store> Shadows<S> {
         }
         let program = self
             .shared
-            .catalog
-            .resolve(candidate.0, candidate.1, candidate.2)
+            .instances
+            .resolve_flow(candidate.0, candidate.1, candidate.2)
             .ok_or_else(|| {
                 ShadowError::Invalid(format!(
                     "no registered flow {}/{}:{} to run in shadow",
@@ -635,8 +752,8 @@ impl<S: Store> Shadows<S> {
             } => {
                 let live_program = self
                     .shared
-                    .catalog
-                    .resolve(namespace, flow, version)
+                    .instances
+                    .resolve_flow(namespace, flow, version)
                     .ok_or_else(|| {
                         ShadowError::Invalid(format!(
                             "no registered live flow {namespace}/{flow}:{version}"
@@ -884,12 +1001,7 @@ impl<S: Store> Shadows<S> {
             .await
         {
             // Another post of the same case may have started it in between: that is no error.
-            let running = self
-                .shared
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&sid);
+            let running = self.shared.instances.is_running(&sid);
             if !running && self.shared.store.instance(&sid).await?.is_none() {
                 return Err(e.into());
             }
@@ -1010,9 +1122,9 @@ fn start_shadow<'a, S: Store>(
     case: &'a str,
     id: InstanceId,
     input: Value,
-) -> Pin<Box<dyn Future<Output = Result<(), RuntimeError>> + Send + 'a>> {
+) -> Pin<Box<dyn Future<Output = Result<(), StartError>> + Send + 'a>> {
     Box::pin(async move {
-        let program = crate::driver::program_for(shared, &reg.candidate).await?;
+        let program = shared.instances.program_for(&reg.candidate).await?;
         shared
             .store
             .put_doc(DocWrite {
@@ -1024,23 +1136,16 @@ fn start_shadow<'a, S: Store>(
                 expect: Expect::Any,
             })
             .await?;
-        crate::driver::start_with_policy(
-            shared.clone(),
-            program,
-            input,
-            Some(id),
-            Some(Arc::new(Policy::Shadow)),
-        )
-        .await
-        .map(|_| ())
+        shared
+            .instances
+            .start_under(Some(id), program, input, shared.policy(Policy::Shadow))
+            .await
+            .map(|_| ())
     })
 }
 
 /// Whether a stored instance is a shadow (its mark is durable; see the module's notes).
-pub(crate) async fn is_shadow<S: Store>(
-    shared: &Shared<S>,
-    id: &InstanceId,
-) -> Result<bool, StoreError> {
+async fn is_shadow<S: Store>(shared: &Shared<S>, id: &InstanceId) -> Result<bool, StoreError> {
     // Registrations are never deleted (a stopped one stays): without any, no instance is a
     // shadow, and a resume costs no read of its own.
     if shared.shadows.get(&*shared.store).await?.is_empty() {
@@ -1051,7 +1156,7 @@ pub(crate) async fn is_shadow<S: Store>(
 
 /// Called once a live instance's start is durable: starts the shadows registered for its flow
 /// version on the same input. A shadow that cannot start is logged; the live start stands.
-pub(crate) async fn after_live_start<S: Store>(
+async fn after_live_start<S: Store>(
     shared: &Arc<Shared<S>>,
     flow: &FlowRef,
     id: &InstanceId,
@@ -1087,7 +1192,7 @@ async fn begin_case<S: Store>(
     reg: &Registration,
     id: &InstanceId,
     input: &Value,
-) -> Result<(), RuntimeError> {
+) -> Result<(), StartError> {
     let sid = shadow_id(id, &reg.name);
     let case = json!({
         "registration": reg.name,
@@ -1121,7 +1226,7 @@ fn shadow_id(live: &InstanceId, registration: &str) -> InstanceId {
 /// entry gets its shadow. A registration made after the live instance started does not apply to
 /// it, and nothing here starts twice: the case is written only if absent, and a shadow only if
 /// the store has no instance of its id.
-pub(crate) async fn after_live_resume<S: Store>(
+async fn after_live_resume<S: Store>(
     shared: &Arc<Shared<S>>,
     flow: &FlowRef,
     id: &InstanceId,
@@ -1154,19 +1259,6 @@ pub(crate) async fn after_live_resume<S: Store>(
             tracing::warn!(instance = %id, shadow = %reg.name, error = %e, "the shadow did not start after the restart");
         }
     }
-}
-
-/// Installs the end hook that records each side of a case as it ends and compares them.
-pub(crate) fn install<S: Store>(runtime: &Runtime<S>) {
-    let shared = runtime.shared.clone();
-    runtime.on_instance_end(Arc::new(move |end: InstanceEnd| {
-        let shared = shared.clone();
-        Box::pin(async move {
-            if let Err(e) = on_end(&shared, &end).await {
-                tracing::warn!(instance = %end.id, error = %e, "could not record a shadow comparison");
-            }
-        })
-    }));
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1423,23 +1515,22 @@ providers:
 "#,
         )
         .expect("the catalogue loads");
-        let layer = ProviderLayer::new(catalog, &crate::providers::Secrets::default(), 0)
-            .expect("no secrets needed");
+        let layer = &catalog;
         let provider = |p: &str, op: &str| EffectRequest::Function {
             name: PROVIDER_FUNCTION.into(),
             args: json!({"provider": p, "operation": op}),
         };
         assert_eq!(
-            classify(&provider("orders", "get"), Some(&layer)),
+            classify(&provider("orders", "get"), Some(layer)),
             Access::Read
         );
         assert_eq!(
-            classify(&provider("orders", "book"), Some(&layer)),
+            classify(&provider("orders", "book"), Some(layer)),
             Access::Effect
         );
         // A GET whose fallback is a POST may end up sending the POST.
         assert_eq!(
-            classify(&provider("gps", "position"), Some(&layer)),
+            classify(&provider("gps", "position"), Some(layer)),
             Access::Effect
         );
         // A fact too old is refreshed through its source: a POST source is an effect.
@@ -1448,8 +1539,8 @@ providers:
             args: json!({"entity": "o1", "name": "x", "max_age": "PT1M", "on_stale": "refresh",
                          "source": {"provider": "orders", "operation": op, "args": {}}}),
         };
-        assert_eq!(classify(&fact("get"), Some(&layer)), Access::Read);
-        assert_eq!(classify(&fact("book"), Some(&layer)), Access::Effect);
+        assert_eq!(classify(&fact("get"), Some(layer)), Access::Read);
+        assert_eq!(classify(&fact("book"), Some(layer)), Access::Effect);
         assert_eq!(classify(&fact("book"), None), Access::Read);
     }
 
@@ -1469,7 +1560,7 @@ providers:
             note: not_performed_note(&call, "shadow"),
         };
         assert_eq!(
-            crate::explain::explain(&entry).as_deref(),
+            baton_api::explain::explain(&entry).as_deref(),
             Some("not performed (shadow): notify send; the flow got a stand-in answer")
         );
     }

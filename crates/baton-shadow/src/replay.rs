@@ -3,7 +3,7 @@
 //! happened.
 //!
 //! The recorded instances are only read. The replayed ones run in a scratch runtime (callers
-//! give one over a `MemoryStore`), under the replay policy of [`crate::shadow`]:
+//! give one over a `MemoryStore`), under the replay policy of the shadow feature:
 //! - `decide` and `noop` are evaluated again (the new version's rules are the point);
 //! - an effect whose key and request are those of the recorded run gets the recorded outcome
 //!   (the requests of the recorded run are rebuilt by feeding its journal through its own
@@ -22,8 +22,7 @@ use baton_store::{InstanceQuery, InstanceRecord, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::shadow::{self, Policy, Recorded};
-use crate::{Runtime, RuntimeError};
+use crate::{self as shadow, Policy, Recorded, ShadowError, Shadows};
 use baton_core::{Fit, Rebuilt};
 
 /// How a replay runs.
@@ -141,16 +140,16 @@ fn end_value(status: Status, output: Option<&Value>, error: Option<&Value>) -> V
     }
 }
 
-impl<S: Store> Runtime<S> {
+impl<S: Store> Shadows<S> {
     /// Replays the ended instances of `new`'s flow (same namespace and name, other versions)
-    /// recorded in `production` with `new`, in this runtime, which must be a scratch runtime
-    /// (an in-memory store): nothing is written to `production`.
+    /// recorded in `production` with `new`, in this handle's runtime, which must be a scratch
+    /// runtime (an in-memory store): nothing is written to `production`.
     pub async fn replay_recorded<P: Store>(
         &self,
         production: &P,
         new: Arc<Program>,
         options: &ReplayOptions,
-    ) -> Result<ReplayReport, RuntimeError> {
+    ) -> Result<ReplayReport, ShadowError> {
         let mut report = ReplayReport {
             flow: new.flow.clone(),
             since_ms: options.since_ms,
@@ -270,7 +269,7 @@ impl<S: Store> Runtime<S> {
                         )
                     })?;
                 let opts = baton_flow::ValidateOptions {
-                    known_functions: self.shared.known_functions(),
+                    known_functions: self.shared.instances.function_names(),
                 };
                 let loaded = baton_flow::load_flow(&source, &opts).map_err(|ds| {
                     ds.iter()
@@ -290,26 +289,27 @@ impl<S: Store> Runtime<S> {
         let Some(JournalEntry::Started { input, .. }) = journal.first() else {
             return Err("the journal does not begin with `started`".into());
         };
-        let recorded = recorded_calls(&rec.id, old, self.shared.options.env.clone(), &journal)?;
+        let recorded = recorded_calls(&rec.id, old, self.shared.instances.env(), &journal)?;
         let policy = Policy::Replay {
             recorded: Arc::new(recorded),
             perform_reads: options.perform_reads,
         };
-        let (id, rx) = crate::driver::start_with_policy(
-            self.shared.clone(),
-            new,
-            input.clone(),
-            Some(rec.id.clone()),
-            Some(Arc::new(policy)),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let ended = tokio::time::timeout(options.instance_timeout, crate::await_result(rx)).await;
+        let instances = &self.shared.instances;
+        let id = instances
+            .start_under(
+                Some(rec.id.clone()),
+                new,
+                input.clone(),
+                self.shared.policy(policy),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let ended = tokio::time::timeout(options.instance_timeout, instances.wait_end(&id)).await;
         let result = match ended {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err("the replay's driver went away".into()),
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(format!("the replay's end is not known: {e}")),
             Err(_) => {
-                let _ = self
+                let _ = instances
                     .cancel(&id, "the replay did not end in time", "replay")
                     .await;
                 return Err(format!(
