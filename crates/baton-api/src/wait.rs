@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use baton_store::{DocQuery, DocStore, DocWrite, Expect, StoreError};
+use baton_store::{Collection, DocQuery, DocStore, Entry, StoreError};
 use serde_json::Value;
 
 /// A document that exists only while a call waits (a hold, a claim waiting its turn). Removed
@@ -56,23 +56,13 @@ pub async fn open_wait<S: DocStore>(
     body: Value,
     until_ms: u64,
 ) -> Result<u64, StoreError> {
-    loop {
-        if let Some(d) = store.doc(kind, id).await? {
-            return Ok(d.at_ms);
-        }
-        let w = DocWrite {
-            kind: kind.into(),
-            id: id.to_string(),
-            status: "waiting".into(),
-            at_ms: until_ms,
-            body: body.clone(),
-            expect: Expect::Absent,
-        };
-        match store.put_doc(w).await {
-            Ok(_) => return Ok(until_ms),
-            Err(StoreError::DocConflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
+    let waits: Collection<Value> = Collection::new(kind);
+    match waits
+        .create(store, id, &Entry::new("waiting", until_ms, body))
+        .await?
+    {
+        None => Ok(until_ms),
+        Some(existing) => Ok(existing.at_ms),
     }
 }
 

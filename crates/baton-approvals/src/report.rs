@@ -9,13 +9,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use baton_core::InstanceId;
-use baton_store::{DocQuery, Store};
+use baton_store::{Collection, DocQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    APPROVAL_KIND, ApprovalError, ApprovalStatus, ApprovalTask, Approvals, Verdict, task_of,
-};
+use super::{APPROVAL_KIND, ApprovalError, ApprovalStatus, ApprovalTask, Approvals, Verdict};
 
 /// Tasks read per page of the scan.
 const PAGE: usize = 500;
@@ -129,34 +127,30 @@ impl<S: Store> Approvals<S> {
         max_tasks: usize,
     ) -> Result<OverrideReport, ApprovalError> {
         let mut entries = Vec::new();
-        let mut after = None;
         let mut scanned = 0;
         let mut truncated = false;
         // Instance summaries (flow and output) are read once per instance.
         let mut instances: HashMap<String, Option<baton_store::InstanceRecord>> = HashMap::new();
-        'scan: loop {
-            let docs = self
-                .store
-                .docs(
-                    APPROVAL_KIND,
-                    &DocQuery {
-                        status: None,
-                        newest_first: true,
-                        after: after.clone(),
-                        limit: PAGE,
-                    },
-                )
-                .await?;
-            let n = docs.len();
-            for d in docs {
-                after = Some((d.at_ms, d.id.clone()));
+        // Read as JSON and decoded one by one: one unreadable task must not hide every other
+        // override.
+        let tasks: Collection<Value> = Collection::new(APPROVAL_KIND);
+        let query = DocQuery {
+            status: None,
+            newest_first: true,
+            after: None,
+            limit: PAGE,
+        };
+        let mut pages = tasks.pages(&*self.store, query);
+        'scan: while let Some(page) = pages.next_page().await? {
+            for d in page {
                 if scanned == max_tasks {
                     truncated = true;
                     break 'scan;
                 }
                 scanned += 1;
-                // One unreadable task must not hide every other override.
-                let Ok(t) = task_of(&d) else { continue };
+                let Ok(t) = serde_json::from_value::<ApprovalTask>(d.value) else {
+                    continue;
+                };
                 if t.verdict != Some(Verdict::Overridden)
                     && t.pending_override.is_none()
                     && t.refused_overrides.is_empty()
@@ -178,9 +172,6 @@ impl<S: Store> Approvals<S> {
                         entries.push(e);
                     }
                 }
-            }
-            if n < PAGE {
-                break;
             }
         }
         entries.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(a.task.cmp(&b.task)));

@@ -22,7 +22,9 @@
 use std::sync::Arc;
 
 use baton_core::{ErrorKind, Outcome, Problem};
-use baton_store::{Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, StoreError};
+use baton_store::{
+    Change, Collection, Doc, DocQuery, DocStore, DocWatch, Entry, KeyRange, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -330,6 +332,15 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("claim {id}: {e}"))
 }
 
+/// A claim as stored: held claims list by expiry, released ones by when they ended.
+fn entry_of(c: &Claim) -> Entry<Claim> {
+    Entry::new(
+        c.status.as_str(),
+        c.released_at_ms.unwrap_or(c.expires_at_ms),
+        c.clone(),
+    )
+}
+
 fn claim_of(doc: &Doc) -> Result<Claim, StoreError> {
     serde_json::from_value(doc.body.clone()).map_err(|e| corrupt(&doc.id, e))
 }
@@ -383,30 +394,19 @@ impl<S: DocStore> Claims<S> {
 
     /// Every claim whose status is held, expired leases included.
     async fn held(&self) -> Result<Vec<Claim>, StoreError> {
+        let claims: Collection<Claim> = Collection::new(CLAIM_KIND);
+        let query = DocQuery {
+            status: Some(ClaimStatus::Held.as_str().into()),
+            newest_first: false,
+            after: None,
+            limit: PAGE,
+        };
+        let mut pages = claims.pages(&*self.store, query);
         let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let docs = self
-                .store
-                .docs(
-                    CLAIM_KIND,
-                    &DocQuery {
-                        status: Some(ClaimStatus::Held.as_str().into()),
-                        newest_first: false,
-                        after: after.clone(),
-                        limit: PAGE,
-                    },
-                )
-                .await?;
-            let n = docs.len();
-            for d in &docs {
-                after = Some((d.at_ms, d.id.clone()));
-                out.push(claim_of(d)?);
-            }
-            if n < PAGE {
-                return Ok(out);
-            }
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page.into_iter().map(|c| c.value));
         }
+        Ok(out)
     }
 
     /// Claimants waiting for an entity now (their deadline not passed).
@@ -422,50 +422,35 @@ impl<S: DocStore> Claims<S> {
             .collect())
     }
 
-    async fn write(&self, c: &Claim, expect: Expect) -> Result<u64, StoreError> {
-        let body = serde_json::to_value(c).map_err(|e| corrupt(&c.entity, e))?;
-        self.store
-            .put_doc(DocWrite {
-                kind: CLAIM_KIND.into(),
-                id: c.entity.clone(),
-                status: c.status.as_str().into(),
-                // Held claims list by expiry, released ones by when they ended.
-                at_ms: c.released_at_ms.unwrap_or(c.expires_at_ms),
-                body,
-                expect,
-            })
-            .await
-    }
-
-    /// One attempt to take the entity. Loops only when another writer changed the document
-    /// between the read and the write: the write is conditional on the version read.
+    /// Takes the entity if it is free, its lease ran out, or this holder renews: a conditional
+    /// read-modify-write ([`Collection::update`]), decided again only when another writer changed
+    /// the document between the read and the write.
     async fn try_claim(&self, a: &ClaimArgs, key: &str) -> Result<Attempt, StoreError> {
-        loop {
-            let now = self.clock.now_ms();
-            let doc = self.store.doc(CLAIM_KIND, &a.entity).await?;
-            let fresh = |token: u64, took_over: Option<TakenOver>| Claim {
-                entity: a.entity.clone(),
-                holder: a.owner.clone(),
-                instance: a.instance.clone(),
-                label: a.label.clone(),
-                token,
-                key: key.to_string(),
-                status: ClaimStatus::Held,
-                claimed_at_ms: now,
-                renewed_at_ms: now,
-                expires_at_ms: now.saturating_add(a.lease_ms),
-                lease_ms: a.lease_ms,
-                released_at_ms: None,
-                released_by: None,
-                took_over,
-            };
-            let (expect, next, how) = match &doc {
-                None => (Expect::Absent, fresh(1, None), Won::New),
-                Some(d) => {
-                    let c = claim_of(d)?;
-                    if c.status == ClaimStatus::Held && c.holder == a.owner {
+        let claims: Collection<Claim> = Collection::new(CLAIM_KIND);
+        claims
+            .update(&*self.store, &a.entity, |current| {
+                let now = self.clock.now_ms();
+                let fresh = |token: u64, took_over: Option<TakenOver>| Claim {
+                    entity: a.entity.clone(),
+                    holder: a.owner.clone(),
+                    instance: a.instance.clone(),
+                    label: a.label.clone(),
+                    token,
+                    key: key.to_string(),
+                    status: ClaimStatus::Held,
+                    claimed_at_ms: now,
+                    renewed_at_ms: now,
+                    expires_at_ms: now.saturating_add(a.lease_ms),
+                    lease_ms: a.lease_ms,
+                    released_at_ms: None,
+                    released_by: None,
+                    took_over,
+                };
+                let (next, how) = match current.map(|d| &d.value) {
+                    None => (fresh(1, None), Won::New),
+                    Some(c) if c.status == ClaimStatus::Held && c.holder == a.owner => {
                         if c.key == key && c.is_live(now) {
-                            return Ok(Attempt::Won(c, Won::Same));
+                            return Change::Keep(Attempt::Won(c.clone(), Won::Same));
                         }
                         // The same holder without a break (nobody else wrote in between, even
                         // if its lease ran out): the holding goes on under its token.
@@ -474,31 +459,23 @@ impl<S: DocStore> Claims<S> {
                         n.renewed_at_ms = now;
                         n.expires_at_ms = now.saturating_add(a.lease_ms);
                         n.lease_ms = a.lease_ms;
-                        n.label = a.label.clone().or(c.label);
-                        n.instance = a.instance.clone().or(c.instance);
-                        (Expect::Version(d.version), n, Won::Renewed)
-                    } else if c.is_live(now) {
-                        return Ok(Attempt::Held(c));
-                    } else {
+                        n.label = a.label.clone().or(c.label.clone());
+                        n.instance = a.instance.clone().or(c.instance.clone());
+                        (n, Won::Renewed)
+                    }
+                    Some(c) if c.is_live(now) => return Change::Keep(Attempt::Held(c.clone())),
+                    Some(c) => {
                         let took_over = (c.status == ClaimStatus::Held).then(|| TakenOver {
                             holder: c.holder.clone(),
                             token: c.token,
                             expired_at_ms: c.expires_at_ms,
                         });
-                        (
-                            Expect::Version(d.version),
-                            fresh(c.token + 1, took_over),
-                            Won::New,
-                        )
+                        (fresh(c.token + 1, took_over), Won::New)
                     }
-                }
-            };
-            match self.write(&next, expect).await {
-                Ok(_) => return Ok(Attempt::Won(next, how)),
-                Err(StoreError::DocConflict { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+                };
+                Change::Put(entry_of(&next), Attempt::Won(next, how))
+            })
+            .await
     }
 
     /// `call: claim`: the flow's answer (`ok` with `claimed`, or the conflict problem).
@@ -579,39 +556,37 @@ impl<S: DocStore> Claims<S> {
         token: Option<u64>,
         by: &str,
     ) -> Result<Released, ClaimError> {
-        loop {
-            let now = self.clock.now_ms();
-            let Some(d) = self.store.doc(CLAIM_KIND, entity).await? else {
-                return Ok(Released::NotHeld(None));
-            };
-            let c = claim_of(&d)?;
-            let other_holding = c.holder != owner || token.is_some_and(|t| t != c.token);
-            if other_holding {
-                if c.is_live(now) {
-                    return Err(ClaimError::NotHolder {
-                        why: format!(
-                            "{}, not by `{owner}`{}: only the holder releases",
-                            held_detail(&c),
-                            token.map(|t| format!(" (token {t})")).unwrap_or_default()
-                        ),
-                        claim: Box::new(c),
-                    });
+        let claims: Collection<Claim> = Collection::new(CLAIM_KIND);
+        claims
+            .update(&*self.store, entity, |current| {
+                let now = self.clock.now_ms();
+                let Some(c) = current.map(|d| &d.value) else {
+                    return Change::Keep(Ok(Released::NotHeld(None)));
+                };
+                let other_holding = c.holder != owner || token.is_some_and(|t| t != c.token);
+                if other_holding {
+                    if c.is_live(now) {
+                        return Change::Keep(Err(ClaimError::NotHolder {
+                            why: format!(
+                                "{}, not by `{owner}`{}: only the holder releases",
+                                held_detail(c),
+                                token.map(|t| format!(" (token {t})")).unwrap_or_default()
+                            ),
+                            claim: Box::new(c.clone()),
+                        }));
+                    }
+                    return Change::Keep(Ok(Released::NotHeld(Some(c.clone()))));
                 }
-                return Ok(Released::NotHeld(Some(c)));
-            }
-            if c.status == ClaimStatus::Released {
-                return Ok(Released::NotHeld(Some(c)));
-            }
-            let mut n = c.clone();
-            n.status = ClaimStatus::Released;
-            n.released_at_ms = Some(now);
-            n.released_by = Some(by.to_string());
-            match self.write(&n, Expect::Version(d.version)).await {
-                Ok(_) => return Ok(Released::Released(n)),
-                Err(StoreError::DocConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+                if c.status == ClaimStatus::Released {
+                    return Change::Keep(Ok(Released::NotHeld(Some(c.clone()))));
+                }
+                let mut n = c.clone();
+                n.status = ClaimStatus::Released;
+                n.released_at_ms = Some(now);
+                n.released_by = Some(by.to_string());
+                Change::Put(entry_of(&n), Ok(Released::Released(n)))
+            })
+            .await?
     }
 
     /// Releases every claim the instance holds (expired leases included): called when the

@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex};
 
 use baton_core::{EffectCall, EffectKey, EffectRequest, ErrorKind, Outcome, Problem};
 use baton_expr::{Budget, Expr};
-use baton_store::{Doc, DocQuery, DocStore, DocWatch, DocWrite, Expect, KeyRange, StoreError};
+use baton_store::{
+    Change, Collection, Doc, DocQuery, DocStore, DocWatch, Entry, KeyRange, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -418,60 +420,50 @@ impl<S: DocStore> Facts<S> {
             check_name("entity", Some(&json!(obs.entity)), false).map_err(FactError::Invalid)?;
         let name = check_name("name", Some(&json!(obs.name)), true).map_err(FactError::Invalid)?;
         let id = fact_id(&entity, &name);
-        loop {
-            let now = self.clock.now_ms();
-            let existing = self.store.doc(FACT_KIND, &id).await?;
-            let (expect, version) = match &existing {
-                Some(d) => {
-                    let old = fact_of(d)?;
-                    // A late or repeated observation (events out of order, a slow read, an
-                    // event delivered twice) never rolls a fact back.
-                    if old.observed_at_ms > obs.observed_at_ms
-                        || (old.observed_at_ms == obs.observed_at_ms && old.value == obs.value)
-                    {
-                        return Ok(Recorded {
-                            fact: old,
-                            stored: false,
-                        });
+        let facts: Collection<Fact> = Collection::new(FACT_KIND);
+        // The decision is made again on what another writer stored if it got there first.
+        let (recorded, created) = facts
+            .update(&*self.store, &id, |existing| {
+                let version = match existing {
+                    Some(old) => {
+                        let old = &old.value;
+                        // A late or repeated observation (events out of order, a slow read,
+                        // an event delivered twice) never rolls a fact back.
+                        if old.observed_at_ms > obs.observed_at_ms
+                            || (old.observed_at_ms == obs.observed_at_ms && old.value == obs.value)
+                        {
+                            let kept = Recorded {
+                                fact: old.clone(),
+                                stored: false,
+                            };
+                            return Change::Keep((kept, false));
+                        }
+                        old.version + 1
                     }
-                    (Expect::Version(d.version), old.version + 1)
-                }
-                None => (Expect::Absent, 1),
-            };
-            let fact = Fact {
-                entity: entity.clone(),
-                name: name.clone(),
-                value: obs.value.clone(),
-                observed_at_ms: obs.observed_at_ms,
-                source: obs.source.clone(),
-                recorded_at_ms: now,
-                lateness_ms: now.saturating_sub(obs.observed_at_ms),
-                ttl_ms: obs.ttl_ms,
-                version,
-            };
-            let body = serde_json::to_value(&fact)
-                .map_err(|e| StoreError::Corrupt(format!("fact {id}: {e}")))?;
-            let write = DocWrite {
-                kind: FACT_KIND.into(),
-                id: id.clone(),
-                status: FACT_STATUS.into(),
+                    None => 1,
+                };
+                let now = self.clock.now_ms();
+                let fact = Fact {
+                    entity: entity.clone(),
+                    name: name.clone(),
+                    value: obs.value.clone(),
+                    observed_at_ms: obs.observed_at_ms,
+                    source: obs.source.clone(),
+                    recorded_at_ms: now,
+                    lateness_ms: now.saturating_sub(obs.observed_at_ms),
+                    ttl_ms: obs.ttl_ms,
+                    version,
+                };
                 // Listed by observation time: the eviction takes the oldest observations first.
-                at_ms: fact.observed_at_ms,
-                body,
-                expect,
-            };
-            match self.store.put_doc(write).await {
-                Ok(_) => {
-                    if existing.is_none() {
-                        self.enforce_cap(&id).await?;
-                    }
-                    return Ok(Recorded { fact, stored: true });
-                }
-                // Another writer got there first: compare against what it wrote.
-                Err(StoreError::DocConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+                let entry = Entry::new(FACT_STATUS, fact.observed_at_ms, fact.clone());
+                let stored = Recorded { fact, stored: true };
+                Change::Put(entry, (stored, existing.is_none()))
+            })
+            .await?;
+        if created {
+            self.enforce_cap(&id).await?;
         }
+        Ok(recorded)
     }
 
     /// Evicts the facts observed longest ago beyond the cap, never the one just written.

@@ -27,7 +27,7 @@ use baton_core::{
     EffectCall, EffectKey, EffectRequest, ErrorKind, FlowRef, InstanceId, JournalEntry, Outcome,
     Problem,
 };
-use baton_store::{Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
+use baton_store::{Collection, Doc, DocQuery, DocStore, DocWrite, Expect, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -347,29 +347,18 @@ impl Registrations {
 
     async fn reload<S: DocStore>(&self, store: &S) -> Result<Arc<Vec<Registration>>, StoreError> {
         let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .docs(
-                    SHADOW_KIND,
-                    &DocQuery {
-                        after: after.clone(),
-                        limit: 500,
-                        ..DocQuery::default()
-                    },
-                )
-                .await?;
-            for d in &page {
-                match serde_json::from_value::<Registration>(d.body.clone()) {
+        // Read as JSON and decoded one by one: an unreadable registration is skipped (and
+        // logged), it does not hide the others.
+        let registrations: Collection<Value> = Collection::new(SHADOW_KIND);
+        let mut pages = registrations.pages(store, DocQuery::default());
+        while let Some(page) = pages.next_page().await? {
+            for d in page {
+                match serde_json::from_value::<Registration>(d.value) {
                     Ok(r) => out.push(r),
                     Err(e) => {
                         tracing::warn!(shadow = %d.id, error = %e, "unreadable shadow registration")
                     }
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == 500 => after = Some((last.at_ms, last.id.clone())),
-                _ => break,
             }
         }
         let out = Arc::new(out);
