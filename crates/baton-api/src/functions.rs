@@ -11,24 +11,47 @@ use serde_json::Value;
 
 pub type FunctionResult = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
+/// One call of a function: who calls, and the key that makes a repeat recognisable.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The calling instance; `None` when the function is called directly (a feature, a test).
+    /// Functions that keep records per instance (approval tasks, claims) act for it.
+    pub instance: Option<&'a InstanceId>,
+    /// Stable across retries and crashes: the same call performed again has the same key.
+    pub idempotency_key: &'a str,
+}
+
+impl<'a> Call<'a> {
+    /// A call from `instance`'s effect.
+    pub fn of(instance: &'a InstanceId, idempotency_key: &'a str) -> Call<'a> {
+        Call {
+            instance: Some(instance),
+            idempotency_key,
+        }
+    }
+
+    /// A direct call, for no instance.
+    pub fn keyed(idempotency_key: &'a str) -> Call<'a> {
+        Call {
+            instance: None,
+            idempotency_key,
+        }
+    }
+}
+
 /// A custom function.
 pub trait Function: Send + Sync + 'static {
     /// True when the function has no effect outside this process (it may then run between two
     /// durability barriers; see the crate's write-ahead invariant).
     fn is_local(&self) -> bool;
-    /// Runs the function. `idempotency_key` is stable across retries and crashes.
-    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult;
 
-    /// Runs the function for `instance`. Functions that keep records about the instance they
-    /// serve (approval tasks, claims) override this; the default ignores the instance.
-    fn call_for(
-        &self,
-        instance: &InstanceId,
-        args: Value,
-        idempotency_key: &str,
-    ) -> FunctionResult {
-        let _ = instance;
-        self.call(args, idempotency_key)
+    /// Runs the function for `call` with `args`.
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult;
+
+    /// Runs the function directly, for no instance: [`Function::invoke`] with
+    /// [`Call::keyed`].
+    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
+        self.invoke(Call::keyed(idempotency_key), args)
     }
 }
 
@@ -43,7 +66,7 @@ impl Function for Noop {
     fn is_local(&self) -> bool {
         true
     }
-    fn call(&self, args: Value, _key: &str) -> FunctionResult {
+    fn invoke(&self, _call: Call<'_>, args: Value) -> FunctionResult {
         Box::pin(async move { Outcome::ok(args) })
     }
 }
@@ -85,17 +108,20 @@ impl FunctionRegistry {
 /// A flow may pass its own id, never another's: the records decide who may override a task
 /// (the policy is looked up through its instance's flow) and who holds or releases a claim, so
 /// naming another instance would borrow its rights. The error says so.
-/// `call` with `args` made the calling instance's (see [`with_instance_arg`]); a flow that names
-/// another instance gets a validation failure titled `refused` instead. What the `call_for` of
-/// functions keeping records per instance does.
+/// `run` with `args` made the calling instance's (see [`with_instance_arg`]); a flow that names
+/// another instance gets a validation failure titled `refused` instead. A direct call (no
+/// instance) runs with `args` as given. What functions keeping records per instance do.
 pub fn call_as_instance(
-    instance: &InstanceId,
+    call: Call<'_>,
     args: Value,
     refused: &str,
-    call: impl FnOnce(Value) -> FunctionResult,
+    run: impl FnOnce(Value) -> FunctionResult,
 ) -> FunctionResult {
+    let Some(instance) = call.instance else {
+        return run(args);
+    };
     match with_instance_arg(args, instance) {
-        Ok(args) => call(args),
+        Ok(args) => run(args),
         Err(why) => {
             let problem = baton_core::Problem::new(baton_core::ErrorKind::Validation, refused)
                 .with_detail(why);

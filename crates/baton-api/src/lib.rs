@@ -28,7 +28,7 @@ pub use actor::{Actor, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{EventBus, SIGNAL_TARGET};
 pub use functions::{
-    Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
+    Call, Function, FunctionRegistry, FunctionResult, call_as_instance, with_instance_arg,
 };
 pub use instances::{Ended, Instances, IsShadow, StartError, StartResult};
 pub use policy::{BoxFuture, EffectPolicy, Intercept, StartHooks};

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::{APPROVAL_KIND, ApprovalArgs, ApprovalFunction};
-use baton_api::{Clock, Function, FunctionResult};
+use baton_api::{Call, Clock, Function, FunctionResult};
 use baton_flow::duration_ms;
 
 /// `call: guard`.
@@ -269,19 +269,10 @@ impl<S: DocStore> Function for GuardFunction<S> {
         false
     }
 
-    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
-        self.guard(None, args, idempotency_key)
-    }
-
-    /// The task of a held call belongs to the instance, as if it had called `approval` itself
-    /// (the inbox links to it, and it is closed when the instance ends).
-    fn call_for(
-        &self,
-        instance: &InstanceId,
-        args: Value,
-        idempotency_key: &str,
-    ) -> FunctionResult {
-        self.guard(Some(instance.clone()), args, idempotency_key)
+    /// The task of a held call belongs to the calling instance, as if it had called `approval`
+    /// itself (the inbox links to it, and it is closed when the instance ends).
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult {
+        self.guard(call.instance.cloned(), args, call.idempotency_key)
     }
 }
 
@@ -356,7 +347,7 @@ impl<S: DocStore> GuardFunction<S> {
             with.insert("data".into(), data);
             let with = Value::Object(with);
             let asked = match &instance {
-                Some(i) => approval.call_for(i, with, &approval_key(&key)),
+                Some(i) => approval.invoke(Call::of(i, &approval_key(&key)), with),
                 None => approval.call(with, &approval_key(&key)),
             };
             match asked.await {

@@ -35,7 +35,7 @@ pub use policy::{
 };
 pub use report::{OverrideEntry, OverrideGroup, OverrideReport};
 
-use baton_api::{Actor, Clock, Function, FunctionResult, Role};
+use baton_api::{Actor, Call, Clock, Function, FunctionResult, Role};
 
 /// The function name flows call: `call: approval`.
 pub const APPROVAL_FUNCTION: &str = baton_core::functions::names::APPROVAL;
@@ -539,18 +539,15 @@ impl<S: DocStore> Function for ApprovalFunction<S> {
 
     /// The task records the instance it belongs to even when the flow does not pass
     /// `instance:`, so the inbox can link to it.
-    fn call_for(
-        &self,
-        instance: &InstanceId,
-        args: Value,
-        idempotency_key: &str,
-    ) -> FunctionResult {
-        baton_api::call_as_instance(instance, args, "Invalid approval arguments", |args| {
-            self.call(args, idempotency_key)
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult {
+        baton_api::call_as_instance(call, args, "Invalid approval arguments", |args| {
+            self.run(args, call.idempotency_key)
         })
     }
+}
 
-    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
+impl<S: DocStore> ApprovalFunction<S> {
+    fn run(&self, args: Value, idempotency_key: &str) -> FunctionResult {
         let waiter = Waiter {
             store: self.store.clone(),
             clock: self.clock.clone(),

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use baton_api::wait::{WaitDoc, human_ms, open_wait, prune_waits};
-use baton_api::{Clock, Function, FunctionResult};
+use baton_api::{Call, Clock, Function, FunctionResult};
 use baton_flow::duration_ms;
 
 /// `call: claim`.
@@ -679,18 +679,15 @@ impl<S: DocStore> Function for ClaimFunction<S> {
     }
 
     /// The claim's owner defaults to the calling instance, so flows need not pass `instance:`.
-    fn call_for(
-        &self,
-        instance: &baton_core::InstanceId,
-        args: Value,
-        idempotency_key: &str,
-    ) -> FunctionResult {
-        baton_api::call_as_instance(instance, args, "Invalid claim arguments", |args| {
-            self.call(args, idempotency_key)
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult {
+        baton_api::call_as_instance(call, args, "Invalid claim arguments", |args| {
+            self.run(args, call.idempotency_key)
         })
     }
+}
 
-    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
+impl<S: DocStore> ClaimFunction<S> {
+    fn run(&self, args: Value, idempotency_key: &str) -> FunctionResult {
         let claims = self.claims.clone();
         let key = idempotency_key.to_string();
         Box::pin(async move {
@@ -725,18 +722,15 @@ impl<S: DocStore> Function for ReleaseFunction<S> {
     }
 
     /// The claim's owner defaults to the calling instance, so flows need not pass `instance:`.
-    fn call_for(
-        &self,
-        instance: &baton_core::InstanceId,
-        args: Value,
-        idempotency_key: &str,
-    ) -> FunctionResult {
-        baton_api::call_as_instance(instance, args, "Invalid claim arguments", |args| {
-            self.call(args, idempotency_key)
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult {
+        baton_api::call_as_instance(call, args, "Invalid claim arguments", |args| {
+            self.run(args, call.idempotency_key)
         })
     }
+}
 
-    fn call(&self, args: Value, _key: &str) -> FunctionResult {
+impl<S: DocStore> ReleaseFunction<S> {
+    fn run(&self, args: Value, _key: &str) -> FunctionResult {
         let claims = self.claims.clone();
         Box::pin(async move {
             let a = match ReleaseArgs::parse(&args) {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use baton_api::wait::{WaitDoc, human_ms, open_wait, prune_waits};
-use baton_api::{Clock, Function, FunctionResult, ProviderReads};
+use baton_api::{Call, Clock, Function, FunctionResult, ProviderReads};
 use baton_core::functions::names::PROVIDER as PROVIDER_FUNCTION;
 use baton_flow::duration_ms;
 
@@ -938,9 +938,9 @@ impl<S: DocStore> Function for FactFunction<S> {
         false
     }
 
-    fn call(&self, args: Value, idempotency_key: &str) -> FunctionResult {
+    fn invoke(&self, call: Call<'_>, args: Value) -> FunctionResult {
         let facts = self.facts.clone();
-        let key = idempotency_key.to_string();
+        let key = call.idempotency_key.to_string();
         Box::pin(async move {
             let args = match FactArgs::parse(&args) {
                 Ok(a) => a,
@@ -1006,7 +1006,7 @@ impl<S: DocStore> Function for FactPutFunction<S> {
         false
     }
 
-    fn call(&self, args: Value, _key: &str) -> FunctionResult {
+    fn invoke(&self, _call: Call<'_>, args: Value) -> FunctionResult {
         let facts = self.facts.clone();
         Box::pin(async move {
             let now = facts.clock.now_ms();

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::providers::{Notes, Target};
 use crate::{PROVIDER_FUNCTION, RunResult, RuntimeError, Shared, http};
-use baton_api::{EffectPolicy, Intercept};
+use baton_api::{Call, EffectPolicy, Intercept};
 
 /// How often a listener re-reads the store for events stored by another process.
 const EVENT_RECHECK_MS: u64 = 500;
@@ -337,7 +337,10 @@ impl<S: Store> Driver<S> {
                             continue;
                         };
                         let outcome = f
-                            .call_for(self.inst.id(), args.clone(), &call.idempotency_key)
+                            .invoke(
+                                Call::of(self.inst.id(), &call.idempotency_key),
+                                args.clone(),
+                            )
                             .await;
                         self.inst
                             .deliver(&call.key, outcome, self.shared.clock.now_ms());
@@ -619,7 +622,7 @@ async fn perform<S: Store>(
         }
         EffectRequest::Function { name, args } => match shared.functions.get(name) {
             Some(f) => {
-                f.call_for(instance, args.clone(), &call.idempotency_key)
+                f.invoke(Call::of(instance, &call.idempotency_key), args.clone())
                     .await
             }
             None => Outcome::failed(baton_core::Problem::new(

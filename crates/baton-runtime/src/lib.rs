@@ -22,7 +22,7 @@ use tokio::sync::watch;
 pub use baton_api::events::{EVENT_BYTES_MAX, validate_cloud_event};
 pub use baton_api::explain;
 pub use baton_api::{
-    Actor, Clock, EffectPolicy, EndHook, Ended, EventBus, Function, FunctionRegistry,
+    Actor, Call, Clock, EffectPolicy, EndHook, Ended, EventBus, Function, FunctionRegistry,
     FunctionResult, InstanceEnd, Instances, Intercept, ManualClock, Role, SIGNAL_TARGET,
     StartError, StartHooks, StartResult, SystemClock,
 };

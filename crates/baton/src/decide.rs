@@ -125,7 +125,7 @@ impl Function for Decide {
     fn is_local(&self) -> bool {
         true
     }
-    fn call(&self, args: Value, _key: &str) -> FunctionResult {
+    fn invoke(&self, _call: baton_engine::Call<'_>, args: Value) -> FunctionResult {
         let result = self.evaluate(&args);
         Box::pin(async move {
             match result {

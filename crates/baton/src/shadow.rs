@@ -337,7 +337,7 @@ impl baton_engine::Function for NoCatalogue {
     fn is_local(&self) -> bool {
         true
     }
-    fn call(&self, _args: Value, _key: &str) -> baton_engine::FunctionResult {
+    fn invoke(&self, _call: baton_engine::Call<'_>, _args: Value) -> baton_engine::FunctionResult {
         Box::pin(async {
             baton_core::Outcome::failed(baton_core::Problem::new(
                 baton_core::ErrorKind::Configuration,
