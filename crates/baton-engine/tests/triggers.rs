@@ -772,3 +772,34 @@ do:
     assert_eq!(case["shadow"]["output"]["checked"], true);
     assert_eq!(case["live"]["output"], json!({"got": {"order": 7}}));
 }
+
+/// Issue 16: an event another process stores in the same database (a second node, a CLI) is
+/// processed by the rules when it commits, through the store's watch of its event log. The
+/// clock does not move, so no timed re-read can find it: only the store's notification can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stored_by_another_process_is_processed_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("triggers.db");
+    let open = || Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let (here, there) = (open(), open());
+    let clock = Arc::new(ManualClock::new(T0));
+    let (rt, t) = setup(here, clock).await;
+    let ev = event(
+        "test.order.created",
+        "shop/eu",
+        "o-77",
+        json!({"order": 77, "total": 250}),
+    );
+    assert!(there.put_event(&ev, T0).await.unwrap(), "stored over there");
+    let mut rx = t.watch();
+    tokio::time::timeout(Duration::from_secs(1), rx.wait_for(|c| c.started == 1))
+        .await
+        .expect("processed within a second of the commit")
+        .unwrap();
+    let started = instances_of(&rt, "intake").await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        output_of(&rt, &started[0]).await,
+        json!({"got": {"order": 77, "total": 250}})
+    );
+}

@@ -17,9 +17,6 @@ use crate::providers::{Notes, Target};
 use crate::{PROVIDER_FUNCTION, RunResult, RuntimeError, Shared, http};
 use baton_api::{Call, EffectPolicy, Intercept};
 
-/// How often a listener re-reads the store for events stored by another process.
-const EVENT_RECHECK_MS: u64 = 500;
-
 fn new_instance_id() -> InstanceId {
     InstanceId(uuid::Uuid::now_v7().to_string())
 }
@@ -670,6 +667,11 @@ async fn listen<S: Store>(
         .map(baton_core::listen::Matcher::new)
         .collect();
     let mut cursor = 0u64;
+    // The store's watch of its event log wakes this listener when any process stores an event
+    // (subscribed before the first read, so nothing stored in between is missed); the bus is
+    // the faster path for events stored through this runtime.
+    let mut stored_anywhere = shared.store.watch_events();
+    let mut watch_open = true;
     loop {
         // Register for wake-ups before reading, so an event stored in between is not missed.
         let notified = shared.events.notified();
@@ -710,14 +712,16 @@ async fn listen<S: Store>(
             }
         }
         if !got_full_batch {
-            // Another process may store events in the same database without notifying this
-            // one; re-read the store every so often as well as on local notifications.
-            let recheck = shared
-                .clock
-                .sleep_until(shared.clock.now_ms() + EVENT_RECHECK_MS);
-            tokio::select! {
-                _ = notified => {}
-                _ = recheck => {}
+            if watch_open {
+                tokio::select! {
+                    _ = notified => {}
+                    woke = stored_anywhere.changed() => {
+                        // A closed store wakes nobody again: wait on the bus alone.
+                        watch_open = woke.is_ok();
+                    }
+                }
+            } else {
+                notified.await;
             }
         }
     }

@@ -541,6 +541,7 @@ pub async fn watch_wakes_on_commit<S: Store>(store: Arc<S>) {
         .await
         .unwrap();
     woken(&mut one, "an exact watch, on a create").await;
+    let mut events = store.watch_events();
     store
         .put_doc(doc("claim", "truck-7", "held", 1, Expect::Any))
         .await
@@ -562,6 +563,9 @@ pub async fn watch_wakes_on_commit<S: Store>(store: Arc<S>) {
         .await
         .unwrap();
     woken(&mut kind, "a kind watch after a refused write").await;
+    let ev = json!({"specversion": "1.0", "source": "gps", "id": "p-1", "type": "position"});
+    assert!(store.put_event(&ev, 1).await.unwrap());
+    woken(&mut events, "an event-log watch, on a stored event").await;
 }
 
 /// A watch on one handle wakes on a write committed through another handle on the same data
@@ -584,6 +588,21 @@ pub async fn watch_sees_other_handles<S: Store>(writer: Arc<S>, watcher: Arc<S>)
     );
     writer.delete_doc("claim", "truck-7").await.unwrap();
     woken(&mut w, "a delete through another handle").await;
+}
+
+/// A watch of the event log wakes when an event is stored through another handle (another
+/// process's listener learns of it when it commits), and not for a duplicate.
+pub async fn event_watch_sees_other_handles<S: Store>(writer: Arc<S>, watcher: Arc<S>) {
+    let ev = json!({"specversion": "1.0", "source": "portal", "id": "e-1", "type": "eta.changed"});
+    let mut w = watcher.watch_events();
+    assert!(writer.put_event(&ev, 100).await.unwrap());
+    woken(&mut w, "an event stored through another handle").await;
+    let seen = watcher.events_after(0, 10).await.unwrap();
+    assert_eq!(seen.len(), 1, "what woke the watch is there to read");
+    // A duplicate stores nothing: the watch may stay asleep (a spurious wake is allowed, so
+    // only the log is checked).
+    assert!(!writer.put_event(&ev, 200).await.unwrap());
+    assert_eq!(watcher.events_after(0, 10).await.unwrap().len(), 1);
 }
 
 /// Writes visible through one handle are visible through another (no cache in front).
@@ -623,7 +642,8 @@ macro_rules! store_conformance {
             instance_queries, events_dedupe_order_prune, conditional_doc_writes,
             doc_paging_order, concurrent_writers, typed_reads_refuse_foreign_bodies,
             watch_wakes_on_commit);
-        $( $crate::store_conformance!(@two $pair; watch_sees_other_handles, handles_agree); )?
+        $( $crate::store_conformance!(@two $pair;
+            watch_sees_other_handles, event_watch_sees_other_handles, handles_agree); )?
     };
     (@one $fresh:expr; $($check:ident),*) => {
         $(

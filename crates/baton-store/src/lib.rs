@@ -210,6 +210,11 @@ pub struct StoredEvent {
 
 /// Storage for the runtime. Every implementation passes the same conformance suite
 /// ([`conformance`], run for each backend by `tests/conformance.rs`).
+/// The name under which the event log's changes reach watches: [`Store::watch_events`] wakes
+/// when an event is stored (not for a duplicate), through any handle over the same store. No
+/// document kind may use it.
+pub const EVENT_LOG: &str = "~events";
+
 pub trait Store: DocStore {
     /// Keeps a flow's source by its hash (idempotent).
     fn put_flow(
@@ -263,6 +268,12 @@ pub trait Store: DocStore {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    /// Subscribes to the event log: wakes when an event is stored after the subscription,
+    /// through this handle or any other over the same store (another process's included).
+    /// Subscribe before reading the log; see [`DocWatch`].
+    fn watch_events(&self) -> DocWatch {
+        self.watch(&[(EVENT_LOG, KeyRange::All)])
+    }
 }
 
 /// The document collections. Writes are durable when they return, like appends.

@@ -209,6 +209,8 @@ impl Store for MemoryStore {
         inner.event_seq += 1;
         let seq = inner.event_seq;
         inner.events.push((seq, received_at_ms, event.clone()));
+        drop(inner);
+        self.hub.changed(crate::EVENT_LOG, "");
         Ok(true)
     }
 

@@ -294,10 +294,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, poke: &Poke) {
                 [CHANGE_LOG_KEEP],
             );
         }
-        let docs_changed = batch
-            .iter()
-            .zip(&results)
-            .any(|(w, r)| matches!(w, Write::Doc(..) | Write::DeleteDoc(..)) && r.is_ok());
+        let docs_changed = batch.iter().zip(&results).any(|(w, r)| {
+            matches!(w, Write::Doc(..) | Write::DeleteDoc(..) | Write::Event(..)) && r.is_ok()
+        });
         if docs_changed {
             poke.poke();
         }
@@ -370,6 +369,10 @@ fn apply(conn: &Connection, w: &Write) -> Result<u64, StoreError> {
                 .map_err(io)?
                 .execute(params![source, id, event.to_string(), *received_at_ms as i64])
                 .map_err(io)?;
+            // A duplicate changes nothing a listener could see.
+            if n > 0 {
+                log_change(conn, crate::EVENT_LOG, "")?;
+            }
             Ok(n as u64)
         }
         Write::PruneEvents(before, _) => Ok(conn

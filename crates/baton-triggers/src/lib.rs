@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use baton_core::{InstanceId, Program};
-use baton_store::{Doc, DocQuery, DocWrite, Expect, Store, StoreError};
+use baton_store::{Doc, DocQuery, DocWrite, Expect, KeyRange, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -102,9 +102,9 @@ pub const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 const PASS_BATCH: usize = 256;
 /// Holds fired per step.
 const FIRE_BATCH: usize = 64;
-/// How often the background task looks at the store without being told to (events stored by
-/// another process, holds written by another node).
-const RECHECK_MS: u64 = 1_000;
+/// How long the background task waits before trying again when it could not read the next due
+/// hold (the store failed).
+const RETRY_MS: u64 = 1_000;
 
 /// Namespace of the v5 uuids of instances started by triggers.
 const START_ID_NAMESPACE: uuid::Uuid =
@@ -1998,6 +1998,10 @@ enum Refused {
 /// The engine's background work: process events stored by any path, fire due holds, sleep
 /// until the next due time, an event, a new hold, or the recheck interval.
 async fn background<S: Store>(inner: Arc<Inner<S>>) {
+    // Events stored and holds written by any process over the store (another node, a CLI) wake
+    // the engine through the store's watch; this runtime's own through the bus and the notify.
+    let mut elsewhere = inner.store.watch_events();
+    let mut held_elsewhere = inner.store.watch(&[(HOLD_KIND, KeyRange::All)]);
     loop {
         let events = inner.instances.events().notified();
         let holds = inner.holds_changed.notified();
@@ -2012,17 +2016,32 @@ async fn background<S: Store>(inner: Arc<Inner<S>>) {
         if let Err(e) = inner.fire_due().await {
             tracing::warn!(error = %e, "firing debounced events failed; will retry");
         }
-        let now = inner.now();
-        let recheck = now.saturating_add(RECHECK_MS);
+        // The next due hold, or (when reading it failed) a retry in a while.
         let wake_at = match inner.next_due().await {
-            Ok(Some(due)) => due.min(recheck),
-            _ => recheck,
+            Ok(due) => due,
+            Err(_) => Some(inner.now().saturating_add(RETRY_MS)),
         };
-        let sleep = inner.clock.sleep_until(wake_at);
+        let sleep = async {
+            match wake_at {
+                Some(at) => inner.clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = events => {}
             _ = holds => {}
             _ = sleep => {}
+            woke = elsewhere.changed() => {
+                if woke.is_err() {
+                    // The store is closed: nothing more to process.
+                    return;
+                }
+            }
+            woke = held_elsewhere.changed() => {
+                if woke.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
