@@ -13,7 +13,7 @@
 //! The second claimant does what its flow says: `fail` (a `claim-conflict` problem naming the
 //! holder), `fallback` (`{claimed: false, holder, …}` for the flow to branch on) or `wait` until
 //! the entity is released or its lease expires, up to `wait_for` (then the conflict problem).
-//! Waiting is woken in this process by releases, and re-checks on the clock for other processes.
+//! Waiting is woken by the store's watch of the claim, whichever process released it.
 //!
 //! Claims of an instance are released when it ends: [`Claims::release_all_of`], called by the
 //! driver at the instance's end; until then, and when the holder's process is gone, the lease

@@ -89,10 +89,11 @@ impl<S: Store> Features<S> for Runtime<S> {
 
     fn shadows(&self) -> Shadows<S> {
         let state = self.extension(|| {
+            // Kept in the runtime: it must not keep the runtime alive in turn.
             baton_shadow::Shared::new(
                 self.store().clone(),
                 self.clock().clone(),
-                Arc::new(self.clone()),
+                Arc::new(self.downgrade()),
                 self.providers().map(|layer| layer.catalog().clone()),
             )
         });

@@ -109,7 +109,7 @@ pub(crate) struct Shared<S: Store> {
     pub functions: FunctionRegistry,
     pub catalog: Arc<FlowCatalog>,
     pub http: http::HttpClients,
-    pub events: EventBus,
+    pub events: Arc<EventBus>,
     pub running: Mutex<HashMap<InstanceId, driver::Running>>,
     /// Called when an instance has ended, in registration order (see [`Runtime::on_instance_end`]).
     pub end_hooks: Mutex<Vec<EndHook>>,
@@ -187,7 +187,7 @@ impl<S: Store> Runtime<S> {
                 functions,
                 catalog,
                 http,
-                events: EventBus::default(),
+                events: Arc::default(),
                 running: Mutex::new(HashMap::new()),
                 progress: Mutex::new(None),
                 end_hooks: Mutex::new(Vec::new()),
@@ -649,6 +649,116 @@ impl<S: Store> Instances for Runtime<S> {
             driver::program_for(&self.shared, flow)
                 .await
                 .map_err(start_error)
+        })
+    }
+}
+
+/// A runtime held without keeping it alive: what feature state kept *in* the runtime (its
+/// extension map, its hooks) holds to reach the kernel, so the two do not keep each other
+/// alive. Once the runtime is dropped, its calls fail with [`StartError::Failed`].
+pub struct WeakRuntime<S: Store> {
+    shared: std::sync::Weak<Shared<S>>,
+    events: Arc<EventBus>,
+}
+
+impl<S: Store> Runtime<S> {
+    /// A handle that does not keep this runtime alive (see [`WeakRuntime`]).
+    pub fn downgrade(&self) -> WeakRuntime<S> {
+        WeakRuntime {
+            shared: Arc::downgrade(&self.shared),
+            events: self.shared.events.clone(),
+        }
+    }
+}
+
+impl<S: Store> WeakRuntime<S> {
+    pub fn upgrade(&self) -> Option<Runtime<S>> {
+        self.shared.upgrade().map(|shared| Runtime { shared })
+    }
+
+    fn live(&self) -> Result<Runtime<S>, StartError> {
+        self.upgrade()
+            .ok_or_else(|| StartError::Failed("the runtime has been dropped".into()))
+    }
+}
+
+impl<S: Store> Instances for WeakRuntime<S> {
+    fn resolve_flow(&self, namespace: &str, name: &str, version: &str) -> Option<Arc<Program>> {
+        Instances::resolve_flow(&self.upgrade()?, namespace, name, version)
+    }
+
+    fn start_with_id(
+        &self,
+        id: InstanceId,
+        program: Arc<Program>,
+        input: Value,
+    ) -> StartResult<'_> {
+        Box::pin(async move { Instances::start_with_id(&self.live()?, id, program, input).await })
+    }
+
+    fn start_under(
+        &self,
+        id: Option<InstanceId>,
+        program: Arc<Program>,
+        input: Value,
+        policy: Arc<dyn EffectPolicy>,
+    ) -> StartResult<'_> {
+        Box::pin(async move { self.live()?.start_under(id, program, input, policy).await })
+    }
+
+    fn is_running(&self, id: &InstanceId) -> bool {
+        self.upgrade().is_some_and(|rt| rt.is_running(id))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        id: &'a InstanceId,
+        reason: &'a str,
+        by: &'a str,
+    ) -> baton_api::BoxFuture<'a, Result<Status, StartError>> {
+        Box::pin(async move { Instances::cancel(&self.live()?, id, reason, by).await })
+    }
+
+    fn wait_end<'a>(
+        &'a self,
+        id: &'a InstanceId,
+    ) -> baton_api::BoxFuture<'a, Result<Ended, StartError>> {
+        Box::pin(async move { self.live()?.wait_end(id).await })
+    }
+
+    fn program_for<'a>(
+        &'a self,
+        flow: &'a baton_core::FlowRef,
+    ) -> baton_api::BoxFuture<'a, Result<Arc<Program>, StartError>> {
+        Box::pin(async move { Instances::program_for(&self.live()?, flow).await })
+    }
+
+    fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    fn program_by_hash(&self, hash: &str) -> Option<Arc<Program>> {
+        self.upgrade()?.program_by_hash(hash)
+    }
+
+    fn function_names(&self) -> Vec<String> {
+        self.upgrade()
+            .map(|rt| rt.function_names())
+            .unwrap_or_default()
+    }
+
+    fn env(&self) -> Env {
+        self.upgrade()
+            .map(|rt| Instances::env(&rt))
+            .unwrap_or_default()
+    }
+
+    fn is_shadow<'a>(&'a self, id: &'a InstanceId) -> baton_api::IsShadow<'a> {
+        Box::pin(async move {
+            match self.upgrade() {
+                Some(rt) => rt.is_shadow(id).await,
+                None => Ok(false),
+            }
         })
     }
 }

@@ -1996,7 +1996,7 @@ enum Refused {
 }
 
 /// The engine's background work: process events stored by any path, fire due holds, sleep
-/// until the next due time, an event, a new hold, or the recheck interval.
+/// until the next due time, an event or a hold change (from any process).
 async fn background<S: Store>(inner: Arc<Inner<S>>) {
     // Events stored and holds written by any process over the store (another node, a CLI) wake
     // the engine through the store's watch; this runtime's own through the bus and the notify.
