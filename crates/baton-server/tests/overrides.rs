@@ -396,3 +396,64 @@ async fn a_dashboard_override_needs_a_reason_and_is_listed_as_an_override() {
         json!("the customer asked for 11")
     );
 }
+
+/// Issue 16: the OpenAPI document names every field of an approval task, at every stage of an
+/// override (open, waiting for its second approver, refused, confirmed), in the inbox list too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_names_every_field_of_an_approval_task() {
+    let s = server().await;
+    let (_, doc) = s.call("GET", "/openapi.json", "t-viewer", None).await;
+    let (_, task) = s.start(ROUTE_FLOW, "route").await;
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let get = || async {
+        let (st, t) = s
+            .call("GET", &format!("/v1/approvals/{task_id}"), "t-viewer", None)
+            .await;
+        assert_eq!(st, 200, "{t}");
+        t
+    };
+    common::assert_named_by(&doc, "ApprovalTask", &get().await);
+
+    let ask =
+        |reason: &'static str| json!({"output": {"stops": ["c", "a", "b"]}, "reason": reason});
+    let over = format!("/v1/approvals/{task_id}/override");
+    let (st, v) = s
+        .call("POST", &over, "t-director", Some(ask("c first")))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let pending = get().await;
+    assert!(pending["pending_override"].is_object(), "{pending}");
+    common::assert_named_by(&doc, "ApprovalTask", &pending);
+
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("{over}/refuse"),
+            "t-fleet",
+            Some(json!({"reason": "not today"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    common::assert_named_by(&doc, "ApprovalTask", &v);
+    assert_eq!(v["refused_overrides"].as_array().map(Vec::len), Some(1));
+
+    let (st, v) = s
+        .call("POST", &over, "t-director", Some(ask("c is the mayor")))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("{over}/confirm"),
+            "t-fleet",
+            Some(json!({"reason": "agreed"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["verdict"], "overridden", "{v}");
+    common::assert_named_by(&doc, "ApprovalTask", &v);
+
+    let (st, page) = s.call("GET", "/v1/approvals", "t-viewer", None).await;
+    assert_eq!(st, 200, "{page}");
+    common::assert_named_by(&doc, "ApprovalPage", &page);
+}

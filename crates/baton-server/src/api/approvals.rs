@@ -87,7 +87,7 @@ pub struct ApprovalFilter {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApprovalPage {
     /// Approval tasks, earliest due first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::wire::ApprovalTaskDoc>)]
     pub items: Vec<ApprovalTask>,
     pub next_cursor: Option<String>,
 }
@@ -179,7 +179,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/approvals/{id}", tag = "approvals", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = super::wire::ApprovalTaskDoc), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn get_one(
     State(state): State<Arc<AppState>>,
@@ -226,7 +226,7 @@ pub async fn answer(
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)),
     request_body(content = AnswerRequest, description = "optional"),
-    responses((status = 200, body = Object), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
+    responses((status = 200, body = super::wire::ApprovalTaskDoc), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc),
         (status = 415, body = ProblemDoc)),
     security(("bearer" = [])))]
@@ -244,7 +244,7 @@ pub async fn approve(
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "approvals", params(("id" = String, Path)),
     request_body = AnswerRequest,
-    responses((status = 200, body = Object), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
+    responses((status = 200, body = super::wire::ApprovalTaskDoc), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc),
         (status = 413, body = ProblemDoc), (status = 415, body = ProblemDoc), (status = 422, description = "a reason is required", body = ProblemDoc)),
     security(("bearer" = [])))]
@@ -261,7 +261,7 @@ pub async fn reject(
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/override", tag = "approvals", params(("id" = String, Path)),
     request_body = OverrideRequest,
-    responses((status = 200, body = Object), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
+    responses((status = 200, body = super::wire::ApprovalTaskDoc), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc), (status = 409, body = ProblemDoc),
         (status = 413, body = ProblemDoc), (status = 415, body = ProblemDoc), (status = 422, body = ProblemDoc)),
     security(("bearer" = [])))]
@@ -334,7 +334,7 @@ pub async fn second_answer(
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/override/confirm", tag = "approvals", params(("id" = String, Path)),
     request_body(content = AnswerRequest, description = "optional"),
-    responses((status = 200, description = "the override is in effect: the task is answered `overridden`", body = Object),
+    responses((status = 200, description = "the override is in effect: the task is answered `overridden`", body = super::wire::ApprovalTaskDoc),
         (status = 400, description = "a body that is not an answer (BATON-API-004)", body = ProblemDoc),
         (status = 401, body = ProblemDoc),
         (status = 403, description = "not a second approver the policy names (BATON-API-014), or the person who asked (BATON-API-015)", body = ProblemDoc),
@@ -354,7 +354,7 @@ pub async fn confirm_override(
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/override/refuse", tag = "approvals", params(("id" = String, Path)),
     request_body = AnswerRequest,
-    responses((status = 200, description = "the override is dropped; the task stays open", body = Object),
+    responses((status = 200, description = "the override is dropped; the task stays open", body = super::wire::ApprovalTaskDoc),
         (status = 400, description = "a body that is not an answer (BATON-API-004)", body = ProblemDoc),
         (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
         (status = 409, body = ProblemDoc), (status = 422, description = "a reason is required (BATON-API-018)", body = ProblemDoc)),

@@ -7,6 +7,7 @@ pub(crate) mod flows;
 pub(crate) mod instances;
 pub mod shadows;
 pub mod views;
+pub mod wire;
 
 use baton_engine::Features;
 use std::sync::Arc;

@@ -98,3 +98,93 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Checks an answer against the schema `name` of the server's OpenAPI document `doc`: every
+/// field of the answer is named by the schema (recursively, through `$ref`s, `oneOf`s and
+/// arrays), every required field is there, and JSON types agree. A field the document does not
+/// name fails with its path, so the document cannot fall behind what the server sends.
+pub fn assert_named_by(doc: &Value, name: &str, value: &Value) {
+    let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    walk(doc, &schema, value, name);
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let target = doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("{r} is not in the OpenAPI document"));
+            resolve(doc, target)
+        }
+        None => schema,
+    }
+}
+
+fn json_type_is(t: &str, v: &Value) -> bool {
+    match t {
+        "null" => v.is_null(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        _ => true,
+    }
+}
+
+fn admits(schema: &Value, v: &Value) -> bool {
+    match schema.get("type") {
+        None => true,
+        Some(Value::String(t)) => json_type_is(t, v),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| json_type_is(t, v))),
+        Some(_) => true,
+    }
+}
+
+fn walk(doc: &Value, schema: &Value, value: &Value, path: &str) {
+    let s = resolve(doc, schema);
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = s.get(key).and_then(Value::as_array) {
+            let alt = alternatives
+                .iter()
+                .map(|a| resolve(doc, a))
+                .find(|a| admits(a, value))
+                .unwrap_or_else(|| panic!("{path}: {value} fits none of {alternatives:?}"));
+            return walk(doc, alt, value, path);
+        }
+    }
+    assert!(
+        admits(s, value),
+        "{path}: {value} is not of type {}",
+        s["type"]
+    );
+    match value {
+        Value::Object(map) => {
+            // A free-form object (no `properties`) admits any fields.
+            let Some(props) = s.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (k, v) in map {
+                let p = props
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k}: not named by the OpenAPI document"));
+                walk(doc, p, v, &format!("{path}.{k}"));
+            }
+            for r in s["required"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap_or_default();
+                assert!(map.contains_key(r), "{path}.{r}: required, and missing");
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = s.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    walk(doc, item, v, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,129 @@
+//! Schema documents of answers whose wire form is a feature's own serialisation. The handlers
+//! return the feature's type as it serialises (nothing is converted, so nothing can drift in a
+//! copy); these types only name its fields for the OpenAPI document, and
+//! `tests/openapi_shapes.rs` checks real answers against the document, every field included.
+
+#![allow(dead_code)] // read by utoipa's derive only
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::approvals::ApprovalStatusView;
+
+/// An approval task: what a person is asked, who may answer, by when, and how it was answered.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ApprovalTask)]
+pub struct ApprovalTaskDoc {
+    /// The call's idempotency key; the task's id.
+    id: String,
+    /// The instance that asked.
+    instance: Option<String>,
+    title: String,
+    /// What the person decides about (e.g. a proposed decision output).
+    data: Value,
+    status: ApprovalStatusView,
+    /// The current escalation level (0: the first assignees).
+    level: u64,
+    /// The current level's assignees: user names and `group:NAME`.
+    assignees: Vec<String>,
+    /// Every level, the first assignees then the escalation chain.
+    levels: Vec<Vec<String>>,
+    created_at_ms: u64,
+    /// When the current level was asked (creation, or its escalation).
+    offered_at_ms: u64,
+    /// The current level's due time (never after the window's end).
+    due_at_ms: u64,
+    window_end_at_ms: u64,
+    /// How the due time of a level is set: `{kind: fixed, after_ms}` or `{kind: adaptive,
+    /// calendar, default_ms, min_ms, max_ms, samples, percentile}`.
+    #[schema(value_type = Option<Object>)]
+    due: Option<Value>,
+    /// `approve`, `reject` or `fail`.
+    on_window_end: String,
+    escalations: Vec<EscalationDoc>,
+    /// Set once answered: whether the answer lets the flow go ahead.
+    approved: Option<bool>,
+    /// `approved`, `rejected`, `overridden` or `defaulted`.
+    verdict: Option<String>,
+    decided_by: Option<String>,
+    reason: Option<String>,
+    decided_at_ms: Option<u64>,
+    /// The replacement output of an override (`data` keeps what was proposed).
+    output: Option<Value>,
+    /// Whether the answer came after the due time of the level that answered.
+    answered_late: Option<bool>,
+    /// The decision's name for the override policy and reports.
+    decision: Option<String>,
+    /// The flow's own override rule.
+    #[serde(rename = "override")]
+    override_rule: Option<OverrideRuleDoc>,
+    /// JSON Pointer into the instance's output where the flow says what an override cost.
+    cost: Option<String>,
+    /// An override that waits for its second approver; the task stays open meanwhile.
+    pending_override: Option<PendingOverrideDoc>,
+    /// Overrides the second approver refused, oldest first.
+    refused_overrides: Option<Vec<RefusedOverrideDoc>>,
+    /// The second approver who confirmed the override in effect.
+    confirmed_by: Option<String>,
+    confirmed_at_ms: Option<u64>,
+    /// When the override in effect was asked for.
+    override_proposed_at_ms: Option<u64>,
+}
+
+/// One step up the escalation chain.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Escalation)]
+pub struct EscalationDoc {
+    from_level: u64,
+    to_level: u64,
+    from: Vec<String>,
+    to: Vec<String>,
+    /// When Baton escalated.
+    at_ms: u64,
+    /// The due time the earlier level missed.
+    missed_due_at_ms: u64,
+    /// The new level's due time.
+    due_at_ms: u64,
+}
+
+/// Who may override a decision and who must confirm: user names, `group:NAME`, `role:ROLE`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OverrideRule)]
+pub struct OverrideRuleDoc {
+    /// Overrides are refused outright.
+    forbidden: Option<bool>,
+    allow: Option<Vec<String>>,
+    second_approver: Option<Vec<String>>,
+}
+
+/// An override asked for and not yet confirmed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PendingOverride)]
+pub struct PendingOverrideDoc {
+    output: Value,
+    reason: String,
+    by: String,
+    at_ms: u64,
+    /// Who may confirm it (every list must admit the second approver).
+    second_approver: Vec<Vec<String>>,
+}
+
+/// An override its second approver refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RefusedOverride)]
+pub struct RefusedOverrideDoc {
+    output: Value,
+    reason: String,
+    by: String,
+    at_ms: u64,
+    second_approver: Vec<Vec<String>>,
+    refused_by: String,
+    refused_at_ms: u64,
+    refusal_reason: String,
+}
