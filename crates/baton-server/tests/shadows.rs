@@ -86,6 +86,9 @@ async fn shadows_over_the_api() {
         .await;
     assert_eq!(st, 201, "{reg}");
     assert_eq!(reg["candidate"]["version"], "2.0.0");
+    // The OpenAPI document names every field of what the server sends.
+    let (_, doc) = s.call("GET", "/openapi.json", "t-viewer", None).await;
+    common::assert_named_by(&doc, "ShadowRegistration", &reg);
     let (st, _) = s
         .call("POST", "/v1/shadows", "t-admin", Some(registration.clone()))
         .await;
@@ -211,6 +214,7 @@ async fn shadows_over_the_api() {
     assert_eq!(case["status"], "compared");
     let (st, list) = s.call("GET", "/v1/shadows", "t-viewer", None).await;
     assert_eq!((st, list["items"][0]["name"].as_str()), (200, Some("week")));
+    common::assert_named_by(&doc, "ShadowList", &list);
 
     // The metric, the dashboard page and the audit trail.
     let metrics = s

@@ -66,7 +66,7 @@ pub struct RegisterShadow {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShadowList {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::wire::ShadowRegistrationDoc>)]
     pub items: Vec<Registration>,
 }
 
@@ -133,7 +133,7 @@ pub async fn list(State(state): State<Arc<AppState>>, _c: Caller) -> ApiResult<J
 /// Registers a shadow (admin). Registering the same again answers 200; another candidate,
 /// live side or field list under a taken name is a conflict.
 #[utoipa::path(post, path = "/v1/shadows", tag = "shadows", request_body = RegisterShadow,
-    responses((status = 201, body = Object), (status = 200, body = Object), (status = 400, body = ProblemDoc),
+    responses((status = 201, body = super::wire::ShadowRegistrationDoc), (status = 200, body = super::wire::ShadowRegistrationDoc), (status = 400, body = ProblemDoc),
         (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
         (status = 409, body = ProblemDoc), (status = 415, body = ProblemDoc)),
     security(("bearer" = [])))]
@@ -189,7 +189,7 @@ pub async fn register(
 }
 
 #[utoipa::path(get, path = "/v1/shadows/{name}", tag = "shadows", params(("name" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = super::wire::ShadowRegistrationDoc), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn get_one(
     State(state): State<Arc<AppState>>,
@@ -202,7 +202,7 @@ pub async fn get_one(
 /// Stops a shadow (admin): live starts no longer get one and legacy decisions are refused; its
 /// cases and report stay. Stopping it again answers the same.
 #[utoipa::path(delete, path = "/v1/shadows/{name}", tag = "shadows", params(("name" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
+    responses((status = 200, body = super::wire::ShadowRegistrationDoc), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
         (status = 404, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn stop(

@@ -127,3 +127,48 @@ pub struct RefusedOverrideDoc {
     refused_at_ms: u64,
     refusal_reason: String,
 }
+
+/// A candidate flow version registered as the shadow of a live decision.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ShadowRegistration)]
+pub struct ShadowRegistrationDoc {
+    name: String,
+    candidate: FlowRefDoc,
+    /// What the candidate is compared with: `{kind: flow, namespace, name, version}` (every
+    /// start of that version gets a shadow) or `{kind: legacy, system}` (decisions posted).
+    live: LiveSideDoc,
+    /// Leaf paths to compare (`.action`, `.route.driver`); empty: every field.
+    fields: Vec<String>,
+    created_by: String,
+    created_at_ms: u64,
+    /// Set once the shadow is stopped.
+    retired_at_ms: Option<u64>,
+    retired_by: Option<String>,
+}
+
+/// One version of a flow, with the hash of its source.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FlowVersionRef)]
+pub struct FlowRefDoc {
+    namespace: String,
+    name: String,
+    version: String,
+    hash: String,
+}
+
+/// The live side of a shadow.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = LiveSide)]
+pub struct LiveSideDoc {
+    /// `flow` or `legacy`.
+    kind: String,
+    /// For `flow`.
+    namespace: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    /// For `legacy`: the system whose decisions are posted.
+    system: Option<String>,
+}
