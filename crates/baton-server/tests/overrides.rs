@@ -456,4 +456,15 @@ async fn the_openapi_document_names_every_field_of_an_approval_task() {
     let (st, page) = s.call("GET", "/v1/approvals", "t-viewer", None).await;
     assert_eq!(st, 200, "{page}");
     common::assert_named_by(&doc, "ApprovalPage", &page);
+
+    let (st, report) = s
+        .call("GET", "/v1/overrides/report", "t-viewer", None)
+        .await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(
+        (report["effective"].as_u64(), report["refused"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    common::assert_named_by(&doc, "OverrideReport", &report);
 }

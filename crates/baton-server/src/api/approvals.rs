@@ -417,7 +417,7 @@ pub async fn override_report(state: &AppState, f: &PeriodFilter) -> ApiResult<Ov
 }
 
 #[utoipa::path(get, path = "/v1/overrides/report", tag = "audit", params(PeriodFilter),
-    responses((status = 200, description = "overrides in the period (in effect, pending, refused) with who, why, what they replaced and their cost where the flow declares one; counted by flow, decision, person and reason", body = Object),
+    responses((status = 200, description = "overrides in the period (in effect, pending, refused) with who, why, what they replaced and their cost where the flow declares one; counted by flow, decision, person and reason", body = super::wire::OverrideReportDoc),
         (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn overrides_report(

@@ -172,3 +172,73 @@ pub struct LiveSideDoc {
     /// For `legacy`: the system whose decisions are posted.
     system: Option<String>,
 }
+
+/// The override report of a period: every override with who, why, what it replaced and its
+/// cost, counted by flow, decision, person and reason.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OverrideReport)]
+pub struct OverrideReportDoc {
+    /// The period, RFC 3339.
+    since: String,
+    until: String,
+    total: u64,
+    effective: u64,
+    pending: u64,
+    refused: u64,
+    /// Asked for, never confirmed nor refused, and no longer able to take effect.
+    lapsed: u64,
+    by_flow: Vec<OverrideGroupDoc>,
+    by_decision: Vec<OverrideGroupDoc>,
+    by_person: Vec<OverrideGroupDoc>,
+    by_reason: Vec<OverrideGroupDoc>,
+    /// The overrides, newest first.
+    overrides: Vec<OverrideEntryDoc>,
+    /// Approval tasks read.
+    scanned: u64,
+    /// True when the scan stopped at its bound: older overrides may be missing.
+    truncated: bool,
+}
+
+/// A count of overrides sharing one value (a flow, a decision, a person, a reason).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OverrideGroup)]
+pub struct OverrideGroupDoc {
+    key: String,
+    total: u64,
+    effective: u64,
+    pending: u64,
+    refused: u64,
+    lapsed: u64,
+}
+
+/// One override in the report.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OverrideEntry)]
+pub struct OverrideEntryDoc {
+    task: String,
+    instance: Option<String>,
+    /// `namespace/name:version` of the instance's flow, when known.
+    flow: String,
+    decision: String,
+    title: String,
+    /// `effective`, `pending`, `refused` or `lapsed`.
+    status: String,
+    by: String,
+    reason: String,
+    asked_at: String,
+    asked_at_ms: u64,
+    /// When it took effect (effective only).
+    effective_at: Option<String>,
+    confirmed_by: Option<String>,
+    refused_by: Option<String>,
+    refusal_reason: Option<String>,
+    original: Value,
+    replacement: Value,
+    /// What the flow says the override cost; absent when the flow declares none.
+    cost: Option<Value>,
+    /// The time the period is measured on: effect, refusal, or the request while pending.
+    at_ms: u64,
+}
