@@ -188,6 +188,7 @@ async fn shadows_over_the_api() {
     );
     let rate = report["agreement_rate"].as_f64().unwrap();
     assert!((rate - 2.0 / 3.0).abs() < 1e-9);
+    common::assert_named_by(&doc, "ShadowReport", &report);
     // Cases carry the legacy system's time: a period before it has none.
     let (_, early) = s
         .call(

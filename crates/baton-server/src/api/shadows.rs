@@ -309,7 +309,7 @@ pub async fn report_of(state: &AppState, name: &str, f: &PeriodFilter) -> ApiRes
 
 #[utoipa::path(get, path = "/v1/shadows/{name}/report", tag = "shadows",
     params(("name" = String, Path), PeriodFilter),
-    responses((status = 200, body = Object), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
+    responses((status = 200, body = super::wire::ShadowReportDoc), (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc),
         (status = 404, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn report(

@@ -242,3 +242,53 @@ pub struct OverrideEntryDoc {
     /// The time the period is measured on: effect, refusal, or the request while pending.
     at_ms: u64,
 }
+
+/// A shadow's report over a period.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ShadowReport)]
+pub struct ShadowReportDoc {
+    name: String,
+    candidate: Option<FlowRefDoc>,
+    live: Option<LiveSideDoc>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    /// Cases in the period.
+    cases: u64,
+    /// Cases whose two sides have ended and been compared.
+    compared: u64,
+    agreed: u64,
+    /// `agreed / compared`; absent when nothing was compared.
+    agreement_rate: Option<f64>,
+    /// Differences per field.
+    fields: std::collections::BTreeMap<String, u64>,
+    /// Effects the shadows recorded but did not perform.
+    effects_not_performed: u64,
+    differences: Vec<CaseDiffDoc>,
+}
+
+/// A case where the shadow disagreed, field by field, with why each side decided as it did.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CaseDiff)]
+pub struct CaseDiffDoc {
+    case: String,
+    at_ms: u64,
+    /// What both sides decided on.
+    input: Value,
+    live_instance: Option<String>,
+    shadow_instance: Option<String>,
+    differences: Vec<FieldDiffDoc>,
+    /// Rules that fired in the shadow's decisions (`shadow`) and in the live flow's (`live`).
+    why: Value,
+}
+
+/// One field on which the two sides differ.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FieldDiff)]
+pub struct FieldDiffDoc {
+    field: String,
+    live: Value,
+    shadow: Value,
+}
