@@ -123,6 +123,7 @@ async fn shadows_over_the_api() {
             )
             .await;
         assert_eq!(st, 201, "{v}");
+        common::assert_named_by(&doc, "ShadowCase", &v);
     }
     let (st, _) = s
         .call(
@@ -213,6 +214,7 @@ async fn shadows_over_the_api() {
         .await;
     assert_eq!(st, 200);
     assert_eq!(case["status"], "compared");
+    common::assert_named_by(&doc, "ShadowCase", &case);
     let (st, list) = s.call("GET", "/v1/shadows", "t-viewer", None).await;
     assert_eq!((st, list["items"][0]["name"].as_str()), (200, Some("week")));
     common::assert_named_by(&doc, "ShadowList", &list);

@@ -229,7 +229,7 @@ pub async fn stop(
 /// and is compared with the decision once it ends. 201 for a new case, 200 for a repeat.
 #[utoipa::path(post, path = "/v1/shadows/{name}/decisions", tag = "shadows", params(("name" = String, Path)),
     request_body = LegacyDecisionRequest,
-    responses((status = 201, body = Object), (status = 200, body = Object), (status = 400, body = ProblemDoc),
+    responses((status = 201, body = super::wire::ShadowCaseDoc), (status = 200, body = super::wire::ShadowCaseDoc), (status = 400, body = ProblemDoc),
         (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
         (status = 409, body = ProblemDoc), (status = 415, body = ProblemDoc)),
     security(("bearer" = [])))]
@@ -284,7 +284,7 @@ pub async fn post_decision(
 
 #[utoipa::path(get, path = "/v1/shadows/{name}/cases/{case}", tag = "shadows",
     params(("name" = String, Path), ("case" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = super::wire::ShadowCaseDoc), (status = 401, body = ProblemDoc), (status = 404, body = ProblemDoc)),
     security(("bearer" = [])))]
 pub async fn case(
     State(state): State<Arc<AppState>>,

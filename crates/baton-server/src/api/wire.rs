@@ -292,3 +292,55 @@ pub struct FieldDiffDoc {
     live: Value,
     shadow: Value,
 }
+
+/// One case of a shadow: both sides as they ended and, once both have, their comparison.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ShadowCase)]
+pub struct ShadowCaseDoc {
+    registration: String,
+    /// The live instance's id, or the legacy system's case id.
+    case: String,
+    /// What both sides decide on.
+    input: Value,
+    /// Who posted a legacy decision.
+    posted_by: Option<String>,
+    live: CaseSideDoc,
+    shadow: CaseSideDoc,
+    /// Set once both sides have ended.
+    comparison: Option<ComparisonDoc>,
+    /// `running` or `compared`.
+    status: String,
+    at_ms: u64,
+}
+
+/// One side of a case.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CaseSide)]
+pub struct CaseSideDoc {
+    /// The side's instance (absent for a legacy decision).
+    instance: Option<String>,
+    ended: bool,
+    /// How it ended: `completed`, `faulted`, `cancelled` (once ended).
+    status: Option<String>,
+    output: Option<Value>,
+    /// The problem it ended with, if it faulted.
+    error: Option<Value>,
+    /// Who decided, for a legacy decision.
+    decided_by: Option<String>,
+    /// Rules that fired in the side's decisions.
+    rules: Option<Vec<String>>,
+    /// Effects the shadow recorded and did not perform.
+    not_performed: Option<u64>,
+}
+
+/// The comparison of a case's two sides.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Comparison)]
+pub struct ComparisonDoc {
+    agreed: bool,
+    differences: Vec<FieldDiffDoc>,
+    at_ms: u64,
+}
