@@ -535,6 +535,14 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
         .await;
     assert_eq!(status, 200, "{replayed}");
     assert_ne!(replayed["outcome"], "quarantined");
+    // The OpenAPI document names every field of a quarantined event, held and replayed.
+    let (_, doc, _) = s.request("GET", "/openapi.json", None, None).await;
+    common::assert_named_by(&doc, "QuarantinePage", &list);
+    let (_, after, _) = s
+        .request("GET", "/v1/quarantine", Some("t-viewer"), None)
+        .await;
+    assert_eq!(after["items"][0]["status"], "replayed", "{after}");
+    common::assert_named_by(&doc, "QuarantinePage", &after);
 
     let (_, metrics, _) = s.request("GET", "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();

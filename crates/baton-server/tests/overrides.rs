@@ -467,4 +467,26 @@ async fn the_openapi_document_names_every_field_of_an_approval_task() {
         "{report}"
     );
     common::assert_named_by(&doc, "OverrideReport", &report);
+
+    let (st, audit) = s.call("GET", "/v1/audit", "t-viewer", None).await;
+    assert_eq!(st, 200, "{audit}");
+    common::assert_named_by(&doc, "AuditPage", &audit);
+    let instance = task["instance"].as_str().unwrap();
+    let done = s
+        .until(&format!("/v1/instances/{instance}"), |v| {
+            v["instance"]["status"] == "completed"
+        })
+        .await;
+    assert_eq!(done["instance"]["output"]["stops"], json!(["c", "a", "b"]));
+    let (st, records) = s
+        .call(
+            "GET",
+            &format!("/v1/instances/{instance}/decisions"),
+            "t-viewer",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{records}");
+    assert!(records["items"][0]["override"].is_object(), "{records}");
+    common::assert_named_by(&doc, "DecisionList", &records);
 }

@@ -440,8 +440,8 @@ pub struct AuditFilter {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    /// Who did what, newest first: `{actor, action, target, detail, at_ms}`.
-    #[schema(value_type = Vec<Object>)]
+    /// Who did what, newest first.
+    #[schema(value_type = Vec<super::wire::AuditEntryDoc>)]
     pub items: Vec<Value>,
     pub next_cursor: Option<String>,
 }

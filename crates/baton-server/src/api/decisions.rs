@@ -36,7 +36,7 @@ fn error_line(why: &str) -> Bytes {
 pub struct DecisionList {
     pub instance: String,
     /// The instance's decisions, oldest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::wire::DecisionRecordDoc>)]
     pub items: Vec<DecisionRecord>,
 }
 

@@ -191,8 +191,8 @@ pub struct QuarantineFilter {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuarantinePage {
-    /// Quarantined events, newest first: `{id, status, received_at_ms, reason, raw, truncated}`.
-    #[schema(value_type = Vec<Object>)]
+    /// Quarantined events, newest first.
+    #[schema(value_type = Vec<super::wire::QuarantinedDoc>)]
     pub items: Vec<Quarantined>,
     pub next_cursor: Option<String>,
 }

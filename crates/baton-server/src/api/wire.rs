@@ -344,3 +344,139 @@ pub struct ComparisonDoc {
     differences: Vec<FieldDiffDoc>,
     at_ms: u64,
 }
+
+/// The record of one decision: what it decided on (inputs, with the reads they came from and
+/// their ages), what it produced, the rules that fired, and any review or override.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = DecisionRecord)]
+pub struct DecisionRecordDoc {
+    /// `<instance>:<effect key>`: unique and stable.
+    id: String,
+    instance: String,
+    /// `rules` (a DMN decision) or `approval` (a person's answer).
+    kind: String,
+    /// The task's reference in the flow.
+    task: String,
+    key: String,
+    at: String,
+    at_ms: u64,
+    flow: FlowRefDoc,
+    /// The DMN decision's version: `{file, hash, name, decision}` (rules only).
+    decision: Option<Value>,
+    /// `ok`, `failed`, `unknown` or `stale`.
+    outcome: String,
+    inputs: Vec<DecisionInputDoc>,
+    /// Why the inputs are not known (the journal could not be replayed).
+    inputs_unavailable: Option<String>,
+    /// Every read made before the decision, oldest first.
+    reads: Vec<ReadDoc>,
+    rules: Option<Vec<FiredRuleDoc>>,
+    /// What the decision produced.
+    output: Value,
+    /// The approval's answer: task, title, verdict, by, reason, when, late.
+    approval: Option<Value>,
+    /// An override: original, replacement, who asked and why, who confirmed, when.
+    #[serde(rename = "override")]
+    override_: Option<Value>,
+    /// Overrides asked for and refused by the second approver.
+    refused_overrides: Option<Vec<Value>>,
+    /// What the override cost, where the flow declares it.
+    cost: Option<Value>,
+    /// The approval that reviewed this decision's output (its key).
+    reviewed_by: Option<String>,
+    /// How that approval went: the verdict, who, why, when, and any override.
+    review: Option<Value>,
+    /// The decision whose output this approval reviewed (its key).
+    reviews: Option<String>,
+}
+
+/// One input of a decision, with the reads whose answer holds its value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = DecisionInput)]
+pub struct DecisionInputDoc {
+    name: String,
+    value: Value,
+    sources: Vec<InputSourceDoc>,
+}
+
+/// Where an input's value was found.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = InputSource)]
+pub struct InputSourceDoc {
+    /// The read's effect key.
+    read: String,
+    kind: String,
+    source: String,
+    /// JSON Pointer into the read's answer where the same value is.
+    path: String,
+    observed_at: String,
+    age_ms: u64,
+}
+
+/// A read an instance made before a decision, with how old its data was then.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Read)]
+pub struct ReadDoc {
+    /// The read's effect key (`started` for the instance's input).
+    key: String,
+    /// `fact`, `provider`, `http`, `event` or `input`.
+    kind: String,
+    source: String,
+    observed_at: String,
+    observed_at_ms: u64,
+    /// How old the data was when the decision was made.
+    age_ms: u64,
+    status: String,
+    fact: Option<String>,
+}
+
+/// A DMN rule that fired.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FiredRule)]
+pub struct FiredRuleDoc {
+    decision: String,
+    table: String,
+    hit_policy: String,
+    /// 1-based, as DMN tools number rules.
+    index: u64,
+    id: String,
+    annotation: Option<String>,
+}
+
+/// Who did what, and when.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AuditEntry)]
+pub struct AuditEntryDoc {
+    actor: String,
+    action: String,
+    target: String,
+    detail: Value,
+    at_ms: u64,
+}
+
+/// An event that could not be processed, kept with its reason.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = QuarantinedEvent)]
+pub struct QuarantinedDoc {
+    id: String,
+    /// `held` or `replayed`.
+    status: String,
+    received_at_ms: u64,
+    reason: String,
+    /// The body as received: its JSON, or the text when it was not JSON.
+    raw: Value,
+    /// Whether `raw` was cut at the event size limit.
+    truncated: bool,
+    /// Whether the event is in the event log.
+    stored: bool,
+    replayed_at_ms: Option<u64>,
+    /// What the replay did.
+    replay: Option<Value>,
+}
