@@ -41,7 +41,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use baton_core::{InstanceId, Program};
-use baton_store::{Doc, DocQuery, DocWrite, Expect, KeyRange, Store, StoreError};
+use baton_store::{
+    Change, Collection, Doc, DocQuery, DocWrite, Entry, Expect, KeyRange, Store, StoreError,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -764,12 +766,31 @@ struct Expected {
     consumed_by: Option<String>,
 }
 
-fn expected_of(doc: &Doc) -> Vec<Expected> {
-    doc.body
-        .get("expected")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
+/// The changes announced for one entity, as its `echo-expected` document holds them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Expectations {
+    entity: String,
+    #[serde(default)]
+    expected: Vec<Expected>,
+}
+
+/// The `echo-expected` documents, one per entity.
+const EXPECTATIONS: Collection<Expectations> = Collection::new(EXPECT_KIND);
+
+/// The document of `entity`'s announcements: listed by when the last of them stops mattering,
+/// for whoever cleans up.
+fn expectations(entity: &str, expected: Vec<Expected>) -> Entry<Expectations> {
+    let until = expected
+        .iter()
+        .map(|e| {
+            e.at_ms
+                .saturating_add(e.within_ms)
+                .saturating_add(EXPECT_KEEP_MS)
+        })
+        .max()
+        .unwrap_or(0);
+    let entity = entity.to_string();
+    Entry::new("active", until, Expectations { entity, expected })
 }
 
 /// Drops what can no longer match nor be asked about again, then the oldest beyond the cap.
@@ -1416,30 +1437,27 @@ impl<S: Store> Inner<S> {
         causation: &str,
         id: &str,
     ) -> Result<bool, TriggerError> {
-        loop {
-            let now = self.now();
-            let doc = self.store().doc(EXPECT_KIND, entity).await?;
-            let (mut list, expect) = match &doc {
-                Some(d) => (expected_of(d), Expect::Version(d.version)),
-                None => (Vec::new(), Expect::Absent),
-            };
-            if list.iter().any(|e| e.id == id) {
-                return Ok(false);
-            }
-            list.push(Expected {
-                id: id.to_string(),
-                causation: causation.to_string(),
-                at_ms: now,
-                within_ms,
-                consumed_by: None,
-            });
-            prune_expected(&mut list, now);
-            match self.write_expected(entity, &list, expect).await {
-                Ok(()) => return Ok(true),
-                Err(StoreError::DocConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let recorded = EXPECTATIONS
+            .update(self.store(), entity, |current| {
+                let now = self.now();
+                let mut list = current
+                    .map(|d| d.value.expected.clone())
+                    .unwrap_or_default();
+                if list.iter().any(|e| e.id == id) {
+                    return Change::Keep(false);
+                }
+                list.push(Expected {
+                    id: id.to_string(),
+                    causation: causation.to_string(),
+                    at_ms: now,
+                    within_ms,
+                    consumed_by: None,
+                });
+                prune_expected(&mut list, now);
+                Change::Put(expectations(entity, list), true)
+            })
+            .await?;
+        Ok(recorded)
     }
 
     /// The causation of the change announced for `entity` that the event `ident` is the echo
@@ -1453,71 +1471,38 @@ impl<S: Store> Inner<S> {
         ident: &str,
         now: u64,
     ) -> Result<Option<String>, TriggerError> {
-        loop {
-            let Some(doc) = self.store().doc(EXPECT_KIND, entity).await? else {
-                return Ok(None);
-            };
-            let mut list = expected_of(&doc);
-            if let Some(e) = list
-                .iter()
-                .find(|e| e.consumed_by.as_deref() == Some(ident))
-            {
-                return Ok(Some(e.causation.clone()));
-            }
-            let open = list
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| {
-                    e.consumed_by.is_none()
-                        && now.saturating_sub(e.at_ms) <= within_ms.min(e.within_ms)
-                })
-                .min_by_key(|(_, e)| e.at_ms)
-                .map(|(i, _)| i);
-            let Some(i) = open else {
-                return Ok(None);
-            };
-            list[i].consumed_by = Some(ident.to_string());
-            let causation = list[i].causation.clone();
-            prune_expected(&mut list, now);
-            match self
-                .write_expected(entity, &list, Expect::Version(doc.version))
-                .await
-            {
-                Ok(()) => return Ok(Some(causation)),
-                // Announced or consumed meanwhile: look again.
-                Err(StoreError::DocConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    async fn write_expected(
-        &self,
-        entity: &str,
-        list: &[Expected],
-        expect: Expect,
-    ) -> Result<(), StoreError> {
-        // Listed by when the last announcement stops mattering, for whoever cleans up.
-        let until = list
-            .iter()
-            .map(|e| {
-                e.at_ms
-                    .saturating_add(e.within_ms)
-                    .saturating_add(EXPECT_KEEP_MS)
+        // Announced or consumed meanwhile: the decision is made again on what is there now.
+        let causation = EXPECTATIONS
+            .update(self.store(), entity, |current| {
+                let Some(current) = current else {
+                    return Change::Keep(None);
+                };
+                let mut list = current.value.expected.clone();
+                if let Some(e) = list
+                    .iter()
+                    .find(|e| e.consumed_by.as_deref() == Some(ident))
+                {
+                    return Change::Keep(Some(e.causation.clone()));
+                }
+                let open = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        e.consumed_by.is_none()
+                            && now.saturating_sub(e.at_ms) <= within_ms.min(e.within_ms)
+                    })
+                    .min_by_key(|(_, e)| e.at_ms)
+                    .map(|(i, _)| i);
+                let Some(i) = open else {
+                    return Change::Keep(None);
+                };
+                list[i].consumed_by = Some(ident.to_string());
+                let causation = list[i].causation.clone();
+                prune_expected(&mut list, now);
+                Change::Put(expectations(entity, list), Some(causation))
             })
-            .max()
-            .unwrap_or(0);
-        self.store()
-            .put_doc(DocWrite {
-                kind: EXPECT_KIND.into(),
-                id: entity.to_string(),
-                status: "active".into(),
-                at_ms: until,
-                body: json!({"entity": entity, "expected": list}),
-                expect,
-            })
-            .await
-            .map(|_| ())
+            .await?;
+        Ok(causation)
     }
 
     /// Makes an event held back for signal rules visible to listeners when none of them acted on
