@@ -2,16 +2,18 @@
 //! perform) effects, stays a shadow across a restart, and is compared with the live side; a
 //! replay answers recorded effects from the journal and writes nothing to the recorded store.
 
-use baton_engine::Features;
+mod support;
+
 use std::sync::Arc;
 
 use baton_core::{InstanceId, JournalEntry, Status};
 use baton_engine::replay::ReplayOptions;
 use baton_engine::shadow::{LegacyDecision, LiveSide};
-use baton_engine::{ManualClock, Runtime, RuntimeOptions};
+use baton_engine::{Features, ManualClock, RuntimeOptions};
 use baton_store::{MemoryStore, SqliteOptions, SqliteStore, Store};
 use baton_testkit::FakeServer;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::compared;
 
 /// A flow that decides, reads (GET) and acts (POST to the ledger). `threshold` is what versions
 /// disagree on.
@@ -43,22 +45,6 @@ async fn ledger_posts(fake: &FakeServer) -> u64 {
         .as_object()
         .map(|m| m.values().map(|k| k["seen"].as_u64().unwrap_or(0)).sum())
         .unwrap_or_else(|| panic!("unexpected ledger report {report}"))
-}
-
-/// Waits (bounded) until the case has been compared.
-async fn compared<S: Store>(rt: &Runtime<S>, name: &str, case: &str) -> Value {
-    for _ in 0..20_000 {
-        if let Ok(c) = rt.shadows().case(name, case).await
-            && c["status"] == "compared"
-        {
-            return c;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!(
-        "case {case} was never compared: {:?}",
-        rt.shadows().case(name, case).await
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
