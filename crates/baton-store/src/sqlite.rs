@@ -152,7 +152,43 @@ CREATE TABLE IF NOT EXISTS doc_changes (
 );
 ";
 
-/// Brings a store written by an older Baton up to the current schema.
+/// The schema this Baton writes, kept in `PRAGMA user_version`: 0 is a fresh file (or one
+/// written before the version was kept), 1 has `events.received_at_ms`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long opening waits for another process that holds the file (creating or migrating it,
+/// or switching it to WAL) before it gives up with an error saying so.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Creates or brings the schema up to [`SCHEMA_VERSION`], once, whoever opens the file first:
+/// in one exclusive transaction that reads the version inside it, so processes opening a fresh
+/// file at the same time wait for the first and then find the schema made (never run the
+/// migration twice, never see half a schema). A file written by a newer Baton is refused.
+fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(busy)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(io)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Io(format!(
+            "the store was written by a newer Baton (schema version {version}; this one knows \
+             {SCHEMA_VERSION})"
+        )));
+    }
+    if version < SCHEMA_VERSION {
+        tx.execute_batch(SCHEMA).map_err(io)?;
+        migrate(&tx)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(io)?;
+    }
+    tx.commit().map_err(busy)
+}
+
+/// Brings a store written by an older Baton up to the current schema (inside
+/// [`prepare_schema`]'s exclusive transaction, so the checks and the changes cannot interleave
+/// with another process's).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let has_received: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'received_at_ms'")
@@ -170,12 +206,48 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A lock another process held longer than [`OPEN_WAIT`], said as such.
+fn busy(e: rusqlite::Error) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Io(format!(
+            "the store is locked by another process (waited {}s): {e}",
+            OPEN_WAIT.as_secs()
+        ))
+    } else {
+        io(e)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Switches the file to WAL. The switch takes the file's exclusive lock, and SQLite answers
+/// "busy" at once rather than through the busy handler when another connection holds it (two
+/// processes opening a fresh file), so it is retried until [`OPEN_WAIT`] has passed.
+fn set_wal(conn: &Connection) -> Result<(), StoreError> {
+    #[allow(clippy::disallowed_methods)] // a bounded wait for another process, not a clock read
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_busy(&e) && started.elapsed() < OPEN_WAIT => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(busy(e)),
+        }
+    }
+}
+
 fn open(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(io)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(io)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(io)?;
+    conn.busy_timeout(OPEN_WAIT).map_err(io)?;
+    set_wal(&conn)?;
     conn.pragma_update(
         None,
         "synchronous",
@@ -194,9 +266,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let writer_conn = open(&path, &opts)?;
-        writer_conn.execute_batch(SCHEMA).map_err(io)?;
-        migrate(&writer_conn)?;
+        let mut writer_conn = open(&path, &opts)?;
+        prepare_schema(&mut writer_conn)?;
         let reader = open(&path, &opts)?;
         let hub = WatchHub::new();
         let poke = Arc::new(Poke::default());

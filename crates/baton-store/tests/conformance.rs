@@ -110,3 +110,50 @@ async fn sqlite_watch_wakes_across_processes() {
     assert_eq!(doc.body["by"], "probe");
     assert!(child.wait().unwrap().success());
 }
+
+/// Issue 14: a fresh store file opened by 8 processes at once (a `serve` and a few `run`s, as a
+/// script starts them) opens in every one of them, 50 times over: the schema is created and
+/// migrated once, in one exclusive transaction, and the others wait for it.
+#[test]
+fn a_fresh_store_opened_by_eight_processes_at_once_opens_in_all() {
+    const PROCESSES: usize = 8;
+    const ROUNDS: usize = 50;
+    let mut failures = Vec::new();
+    for round in 0..ROUNDS {
+        let (path, _dir) = sqlite_path();
+        let mut children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                probe()
+                    .args(["open", path.to_str().unwrap()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("start a process")
+            })
+            .collect();
+        let mut outs: Vec<_> = children
+            .iter_mut()
+            .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+            .collect();
+        for out in &mut outs {
+            assert_eq!(out.next().unwrap().unwrap(), "ready");
+        }
+        // All of them are up: let them go at once.
+        for c in &mut children {
+            writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
+        }
+        for (c, out) in children.iter_mut().zip(&mut outs) {
+            let said = out.next().and_then(Result::ok).unwrap_or_default();
+            let ok = c.wait().unwrap().success();
+            if !ok || said != "opened" {
+                failures.push(format!("round {round}: {said}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} opens failed: {failures:?}",
+        failures.len(),
+        PROCESSES * ROUNDS
+    );
+}
