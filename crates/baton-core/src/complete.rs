@@ -203,6 +203,23 @@ impl Extension {
     }
 }
 
+/// Every static check of a flow, in one place: parsing, the DSL schema, the semantic checks
+/// (with `known_functions` the names it may call) and Baton's extensions. What `baton validate`,
+/// `baton run`, flow registration and the API's validation all answer with.
+pub fn check_flow(
+    text: &str,
+    known_functions: Vec<String>,
+) -> Result<baton_flow::LoadedFlow, Vec<baton_flow::Diagnostic>> {
+    let opts = baton_flow::ValidateOptions { known_functions };
+    let loaded = baton_flow::load_flow(text, &opts)?;
+    let extensions = extension_diagnostics(&loaded);
+    if extensions.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(extensions)
+    }
+}
+
 /// Checks every task's `metadata.baton` in a flow definition without running it, for
 /// `baton validate` and flow registration: a misdeclared extension is reported with its
 /// location before any instance runs, not when the task is reached.

@@ -15,7 +15,7 @@ pub mod program;
 mod saga;
 pub mod time;
 
-pub use complete::{DEADLINE_KEY_MARK, extension_diagnostics, is_deadline_key};
+pub use complete::{DEADLINE_KEY_MARK, check_flow, extension_diagnostics, is_deadline_key};
 pub use effect::{EffectCall, EffectRequest, HttpAuth, HttpOutput, HttpRequest, idempotency_key};
 pub use functions::{
     BUILTIN_FUNCTIONS, BuiltinFunction, builtin_function, builtin_function_names,

@@ -323,21 +323,22 @@ impl<S: Store> Runtime<S> {
         *slot = Some(combined);
     }
 
+    /// Every static check of a flow against what this runtime can call (see
+    /// [`baton_core::check_flow`]), with each problem's location.
+    pub fn check_flow(
+        &self,
+        text: &str,
+    ) -> Result<baton_flow::LoadedFlow, Vec<baton_flow::Diagnostic>> {
+        baton_core::check_flow(text, self.function_names())
+    }
+
     /// Parses, validates and registers a flow (also making it available to `run: workflow`),
     /// and stores its source so instances can be resumed.
     pub async fn register_flow(&self, text: &str) -> Result<Arc<Program>, RuntimeError> {
-        let opts = baton_flow::ValidateOptions {
-            known_functions: self.function_names(),
-        };
-        let invalid = |ds: Vec<baton_flow::Diagnostic>| {
-            RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect())
-        };
-        let loaded = baton_flow::load_flow(text, &opts).map_err(invalid)?;
         // A misdeclared `metadata.baton` is refused now, not when its task is reached.
-        let extensions = baton_core::extension_diagnostics(&loaded);
-        if !extensions.is_empty() {
-            return Err(invalid(extensions));
-        }
+        let loaded = self.check_flow(text).map_err(|ds| {
+            RuntimeError::InvalidFlow(ds.iter().map(|d| d.render("flow")).collect())
+        })?;
         let program = Arc::new(Program::new(loaded.workflow, loaded.raw, text));
         self.shared.store.put_flow(&program.flow, text).await?;
         self.shared.catalog.insert(program.clone());

@@ -426,14 +426,7 @@ fn validate(flows: &[PathBuf], providers: Option<&Path>) -> ExitCode {
             }
         };
         // The flow's Baton extensions (`metadata.baton`) are checked too, with their locations.
-        let loaded = baton_flow::load_flow(&text, &opts).and_then(|loaded| {
-            let diags = baton_core::extension_diagnostics(&loaded);
-            if diags.is_empty() {
-                Ok(loaded)
-            } else {
-                Err(diags)
-            }
-        });
+        let loaded = baton_core::check_flow(&text, opts.known_functions.clone());
         match loaded {
             Ok(_) => eprintln!("{}: ok", path.display()),
             Err(diags) => {
@@ -526,13 +519,19 @@ async fn run(
     register_dir(&rt, &dir, flow).await?;
     let program = match rt.register_flow(&text).await {
         Ok(p) => p,
-        Err(baton_engine::RuntimeError::InvalidFlow(_)) => {
-            let opts = baton_flow::ValidateOptions {
-                known_functions: rt.function_names(),
-            };
-            if let Err(diags) = baton_flow::load_flow(&text, &opts) {
-                for d in diags {
-                    eprintln!("{}", d.render(&flow.display().to_string()));
+        Err(baton_engine::RuntimeError::InvalidFlow(lines)) => {
+            // The same checks again, for the locations under the file's own name.
+            match rt.check_flow(&text) {
+                Err(diags) => {
+                    for d in diags {
+                        eprintln!("{}", d.render(&flow.display().to_string()));
+                    }
+                }
+                // Never silent, even if the two disagreed.
+                Ok(_) => {
+                    for l in lines {
+                        eprintln!("{l}");
+                    }
                 }
             }
             return Ok(ExitCode::from(1));

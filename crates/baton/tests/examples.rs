@@ -128,3 +128,31 @@ fn examples_validate_and_a_broken_flow_is_located() {
         "bad duration not located: {stderr}"
     );
 }
+
+/// Issue 14: `baton run` with a flow that fails a check prints the diagnostics with the file's
+/// location, whichever check it fails (a misdeclared `metadata.baton` was refused with exit 1
+/// and nothing on stderr).
+#[test]
+fn run_prints_why_a_flow_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("bad-extension.yaml");
+    std::fs::write(
+        &flow,
+        "document: { dsl: '1.0.3', namespace: t, name: b, version: '1.0.0' }\ndo:\n  - step:\n      set: { a: 1 }\n      metadata: { baton: { complete: { typo: 1 } } }\n",
+    )
+    .unwrap();
+    let db = dir.path().join("baton.db");
+    let out = baton(&[
+        "run",
+        flow.to_str().unwrap(),
+        "--store",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let path = flow.display().to_string();
+    assert!(
+        stderr.contains(&format!("{path}:5:")) && stderr.contains("BATON-FLOW-032"),
+        "the refusal is located: {stderr:?}"
+    );
+}

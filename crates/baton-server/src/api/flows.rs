@@ -77,29 +77,17 @@ fn diagnostics_of(
     text: &str,
     state: &AppState,
 ) -> Result<baton_flow::LoadedFlow, Vec<DiagnosticView>> {
-    let opts = baton_flow::ValidateOptions {
-        known_functions: state.runtime.function_names(),
-    };
-    baton_flow::load_flow(text, &opts)
-        .and_then(|loaded| {
-            let extensions = baton_core::extension_diagnostics(&loaded);
-            if extensions.is_empty() {
-                Ok(loaded)
-            } else {
-                Err(extensions)
-            }
-        })
-        .map_err(|ds| {
-            ds.into_iter()
-                .map(|d| DiagnosticView {
-                    code: d.code,
-                    message: d.message,
-                    line: d.line,
-                    column: d.column,
-                    pointer: d.pointer,
-                })
-                .collect()
-        })
+    state.runtime.check_flow(text).map_err(|ds| {
+        ds.into_iter()
+            .map(|d| DiagnosticView {
+                code: d.code,
+                message: d.message,
+                line: d.line,
+                column: d.column,
+                pointer: d.pointer,
+            })
+            .collect()
+    })
 }
 
 #[utoipa::path(post, path = "/v1/flows/validate", tag = "flows", request_body = FlowSource,
