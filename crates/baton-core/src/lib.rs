@@ -25,4 +25,4 @@ pub use interp::{TaskEvent, TaskPhase};
 pub use journal::{EffectKey, FlowRef, InstanceId, JournalEntry, Outcome, Status};
 pub use machine::{Advance, Fit, Instance, Rebuilt, RecoverError, ReplayObserver, Step};
 pub use problem::{ErrorKind, Problem, baton_types};
-pub use program::{BASE_VARS, Env, FlowResolver, Limits, NoFlows, Program, flow_hash};
+pub use program::{BASE_VARS, Env, FlowResolver, InputError, Limits, NoFlows, Program, flow_hash};

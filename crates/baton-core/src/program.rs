@@ -134,6 +134,14 @@ pub fn flow_hash(source: &str) -> String {
     hex::encode(&d[..16])
 }
 
+/// One way an instance's input breaks its flow's input schema.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputError {
+    /// JSON Pointer of the offending value in the input (`""` for the input itself).
+    pub pointer: String,
+    pub message: String,
+}
+
 impl Program {
     /// Builds a program from a validated workflow. `source` is the text it came from (hashed to
     /// identify the version); `definition` the parsed JSON.
@@ -231,6 +239,31 @@ impl Program {
     }
 
     /// The compiled JSON Schema at `pointer`.
+    /// Where `input` breaks the flow's input schema (`input.schema.document`): each error
+    /// with the JSON Pointer of the offending value, at most 20. Empty when it fits or the flow
+    /// declares no inline schema. Starts check this before anything is durable, so a request
+    /// with a bad input is refused with the reasons instead of starting an instance that faults.
+    pub fn input_errors(&self, input: &Value) -> Result<Vec<InputError>, Problem> {
+        let Some(doc) = self
+            .workflow
+            .input
+            .as_ref()
+            .and_then(|f| f.schema.as_ref())
+            .and_then(|s| s.document.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        let validator = self.schema("/input", doc)?;
+        Ok(validator
+            .iter_errors(input)
+            .take(20)
+            .map(|e| InputError {
+                pointer: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect())
+    }
+
     pub fn schema(
         &self,
         pointer: &str,

@@ -171,6 +171,74 @@ async fn flows_are_versioned_and_invalid_ones_are_explained_with_line_and_column
     assert!(first["code"].as_str().unwrap().starts_with("BATON-FLOW-"));
 }
 
+/// Issue 14: a start whose input breaks the flow's input schema is refused with the reasons
+/// (400, one error per offending value with its JSON Pointer), and no instance is started.
+#[tokio::test]
+async fn a_start_with_an_input_that_breaks_the_schema_is_refused_with_the_reasons() {
+    let s = server().await;
+    let flow = r#"document: {dsl: '1.0.3', namespace: t, name: delay, version: '1.0.0'}
+input:
+  schema:
+    format: json
+    document:
+      type: object
+      required: [order, minutes]
+      properties:
+        order: {type: string}
+        minutes: {type: number, minimum: 0}
+do:
+  - a: {set: {late: '${ .minutes >= 10 }'}}
+"#;
+    assert_eq!(s.register(flow).await.0, 201);
+    let (status, body, ct) = s
+        .request(
+            "POST",
+            "/v1/instances",
+            Some("t-operator"),
+            Some(json!({"flow": "delay", "input": {"order": "o-1", "minutes": "N/A"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("BATON-API-004")),
+        "{body}"
+    );
+    assert_eq!(ct, "application/problem+json");
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    assert_eq!(pointers, ["/minutes"], "{body}");
+    let (status, body, _) = s
+        .request(
+            "POST",
+            "/v1/instances",
+            Some("t-operator"),
+            Some(json!({"flow": "delay", "input": {}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["pointer"], "",
+        "a missing field is the input's: {body}"
+    );
+    let (_, list, _) = s
+        .request("GET", "/v1/instances?flow=delay", Some("t-viewer"), None)
+        .await;
+    assert_eq!(list["items"], json!([]), "nothing started: {list}");
+    let (status, ok, _) = s
+        .request(
+            "POST",
+            "/v1/instances",
+            Some("t-operator"),
+            Some(json!({"flow": "delay", "input": {"order": "o-1", "minutes": 12}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
+}
+
 #[tokio::test]
 async fn starts_need_an_operator_and_an_idempotency_key_starts_once() {
     let s = server().await;

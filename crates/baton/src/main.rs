@@ -538,6 +538,16 @@ async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // An input that breaks the flow's input schema starts nothing: say where and why.
+    let bad = program
+        .input_errors(&input)
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    if !bad.is_empty() {
+        for e in bad {
+            eprintln!("input{}: error: {}", e.pointer, e.message);
+        }
+        return Ok(ExitCode::from(1));
+    }
     if !quiet {
         progress_printer(&rt);
     }

@@ -156,3 +156,29 @@ fn run_prints_why_a_flow_is_refused() {
         "the refusal is located: {stderr:?}"
     );
 }
+
+/// Issue 14: `baton run` with an input that breaks the flow's input schema starts nothing and
+/// says where and why.
+#[test]
+fn run_refuses_an_input_that_breaks_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("delay.yaml");
+    std::fs::write(
+        &flow,
+        "document: { dsl: '1.0.3', namespace: t, name: delay, version: '1.0.0' }\ninput:\n  schema:\n    format: json\n    document: { type: object, properties: { minutes: { type: number } } }\ndo:\n  - a: { set: { late: '${ .minutes >= 10 }' } }\n",
+    )
+    .unwrap();
+    let db = dir.path().join("baton.db");
+    let out = baton(&[
+        "run",
+        flow.to_str().unwrap(),
+        "--input",
+        r#"{"minutes": "N/A"}"#,
+        "--store",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("input/minutes: error:"), "{stderr:?}");
+    assert!(!stderr.contains("started"), "nothing starts: {stderr:?}");
+}

@@ -86,6 +86,34 @@ async fn record(state: &AppState, id: &InstanceId) -> ApiResult<InstanceRecord> 
 }
 
 /// Starts an instance; with a key, at most one instance is started per key and request.
+/// A start whose input breaks the flow's input schema is refused before anything is durable:
+/// 400 with one error per offending value (its JSON Pointer and why), instead of an instance
+/// that faults at once.
+fn refuse_bad_input(program: &baton_core::Program, input: &Value) -> ApiResult<()> {
+    let errors = program.input_errors(input).map_err(|p| {
+        ApiError::new(Code::InvalidFlow, "Invalid input schema").detail(p.to_string())
+    })?;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let first = &errors[0];
+    let at = if first.pointer.is_empty() {
+        "the input"
+    } else {
+        first.pointer.as_str()
+    };
+    Err(ApiError::new(
+        Code::InvalidRequest,
+        "Input does not match the flow's schema",
+    )
+    .detail(format!(
+        "{} problem(s); the first, at {at}: {}",
+        errors.len(),
+        first.message
+    ))
+    .errors(serde_json::to_value(&errors).unwrap_or_default()))
+}
+
 pub async fn start_instance(
     state: &AppState,
     actor: &Actor,
@@ -94,6 +122,7 @@ pub async fn start_instance(
 ) -> ApiResult<StartOutcome> {
     let program = resolve_program(state, &req)?;
     let input = req.input.clone().unwrap_or_else(|| json!({}));
+    refuse_bad_input(&program, &input)?;
     let Some(key) = key else {
         let id = state.runtime.start(program.clone(), input).await?;
         audit_start(state, actor, &id, &program, None).await?;
