@@ -559,9 +559,45 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     assert_eq!(status, 202, "{first}");
     assert_ne!(first["outcome"], "duplicate");
     let (_, again, _) = s
-        .request("POST", "/v1/events", Some("t-operator"), Some(event))
+        .request(
+            "POST",
+            "/v1/events",
+            Some("t-operator"),
+            Some(event.clone()),
+        )
         .await;
     assert_eq!(again["outcome"], "duplicate");
+    // Issue 14: the same identity with other data is not a duplicate: it is a conflict, kept
+    // in the quarantine beside the first, never dropped.
+    let mut other = event.clone();
+    other["data"] = json!({"truck": "t-9"});
+    let (status, conflict, _) = s
+        .request("POST", "/v1/events", Some("t-operator"), Some(other))
+        .await;
+    assert_eq!(
+        (status, conflict["outcome"].as_str()),
+        (202, Some("quarantined")),
+        "{conflict}"
+    );
+    assert!(
+        conflict["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("conflict:"),
+        "{conflict}"
+    );
+    let cid = conflict["quarantine_id"].as_str().unwrap();
+    let (_, held, _) = s
+        .request("GET", "/v1/quarantine", Some("t-viewer"), None)
+        .await;
+    let kept = held["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == cid)
+        .expect("the conflict is held");
+    assert_eq!(kept["raw"]["data"]["truck"], "t-9", "{kept}");
+    assert_eq!(kept["first"]["data"]["truck"], "t-7", "{kept}");
 
     let bad = json!({"specversion": "1.0", "id": "e-2", "source": "maplewood/gps", "data": {}});
     let (status, q, _) = s
@@ -578,8 +614,12 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     let (_, list, _) = s
         .request("GET", "/v1/quarantine", Some("t-viewer"), None)
         .await;
-    let held = &list["items"][0];
-    assert_eq!(held["id"], qid.as_str());
+    let held = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == qid.as_str())
+        .expect("the invalid event is held");
     assert!(held["reason"].as_str().unwrap().contains("type"));
     assert_eq!(held["raw"]["id"], "e-2", "the body is kept as received");
 
@@ -609,7 +649,13 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
     let (_, after, _) = s
         .request("GET", "/v1/quarantine", Some("t-viewer"), None)
         .await;
-    assert_eq!(after["items"][0]["status"], "replayed", "{after}");
+    let replayed_one = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == qid.as_str())
+        .unwrap();
+    assert_eq!(replayed_one["status"], "replayed", "{after}");
     common::assert_named_by(&doc, "QuarantinePage", &after);
 
     let (_, metrics, _) = s.request("GET", "/metrics", None, None).await;
@@ -618,8 +664,9 @@ async fn a_duplicate_event_is_deduplicated_and_an_invalid_one_is_quarantined_wit
         text.contains("baton_events_total{outcome=\"duplicate\"} 1"),
         "{text}"
     );
+    // The conflict and the invalid event.
     assert!(
-        text.contains("baton_events_total{outcome=\"quarantined\"} 1"),
+        text.contains("baton_events_total{outcome=\"quarantined\"} 2"),
         "{text}"
     );
 }

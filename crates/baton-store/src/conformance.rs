@@ -268,6 +268,17 @@ pub async fn events_dedupe_order_prune<S: Store>(store: Arc<S>) {
         "another source"
     );
     let all = store.events_after(0, 10).await.unwrap();
+    let first = store
+        .event_by_identity("s", "1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        (first.seq, &first.event),
+        (all[0].seq, &all[0].event),
+        "found by identity"
+    );
+    assert!(store.event_by_identity("s", "9").await.unwrap().is_none());
     let got: Vec<Value> = all.iter().map(|e| e.event["id"].clone()).collect();
     assert_eq!(got, [json!("1"), json!("2"), json!("1")]);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));

@@ -268,6 +268,13 @@ pub trait Store: DocStore {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    /// The stored event with this CloudEvents identity (`source` + `id`), if the store still
+    /// remembers it: what a duplicate is compared with.
+    fn event_by_identity(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
     /// Subscribes to the event log: wakes when an event is stored after the subscription,
     /// through this handle or any other over the same store (another process's included).
     /// Subscribe before reading the log; see [`DocWatch`].

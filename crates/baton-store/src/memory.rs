@@ -226,6 +226,23 @@ impl Store for MemoryStore {
         Ok(old.len() as u64)
     }
 
+    async fn event_by_identity(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let wanted = (source.to_string(), id.to_string());
+        Ok(self
+            .lock()
+            .events
+            .iter()
+            .find(|(_, _, e)| event_identity(e) == wanted)
+            .map(|(seq, _, e)| StoredEvent {
+                seq: *seq,
+                event: e.clone(),
+            }))
+    }
+
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let inner = self.lock();
         Ok(inner

@@ -920,6 +920,33 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn event_by_identity(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let (source, id) = (source.to_string(), id.to_string());
+        self.read(move |c| {
+            let row = c
+                .prepare_cached("SELECT seq, body FROM events WHERE source = ?1 AND id = ?2")
+                .map_err(io)?
+                .query_row(params![source, id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(io)?;
+            row.map(|(seq, body)| {
+                Ok(StoredEvent {
+                    seq: seq as u64,
+                    event: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(move |c| {
             let mut st = c

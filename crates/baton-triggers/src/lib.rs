@@ -285,6 +285,9 @@ pub struct Quarantined {
     /// What the replay did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<Value>,
+    /// For a conflict (same `source` and `id`, other data): the event received first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<Value>,
 }
 
 /// An event held by a debounce window.
@@ -701,6 +704,17 @@ fn str_of(v: &Value, key: &str) -> String {
         .to_string()
 }
 
+/// Why an event with a known identity and other data is quarantined.
+fn conflict_reason(event: &Value) -> String {
+    let (source, id) = identity(event);
+    format!(
+        "conflict: an event with source `{}` and id `{}` was already received with other data; \
+         both are kept here (`raw` and `first`)",
+        source.unwrap_or_default(),
+        id.unwrap_or_default()
+    )
+}
+
 fn quarantined_of(d: &Doc) -> Quarantined {
     Quarantined {
         id: d.id.clone(),
@@ -712,6 +726,7 @@ fn quarantined_of(d: &Doc) -> Quarantined {
         stored: d.body.get("stored").and_then(Value::as_bool) == Some(true),
         replayed_at_ms: d.body.get("replayed_at_ms").and_then(Value::as_u64),
         replay: d.body.get("replay").cloned(),
+        first: d.body.get("first").cloned(),
     }
 }
 
@@ -1062,6 +1077,27 @@ impl<S: Store> Inner<S> {
         Ok(id)
     }
 
+    /// Adds the first event of a conflicting identity to its quarantine record, so both
+    /// payloads are there to compare.
+    async fn keep_first(&self, qid: &str, first: Value) -> Result<(), TriggerError> {
+        let Some(doc) = self.store().doc(QUARANTINE_KIND, qid).await? else {
+            return Ok(());
+        };
+        let mut body = doc.body.clone();
+        body["first"] = first;
+        self.store()
+            .put_doc(DocWrite {
+                kind: QUARANTINE_KIND.into(),
+                id: qid.to_string(),
+                status: doc.status.clone(),
+                at_ms: doc.at_ms,
+                body,
+                expect: Expect::Version(doc.version),
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Checks, plans and stores each event, then processes them; reports per event.
     async fn ingest_events(&self, events: Vec<Value>) -> Result<IngestReport, TriggerError> {
         let now = self.now();
@@ -1084,6 +1120,16 @@ impl<S: Store> Inner<S> {
                 Ok(Stored::Duplicate) => tally.c.duplicate += 1,
                 Err(Refused::Invalid(raw, reason)) => {
                     let qid = self.quarantine(raw, &reason, false, now).await?;
+                    tally.c.quarantined += 1;
+                    report.outcome = EventOutcome::Quarantined {
+                        quarantine_id: qid,
+                        reason,
+                    };
+                }
+                Err(Refused::Conflict(raw, first)) => {
+                    let reason = conflict_reason(&raw);
+                    let qid = self.quarantine(raw, &reason, false, now).await?;
+                    self.keep_first(&qid, first).await?;
                     tally.c.quarantined += 1;
                     report.outcome = EventOutcome::Quarantined {
                         quarantine_id: qid,
@@ -1185,6 +1231,8 @@ impl<S: Store> Inner<S> {
             Ok(p) => p,
             Err(reason) => return Err(Refused::Invalid(event, reason)),
         };
+        // As received, for a quarantine record: the marks below are Baton's, not the sender's.
+        let received = plan.routes(&self.set.rules).then(|| event.clone());
         if plan.routes(&self.set.rules)
             && let Some(obj) = event.as_object_mut()
         {
@@ -1206,7 +1254,19 @@ impl<S: Store> Inner<S> {
             }
             Ok(false) => {
                 self.release(&ident);
-                Ok(Stored::Duplicate)
+                // A repeat is a duplicate only if it says the same: the same identity with other
+                // data is a conflict, kept beside the first rather than dropped.
+                let first = self
+                    .store()
+                    .event_by_identity(&ident.0, &ident.1)
+                    .await
+                    .map_err(Refused::Store)?;
+                match first {
+                    Some(f) if f.event.get("data") != event.get("data") => {
+                        Err(Refused::Conflict(received.unwrap_or(event), f.event))
+                    }
+                    _ => Ok(Stored::Duplicate),
+                }
             }
             Err(e) => {
                 self.release(&ident);
@@ -1889,6 +1949,7 @@ impl<S: Store> Inner<S> {
         } else {
             match self.store_event(event, now).await {
                 Err(Refused::Invalid(_, reason)) => Some(reason),
+                Err(Refused::Conflict(raw, _)) => Some(conflict_reason(&raw)),
                 Err(Refused::Store(e)) => return Err(e.into()),
                 Ok(Stored::Duplicate) => {
                     let mut tally = Tally::default();
@@ -1977,6 +2038,8 @@ enum Stored {
 enum Refused {
     /// Not processable: the event (as received) and why.
     Invalid(Value, String),
+    /// The same `source` and `id` as a stored event, with other data: the event, the first.
+    Conflict(Value, Value),
     Store(StoreError),
 }
 

@@ -479,4 +479,6 @@ pub struct QuarantinedDoc {
     replayed_at_ms: Option<u64>,
     /// What the replay did.
     replay: Option<Value>,
+    /// For a conflict (same `source` and `id`, other data): the event received first.
+    first: Option<Value>,
 }
