@@ -279,7 +279,10 @@ pub trait Store: DocStore {
     /// through this handle or any other over the same store (another process's included).
     /// Subscribe before reading the log; see [`DocWatch`].
     fn watch_events(&self) -> DocWatch {
-        self.watch(&[(EVENT_LOG, KeyRange::All)])
+        // Every stored event is logged as `EVENT_LOG` with the id "": an exact watch of that one
+        // key, so the hub finds the (possibly many) listening instances by lookup, not by a scan
+        // of its ranged watches on every document change.
+        self.watch(&[(EVENT_LOG, KeyRange::Exact(String::new()))])
     }
 }
 
