@@ -266,35 +266,6 @@ impl<S: Store> Runtime<S> {
         any.downcast::<T>().unwrap_or_else(|_| unreachable!())
     }
 
-    /// Starts an instance whose effects `policy` holds back (a shadow, a replay); returns once
-    /// its start is durable, with its result channel held (see [`Runtime::run`]).
-    pub async fn run_under(
-        &self,
-        id: Option<InstanceId>,
-        program: Arc<Program>,
-        input: Value,
-        policy: Arc<dyn EffectPolicy>,
-    ) -> Result<
-        (
-            InstanceId,
-            impl std::future::Future<Output = Option<RunResult>> + use<S>,
-        ),
-        RuntimeError,
-    > {
-        let (id, rx) =
-            driver::start_with_policy(self.shared.clone(), program, input, id, Some(policy))
-                .await?;
-        Ok((id, await_result(rx)))
-    }
-
-    /// The program of a flow version: the registered one, or loaded from the store's copy.
-    pub async fn program_for(
-        &self,
-        flow: &baton_core::FlowRef,
-    ) -> Result<Arc<Program>, RuntimeError> {
-        driver::program_for(&self.shared, flow).await
-    }
-
     /// Runs `hook` whenever an instance driven by this runtime ends (after its end is durable):
     /// the place to release what the instance held.
     pub fn on_instance_end(&self, hook: EndHook) {

@@ -1232,10 +1232,9 @@ impl<S: Store> Inner<S> {
             Err(reason) => return Err(Refused::Invalid(event, reason)),
         };
         // As received, for a quarantine record: the marks below are Baton's, not the sender's.
-        let received = plan.routes(&self.set.rules).then(|| event.clone());
-        if plan.routes(&self.set.rules)
-            && let Some(obj) = event.as_object_mut()
-        {
+        let routes = plan.routes(&self.set.rules);
+        let received = routes.then(|| event.clone());
+        if routes && let Some(obj) = event.as_object_mut() {
             // `""` is no instance's id: no listener sees the original; the rule delivers it.
             let own = obj.insert(SIGNAL_TARGET.into(), Value::String(String::new()));
             let mark = match own {

@@ -517,27 +517,14 @@ async fn run(
         .or_else(|| flow.parent().map(Path::to_path_buf))
         .unwrap_or_default();
     register_dir(&rt, &dir, flow).await?;
-    let program = match rt.register_flow(&text).await {
-        Ok(p) => p,
-        Err(baton_engine::RuntimeError::InvalidFlow(lines)) => {
-            // The same checks again, for the locations under the file's own name.
-            match rt.check_flow(&text) {
-                Err(diags) => {
-                    for d in diags {
-                        eprintln!("{}", d.render(&flow.display().to_string()));
-                    }
-                }
-                // Never silent, even if the two disagreed.
-                Ok(_) => {
-                    for l in lines {
-                        eprintln!("{l}");
-                    }
-                }
-            }
-            return Ok(ExitCode::from(1));
+    // The checks registration makes, first, so a refusal is printed under the file's name.
+    if let Err(diags) = rt.check_flow(&text) {
+        for d in diags {
+            eprintln!("{}", d.render(&flow.display().to_string()));
         }
-        Err(e) => return Err(e.into()),
-    };
+        return Ok(ExitCode::from(1));
+    }
+    let program = rt.register_flow(&text).await?;
     // An input that breaks the flow's input schema starts nothing: say where and why.
     let bad = program
         .input_errors(&input)
